@@ -1,0 +1,26 @@
+//! hovercraft-core: the sans-IO protocol core of the HovercRaft testbed.
+//!
+//! Nothing in this crate owns a socket, a thread or a clock. Inputs are method calls that carry
+//! `now` (`handle_datagram`, `handle_timeout`); outputs are pulled (`poll_transmit`,
+//! `poll_timeout`, `poll_event`). The simulator (`hovercraft-sim`) and the real runtime
+//! (`hovercraft-runtime`) drive the same types through the same methods.
+//!
+//! Layout:
+//! - [`time`]: `Instant`/`Duration` in nanoseconds (virtual or real, the core cannot tell).
+//! - [`rng`]: seeded `ChaCha8Rng` streams derived from one master seed.
+//! - [`wire`]: byte codecs — the R2P2 header, multi-packet framing, Raft messages.
+//! - [`r2p2`]: R2P2 endpoints — client (requests, timeouts, DROPs) and server (reassembly).
+//! - [`app`]: applications behind the [`app::StateMachine`] trait (synthetic, kv).
+//! - [`node`]: the server `Node` that drivers run, one per replica.
+#![forbid(unsafe_code)]
+
+pub mod app;
+pub mod node;
+pub mod r2p2;
+pub mod rng;
+pub mod time;
+pub mod wire;
+
+pub use node::{Node, NodeConfig, NodeEvent};
+pub use time::{Duration, Instant};
+pub use wire::{Transmit, WireError};
