@@ -19,7 +19,9 @@ use crate::wire::{MsgType, Transmit, WireError};
 pub type NodeId = u8;
 
 /// Which system a cluster runs (DESIGN.md §3, "four modes").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub enum Mode {
     /// One server, R2P2 only: the baseline every speedup is measured against.
     #[serde(rename = "unreplicated")]

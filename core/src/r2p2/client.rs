@@ -44,8 +44,15 @@ pub enum ClientEvent {
         body: Vec<u8>,
     },
     /// The server refused the request (flow control).
-    Dropped { req_id: u16, tag: u64, latency_ns: u64 },
-    TimedOut { req_id: u16, tag: u64 },
+    Dropped {
+        req_id: u16,
+        tag: u64,
+        latency_ns: u64,
+    },
+    TimedOut {
+        req_id: u16,
+        tag: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -153,7 +160,8 @@ impl Client {
                 seq,
             },
         );
-        self.deadlines.push_back((now + self.cfg.timeout, req_id, seq));
+        self.deadlines
+            .push_back((now + self.cfg.timeout, req_id, seq));
         self.stats.sent += 1;
         Ok(req_id)
     }
@@ -213,7 +221,8 @@ impl Client {
             if self.in_flight.get(&req_id).is_some_and(|f| f.seq == seq) {
                 let f = self.in_flight.remove(&req_id).expect("present");
                 self.stats.timeouts += 1;
-                self.events.push_back(ClientEvent::TimedOut { req_id, tag: f.tag });
+                self.events
+                    .push_back(ClientEvent::TimedOut { req_id, tag: f.tag });
             }
         }
         self.rx.handle_timeout(now);
@@ -259,7 +268,16 @@ mod tests {
 
     fn reply(msg_type: MsgType, req_id: u16, body: &[u8]) -> Vec<Vec<u8>> {
         let mut q = VecDeque::new();
-        server::send(&mut q, SocketAddrV4::new([0, 0, 0, 0].into(), 0), msg_type, Policy::LbRoute, req_id, body, 0).unwrap();
+        server::send(
+            &mut q,
+            SocketAddrV4::new([0, 0, 0, 0].into(), 0),
+            msg_type,
+            Policy::LbRoute,
+            req_id,
+            body,
+            0,
+        )
+        .unwrap();
         q.into_iter().map(|t| t.payload).collect()
     }
 
@@ -268,9 +286,15 @@ mod tests {
         let server = SocketAddrV4::new([10, 0, 0, 1].into(), 8000);
         let mut c = client();
         let t0 = Instant::from_ns(1_000);
-        let a = c.send_request(t0, server, Policy::LbRoute, b"a", 100).unwrap();
-        let b = c.send_request(t0, server, Policy::LbRoute, b"b", 200).unwrap();
-        let d = c.send_request(t0, server, Policy::LbRoute, b"c", 300).unwrap();
+        let a = c
+            .send_request(t0, server, Policy::LbRoute, b"a", 100)
+            .unwrap();
+        let b = c
+            .send_request(t0, server, Policy::LbRoute, b"b", 200)
+            .unwrap();
+        let d = c
+            .send_request(t0, server, Policy::LbRoute, b"c", 300)
+            .unwrap();
         assert_eq!((a, b, d), (0, 1, 2));
         assert_eq!(
             c.send_request(t0, server, Policy::LbRoute, b"x", 0),
@@ -280,26 +304,45 @@ mod tests {
 
         // A multi-packet response for `a`, and a DROP for `b`.
         for p in reply(MsgType::Response, a, &vec![5u8; 4000]) {
-            c.handle_datagram(t0 + Duration::from_ns(500), server, &p).unwrap();
+            c.handle_datagram(t0 + Duration::from_ns(500), server, &p)
+                .unwrap();
         }
         for p in reply(MsgType::Drop, b, b"") {
-            c.handle_datagram(t0 + Duration::from_ns(700), server, &p).unwrap();
+            c.handle_datagram(t0 + Duration::from_ns(700), server, &p)
+                .unwrap();
         }
         match c.poll_event().unwrap() {
-            ClientEvent::Response { req_id, tag, latency_ns, body, .. } => {
+            ClientEvent::Response {
+                req_id,
+                tag,
+                latency_ns,
+                body,
+                ..
+            } => {
                 assert_eq!((req_id, tag, latency_ns, body.len()), (a, 100, 500, 4000));
             }
             e => panic!("unexpected {e:?}"),
         }
         assert_eq!(
             c.poll_event(),
-            Some(ClientEvent::Dropped { req_id: b, tag: 200, latency_ns: 700 })
+            Some(ClientEvent::Dropped {
+                req_id: b,
+                tag: 200,
+                latency_ns: 700
+            })
         );
         c.handle_timeout(t0 + Duration::from_us(100));
-        assert_eq!(c.poll_event(), Some(ClientEvent::TimedOut { req_id: d, tag: 300 }));
+        assert_eq!(
+            c.poll_event(),
+            Some(ClientEvent::TimedOut {
+                req_id: d,
+                tag: 300
+            })
+        );
         // A late reply for the timed-out request is counted, not matched.
         for p in reply(MsgType::Response, d, b"late") {
-            c.handle_datagram(t0 + Duration::from_us(200), server, &p).unwrap();
+            c.handle_datagram(t0 + Duration::from_us(200), server, &p)
+                .unwrap();
         }
         assert_eq!(c.poll_event(), None);
         assert_eq!(c.stats.unmatched, 1);
@@ -311,10 +354,14 @@ mod tests {
         let server = SocketAddrV4::new([10, 0, 0, 1].into(), 8000);
         let mut c = client();
         c.next_req_id = u16::MAX;
-        let a = c.send_request(Instant::ZERO, server, Policy::LbRoute, b"", 0).unwrap();
+        let a = c
+            .send_request(Instant::ZERO, server, Policy::LbRoute, b"", 0)
+            .unwrap();
         assert_eq!(a, u16::MAX);
         c.next_req_id = u16::MAX;
-        let b = c.send_request(Instant::ZERO, server, Policy::LbRoute, b"", 0).unwrap();
+        let b = c
+            .send_request(Instant::ZERO, server, Policy::LbRoute, b"", 0)
+            .unwrap();
         assert_eq!(b, 0, "wraps and skips the req_id still in flight");
     }
 

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
 use crate::time::Instant;
-use crate::wire::framing::{self, Assembled, ReassemblyConfig, ReassemblyError, Reassembler};
+use crate::wire::framing::{self, Assembled, Reassembler, ReassemblyConfig, ReassemblyError};
 use crate::wire::{Header, MsgType, Policy, Transmit, WireError};
 
 /// A complete message received.

@@ -38,7 +38,8 @@ pub fn fragment(
     let n = packet_count(message.len());
     for i in 0..n {
         let start = i * MAX_PACKET_PAYLOAD;
-        let chunk = &message[start.min(message.len())..(start + MAX_PACKET_PAYLOAD).min(message.len())];
+        let chunk =
+            &message[start.min(message.len())..(start + MAX_PACKET_PAYLOAD).min(message.len())];
         let header = Header {
             msg_type,
             policy,
@@ -273,7 +274,11 @@ impl Reassembler {
                 break;
             }
             self.expiry.pop_front();
-            if self.partial.get(&key).is_some_and(|p| p.deadline == deadline) {
+            if self
+                .partial
+                .get(&key)
+                .is_some_and(|p| p.deadline == deadline)
+            {
                 self.partial.remove(&key);
                 n += 1;
             }
@@ -301,7 +306,10 @@ mod tests {
 
     fn split(message: &[u8]) -> Vec<Vec<u8>> {
         let mut pkts = Vec::new();
-        fragment(MsgType::Request, Policy::LbRoute, 9, message, |p| pkts.push(p)).unwrap();
+        fragment(MsgType::Request, Policy::LbRoute, 9, message, |p| {
+            pkts.push(p)
+        })
+        .unwrap();
         pkts
     }
 
@@ -353,7 +361,10 @@ mod tests {
         let big = vec![1u8; 2000];
         for req_id in 0..3u16 {
             let mut pkts = Vec::new();
-            fragment(MsgType::Request, Policy::LbRoute, req_id, &big, |p| pkts.push(p)).unwrap();
+            fragment(MsgType::Request, Policy::LbRoute, req_id, &big, |p| {
+                pkts.push(p)
+            })
+            .unwrap();
             let (h, p) = Header::decode(&pkts[0]).unwrap();
             let res = r.push(Instant::ZERO, addr(), h, p);
             if req_id < 2 {
@@ -393,7 +404,10 @@ mod tests {
             r.push(now, addr(), h(false, false, 0), b""),
             Err(ReassemblyError::BadIndex { .. })
         ));
-        assert_eq!(r.push(now, addr(), h(true, false, 3), b"a"), Ok(Assembled::Pending));
+        assert_eq!(
+            r.push(now, addr(), h(true, false, 3), b"a"),
+            Ok(Assembled::Pending)
+        );
         assert_eq!(
             r.push(now, addr(), h(true, false, 3), b"a"),
             Err(ReassemblyError::Duplicate(0))
@@ -407,7 +421,10 @@ mod tests {
             r.push(now, addr(), h(false, true, 1), b"x"),
             Err(ReassemblyError::BadIndex { .. })
         ));
-        assert_eq!(r.push(now, addr(), h(false, false, 1), b"b"), Ok(Assembled::Pending));
+        assert_eq!(
+            r.push(now, addr(), h(false, false, 1), b"b"),
+            Ok(Assembled::Pending)
+        );
         assert_eq!(
             r.push(now, addr(), h(false, true, 2), b"c"),
             Ok(Assembled::Multi(h(true, false, 3), b"abc".to_vec()))

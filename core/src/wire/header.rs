@@ -183,7 +183,9 @@ mod tests {
     /// header (two extension bytes are skipped).
     #[test]
     fn golden_drop_with_extended_header() {
-        let bytes = [0xCC, 0x0A, 0x43, 0xC0, 0x00, 0x07, 0x00, 0x01, 0xAA, 0xBB, 0x99];
+        let bytes = [
+            0xCC, 0x0A, 0x43, 0xC0, 0x00, 0x07, 0x00, 0x01, 0xAA, 0xBB, 0x99,
+        ];
         let (h, payload) = Header::decode(&bytes).unwrap();
         assert_eq!(h.msg_type, MsgType::Drop);
         assert_eq!(h.policy, Policy::ReplicatedRouteNoSe);
@@ -220,16 +222,22 @@ mod tests {
     }
 
     fn arb_header() -> impl Strategy<Value = Header> {
-        (0u8..8, 0u8..4, any::<bool>(), any::<bool>(), any::<u16>(), any::<u16>()).prop_map(
-            |(t, p, first, last, req_id, packet_order)| Header {
+        (
+            0u8..8,
+            0u8..4,
+            any::<bool>(),
+            any::<bool>(),
+            any::<u16>(),
+            any::<u16>(),
+        )
+            .prop_map(|(t, p, first, last, req_id, packet_order)| Header {
                 msg_type: MsgType::from_u8(t).unwrap(),
                 policy: Policy::from_u8(p).unwrap(),
                 first,
                 last,
                 req_id,
                 packet_order,
-            },
-        )
+            })
     }
 
     proptest! {

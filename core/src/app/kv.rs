@@ -1,0 +1,1279 @@
+//! An ordered key-value store, enough for YCSB-E (95% short scans, 5% inserts over 1M keys of
+//! 10 fields × 100 B). State is a `BTreeMap`, so iteration (scans, the digest) is in key order
+//! and identical on every replica.
+//!
+//! Request layout (big-endian):
+//!
+//! ```text
+//! | tag u8 = tag::KV | op u8 | key_len u16 | key | op-specific
+//! GET    = 1   nothing more
+//! PUT    = 2   value_len u32 | value
+//! INSERT = 3   value_len u32 | value       (YCSB's insert; same semantics as PUT)
+//! SCAN   = 4   count u16                   (up to `count` records with key >= key, in order)
+//! DELETE = 5   nothing more
+//! ```
+//!
+//! Trailing bytes after a request are an error, so two encodings never mean the same request.
+//!
+//! Reply layout: one status byte that alone says what follows, so a reply decodes without
+//! knowing the request it answers (a linearizability checker reads replies from a log):
+//!
+//! ```text
+//! status::OK        = 0   nothing more        (PUT/INSERT applied, DELETE removed a key)
+//! status::NOT_FOUND = 1   nothing more        (GET or DELETE of an absent key)
+//! status::FULL      = 2   nothing more        (PUT/INSERT of a new key with max_keys keys)
+//! status::VALUE     = 3   value_len u32 | value                          (GET hit)
+//! status::RECORDS   = 4   n u16 | [key_len u16 | key | value_len u32 | value] * n   (SCAN)
+//! ```
+//!
+//! A SCAN always answers RECORDS, possibly with n = 0.
+//!
+//! Limits: keys ≤ [`MAX_KEY_BYTES`], values ≤ [`MAX_VALUE_BYTES`], scan count ≤
+//! [`MAX_SCAN_RECORDS`], replies ≤ [`MAX_REPLY_BYTES`] (a scan stops early rather than exceed
+//! it), and at most [`KvCosts::max_keys`] keys. So the store holds at most
+//! `max_keys × (MAX_KEY_BYTES + MAX_VALUE_BYTES)` payload bytes; pick `max_keys` with the value
+//! sizes of the workload in mind (YCSB: ~1 KiB per key).
+//!
+//! CPU cost is reported, not spent: see [`KvCosts`].
+
+use std::collections::BTreeMap;
+use std::ops::Bound;
+
+use super::{tag, AppError, Execution, StateMachine};
+
+/// Longest key, in bytes (YCSB keys are ~24 B; 256 leaves room for composite keys).
+pub const MAX_KEY_BYTES: usize = 256;
+/// Longest value, in bytes (64 KiB: 64× a YCSB record, and still fits any reply with room).
+pub const MAX_VALUE_BYTES: usize = 64 * 1024;
+/// Most records one SCAN may ask for (YCSB-E asks for 1–100).
+pub const MAX_SCAN_RECORDS: u16 = 1000;
+/// Largest reply body, in bytes (1 MiB). A scan stops before the record that would exceed it;
+/// since one record is at most `6 + MAX_KEY_BYTES + MAX_VALUE_BYTES` bytes, a scan that finds
+/// any record returns at least one.
+pub const MAX_REPLY_BYTES: usize = 1 << 20;
+/// Fixed part of every request: tag, op, key_len.
+pub const REQUEST_HEADER_BYTES: usize = 4;
+
+/// Request opcodes (second byte of a request).
+pub mod op {
+    pub const GET: u8 = 1;
+    pub const PUT: u8 = 2;
+    pub const INSERT: u8 = 3;
+    pub const SCAN: u8 = 4;
+    pub const DELETE: u8 = 5;
+}
+
+/// Reply status bytes (first byte of a reply); see the module docs for what follows each.
+pub mod status {
+    pub const OK: u8 = 0;
+    pub const NOT_FOUND: u8 = 1;
+    pub const FULL: u8 = 2;
+    pub const VALUE: u8 = 3;
+    pub const RECORDS: u8 = 4;
+}
+
+/// Framing bytes per record in a RECORDS reply: key_len u16 + value_len u32.
+const RECORD_FRAMING_BYTES: usize = 6;
+
+const NAME: &str = "kv";
+
+/// Cost model and capacity of the store. Costs are reported in [`Execution::cpu_ns`]:
+///
+/// `cpu_ns = op_ns + records × per_record_ns + bytes × per_kib_ns / 1024`
+///
+/// where `records` is the number of records a SCAN returns (0 for other ops) and `bytes` is
+/// the key and value bytes the operation carries in and out: the request's key and value plus
+/// the reply's value (GET) or keys and values (SCAN). Integer arithmetic, multiplying before
+/// dividing so a 1000-B YCSB record is not rounded down to 0 KiB; every step saturates, so no
+/// configuration can overflow.
+///
+/// `max_keys` lives here (rather than in a separate config) because [`super::build`] passes
+/// this one value to the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KvCosts {
+    /// Fixed cost of every operation. Default 1,000 ns: parsing the request, a B-tree descent
+    /// over ~1M keys (a handful of cache misses at ~100 ns each) and framing the reply, in line
+    /// with the ~1 µs per small request that in-memory stores like Redis sustain per core.
+    pub op_ns: u64,
+    /// Cost per record a SCAN returns. Default 500 ns: an iterator step to a node likely not in
+    /// cache plus the per-record framing; this is what makes YCSB-E scans (avg ~50 records)
+    /// tens of µs, the regime where HovercRaft's read load balancing pays off.
+    pub per_record_ns: u64,
+    /// Cost per KiB of key and value bytes read or written. Default 100 ns: copying at
+    /// ~10 GB/s, a single core's memcpy bandwidth.
+    pub per_kib_ns: u64,
+    /// Most keys the store holds; a PUT/INSERT of a new key beyond it answers FULL instead of
+    /// growing. Default 4,000,000: 4× YCSB's 1M-record load, so a long run of 5% inserts does
+    /// not fill it, while bounding memory (~4 GiB at YCSB's ~1 KiB per record).
+    pub max_keys: u64,
+}
+
+impl Default for KvCosts {
+    fn default() -> Self {
+        KvCosts {
+            op_ns: 1_000,
+            per_record_ns: 500,
+            per_kib_ns: 100,
+            max_keys: 4_000_000,
+        }
+    }
+}
+
+impl KvCosts {
+    /// The CPU cost of an operation returning `records` scan records and moving `bytes` key and
+    /// value bytes (see the type docs). Saturates instead of overflowing.
+    pub fn cpu_ns(&self, records: u64, bytes: u64) -> u64 {
+        let per_kib = u128::from(bytes) * u128::from(self.per_kib_ns) / 1024;
+        let per_kib = u64::try_from(per_kib).unwrap_or(u64::MAX);
+        self.op_ns
+            .saturating_add(records.saturating_mul(self.per_record_ns))
+            .saturating_add(per_kib)
+    }
+}
+
+/// A decoded request (owned). See the module docs for the layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvRequest {
+    Get {
+        key: Vec<u8>,
+    },
+    Put {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// YCSB's insert: same semantics as `Put` (insert or overwrite); a separate opcode so
+    /// workloads and traces keep the distinction.
+    Insert {
+        key: Vec<u8>,
+        value: Vec<u8>,
+    },
+    /// Up to `count` records with key ≥ `start`, in key order.
+    Scan {
+        start: Vec<u8>,
+        count: u16,
+    },
+    Delete {
+        key: Vec<u8>,
+    },
+}
+
+impl KvRequest {
+    /// Appends the encoded request to `out`.
+    ///
+    /// Fields are not checked here: a key, value or count beyond the limits encodes (lengths
+    /// saturate at the field's maximum) into a request that [`KvRequest::decode`] — and so
+    /// every replica alike — rejects as [`AppError::OutOfRange`].
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.borrowed().encode(out);
+    }
+
+    /// Parses a request. Never panics; every malformed input is an [`AppError`].
+    pub fn decode(bytes: &[u8]) -> Result<Self, AppError> {
+        parse_request(bytes).map(RequestRef::into_owned)
+    }
+
+    /// GET and SCAN have no side effects.
+    pub fn is_read_only(&self) -> bool {
+        self.borrowed().is_read_only()
+    }
+
+    /// The request's key (a SCAN's start key).
+    pub fn key(&self) -> &[u8] {
+        match self {
+            KvRequest::Get { key }
+            | KvRequest::Put { key, .. }
+            | KvRequest::Insert { key, .. }
+            | KvRequest::Delete { key } => key,
+            KvRequest::Scan { start, .. } => start,
+        }
+    }
+
+    fn borrowed(&self) -> RequestRef<'_> {
+        match self {
+            KvRequest::Get { key } => RequestRef::Get { key },
+            KvRequest::Put { key, value } => RequestRef::Put { key, value },
+            KvRequest::Insert { key, value } => RequestRef::Insert { key, value },
+            KvRequest::Scan { start, count } => RequestRef::Scan {
+                start,
+                count: *count,
+            },
+            KvRequest::Delete { key } => RequestRef::Delete { key },
+        }
+    }
+}
+
+/// A request borrowing from the bytes it was parsed from, so `execute` copies only what it
+/// stores (a PUT's key and value) and GET/SCAN allocate nothing to parse.
+#[derive(Clone, Copy, Debug)]
+enum RequestRef<'a> {
+    Get { key: &'a [u8] },
+    Put { key: &'a [u8], value: &'a [u8] },
+    Insert { key: &'a [u8], value: &'a [u8] },
+    Scan { start: &'a [u8], count: u16 },
+    Delete { key: &'a [u8] },
+}
+
+impl RequestRef<'_> {
+    fn is_read_only(&self) -> bool {
+        matches!(self, RequestRef::Get { .. } | RequestRef::Scan { .. })
+    }
+
+    fn into_owned(self) -> KvRequest {
+        match self {
+            RequestRef::Get { key } => KvRequest::Get { key: key.to_vec() },
+            RequestRef::Put { key, value } => KvRequest::Put {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            },
+            RequestRef::Insert { key, value } => KvRequest::Insert {
+                key: key.to_vec(),
+                value: value.to_vec(),
+            },
+            RequestRef::Scan { start, count } => KvRequest::Scan {
+                start: start.to_vec(),
+                count,
+            },
+            RequestRef::Delete { key } => KvRequest::Delete { key: key.to_vec() },
+        }
+    }
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        let (code, key) = match *self {
+            RequestRef::Get { key } => (op::GET, key),
+            RequestRef::Put { key, .. } => (op::PUT, key),
+            RequestRef::Insert { key, .. } => (op::INSERT, key),
+            RequestRef::Scan { start, .. } => (op::SCAN, start),
+            RequestRef::Delete { key } => (op::DELETE, key),
+        };
+        out.push(tag::KV);
+        out.push(code);
+        put_len_u16(out, key.len());
+        out.extend_from_slice(key);
+        match *self {
+            RequestRef::Put { value, .. } | RequestRef::Insert { value, .. } => {
+                put_len_u32(out, value.len());
+                out.extend_from_slice(value);
+            }
+            RequestRef::Scan { count, .. } => out.extend_from_slice(&count.to_be_bytes()),
+            RequestRef::Get { .. } | RequestRef::Delete { .. } => {}
+        }
+    }
+}
+
+fn parse_request(bytes: &[u8]) -> Result<RequestRef<'_>, AppError> {
+    // Tag first, so a misrouted request (even a short one) reports the real bug.
+    let Some(&found) = bytes.first() else {
+        return Err(AppError::Truncated {
+            need: REQUEST_HEADER_BYTES,
+            have: 0,
+        });
+    };
+    if found != tag::KV {
+        return Err(AppError::WrongApp {
+            expected: NAME,
+            found,
+        });
+    }
+    let mut r = Reader::new(bytes);
+    let header = r.take(REQUEST_HEADER_BYTES)?;
+    let code = header[1];
+    if !(op::GET..=op::DELETE).contains(&code) {
+        return Err(AppError::UnknownOp(code));
+    }
+    let key_len = usize::from(u16::from_be_bytes([header[2], header[3]]));
+    if key_len > MAX_KEY_BYTES {
+        return Err(out_of_range("key_len", key_len));
+    }
+    let key = r.take(key_len)?;
+    let req = match code {
+        op::GET => RequestRef::Get { key },
+        op::PUT => RequestRef::Put {
+            key,
+            value: r.value()?,
+        },
+        op::INSERT => RequestRef::Insert {
+            key,
+            value: r.value()?,
+        },
+        op::SCAN => {
+            let count = r.u16()?;
+            if count > MAX_SCAN_RECORDS {
+                return Err(out_of_range("count", usize::from(count)));
+            }
+            RequestRef::Scan { start: key, count }
+        }
+        _ => RequestRef::Delete { key },
+    };
+    r.finish()?;
+    Ok(req)
+}
+
+/// A decoded reply. See the module docs for the layout.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KvReply {
+    /// PUT/INSERT applied, or DELETE removed a key.
+    Ok,
+    /// GET or DELETE of an absent key.
+    NotFound,
+    /// PUT/INSERT of a new key refused: the store holds `max_keys` keys.
+    Full,
+    /// GET hit.
+    Value(Vec<u8>),
+    /// SCAN result, in key order (possibly empty).
+    Records(Vec<(Vec<u8>, Vec<u8>)>),
+}
+
+impl KvReply {
+    /// Appends the encoded reply to `out`. Like [`KvRequest::encode`], out-of-limit contents
+    /// encode (lengths saturate) into bytes that [`KvReply::decode`] rejects.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            KvReply::Ok => out.push(status::OK),
+            KvReply::NotFound => out.push(status::NOT_FOUND),
+            KvReply::Full => out.push(status::FULL),
+            KvReply::Value(value) => encode_value(out, value),
+            KvReply::Records(records) => {
+                out.push(status::RECORDS);
+                put_len_u16(out, records.len());
+                for (key, value) in records {
+                    encode_record(out, key, value);
+                }
+            }
+        }
+    }
+
+    /// Parses a reply without knowing the request it answers. Enforces the same limits the
+    /// store does (key, value, record count, total size), so a checker also catches a replica
+    /// that broke them. Never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Self, AppError> {
+        if bytes.len() > MAX_REPLY_BYTES {
+            return Err(out_of_range("reply_bytes", bytes.len()));
+        }
+        let mut r = Reader::new(bytes);
+        let reply = match r.u8()? {
+            status::OK => KvReply::Ok,
+            status::NOT_FOUND => KvReply::NotFound,
+            status::FULL => KvReply::Full,
+            status::VALUE => KvReply::Value(r.value()?.to_vec()),
+            status::RECORDS => {
+                let n = r.u16()?;
+                if n > MAX_SCAN_RECORDS {
+                    return Err(out_of_range("count", usize::from(n)));
+                }
+                // n ≤ MAX_SCAN_RECORDS, so this allocation is bounded whatever the input.
+                let mut records = Vec::with_capacity(usize::from(n));
+                for _ in 0..n {
+                    let key_len = usize::from(r.u16()?);
+                    if key_len > MAX_KEY_BYTES {
+                        return Err(out_of_range("key_len", key_len));
+                    }
+                    let key = r.take(key_len)?.to_vec();
+                    let value = r.value()?.to_vec();
+                    records.push((key, value));
+                }
+                KvReply::Records(records)
+            }
+            other => return Err(out_of_range("status", usize::from(other))),
+        };
+        r.finish()?;
+        Ok(reply)
+    }
+}
+
+fn encode_value(out: &mut Vec<u8>, value: &[u8]) {
+    out.push(status::VALUE);
+    put_len_u32(out, value.len());
+    out.extend_from_slice(value);
+}
+
+/// One record of a RECORDS reply; shared by `KvReply::encode` and `KvApp::execute` so the two
+/// cannot drift apart.
+fn encode_record(out: &mut Vec<u8>, key: &[u8], value: &[u8]) {
+    put_len_u16(out, key.len());
+    out.extend_from_slice(key);
+    put_len_u32(out, value.len());
+    out.extend_from_slice(value);
+}
+
+fn put_len_u16(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&u16::try_from(len).unwrap_or(u16::MAX).to_be_bytes());
+}
+
+fn put_len_u32(out: &mut Vec<u8>, len: usize) {
+    out.extend_from_slice(&u32::try_from(len).unwrap_or(u32::MAX).to_be_bytes());
+}
+
+fn out_of_range(field: &'static str, value: usize) -> AppError {
+    AppError::OutOfRange {
+        field,
+        value: u64::try_from(value).unwrap_or(u64::MAX),
+    }
+}
+
+/// A bounds-checked cursor: every read either succeeds or reports how many bytes it needed.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Reader { bytes, pos: 0 }
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], AppError> {
+        let end = self.pos.saturating_add(n);
+        let slice = self.bytes.get(self.pos..end).ok_or(AppError::Truncated {
+            need: end,
+            have: self.bytes.len(),
+        })?;
+        self.pos = end;
+        Ok(slice)
+    }
+
+    fn u8(&mut self) -> Result<u8, AppError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, AppError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, AppError> {
+        let b = self.take(4)?;
+        Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    }
+
+    /// `value_len u32 | value`, with the length checked before anything is read.
+    fn value(&mut self) -> Result<&'a [u8], AppError> {
+        let len = self.u32()?;
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
+        if len > MAX_VALUE_BYTES {
+            return Err(out_of_range("value_len", len));
+        }
+        self.take(len)
+    }
+
+    fn finish(self) -> Result<(), AppError> {
+        match self.bytes.len() - self.pos {
+            0 => Ok(()),
+            rest => Err(out_of_range("trailing_bytes", rest)),
+        }
+    }
+}
+
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Continues an FNV-1a hash over `bytes`.
+fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
+/// The key-value store.
+#[derive(Clone)]
+pub struct KvApp {
+    store: BTreeMap<Vec<u8>, Vec<u8>>,
+    costs: KvCosts,
+}
+
+impl KvApp {
+    pub fn new(costs: KvCosts) -> Self {
+        KvApp {
+            store: BTreeMap::new(),
+            costs,
+        }
+    }
+
+    pub fn costs(&self) -> KvCosts {
+        self.costs
+    }
+
+    /// Number of keys stored.
+    pub fn len(&self) -> usize {
+        self.store.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.store.is_empty()
+    }
+
+    /// Reads a value without going through the request codec (tests, checkers).
+    pub fn get(&self, key: &[u8]) -> Option<&[u8]> {
+        self.store.get(key).map(Vec::as_slice)
+    }
+
+    /// Stores a record outside the request path and its cost model: for a load phase (YCSB's
+    /// 1M records) that every replica performs identically before the measured run. Enforces
+    /// the same limits as PUT; a full store is `OutOfRange { field: "max_keys" }`.
+    pub fn load(&mut self, key: Vec<u8>, value: Vec<u8>) -> Result<(), AppError> {
+        if key.len() > MAX_KEY_BYTES {
+            return Err(out_of_range("key_len", key.len()));
+        }
+        if value.len() > MAX_VALUE_BYTES {
+            return Err(out_of_range("value_len", value.len()));
+        }
+        if !self.store.contains_key(&key) && self.is_full() {
+            return Err(AppError::OutOfRange {
+                field: "max_keys",
+                value: self.costs.max_keys,
+            });
+        }
+        self.store.insert(key, value);
+        Ok(())
+    }
+
+    fn is_full(&self) -> bool {
+        u64::try_from(self.store.len()).unwrap_or(u64::MAX) >= self.costs.max_keys
+    }
+
+    /// PUT and INSERT: overwrite, or insert a new key unless the store is full.
+    fn put(&mut self, key: &[u8], value: &[u8]) -> u8 {
+        if let Some(slot) = self.store.get_mut(key) {
+            // A fresh allocation rather than reusing the old one, so a shrinking value does
+            // not keep its old capacity alive.
+            *slot = value.to_vec();
+            status::OK
+        } else if self.is_full() {
+            status::FULL
+        } else {
+            self.store.insert(key.to_vec(), value.to_vec());
+            status::OK
+        }
+    }
+}
+
+/// Widens a byte count for the cost formula.
+fn len_u64(len: usize) -> u64 {
+    u64::try_from(len).unwrap_or(u64::MAX)
+}
+
+impl StateMachine for KvApp {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn execute(&mut self, request: &[u8], reply: &mut Vec<u8>) -> Result<Execution, AppError> {
+        let req = parse_request(request)?;
+        let reply_start = reply.len();
+        let mut records: u64 = 0;
+        // Key and value bytes carried in and out, for the per-KiB cost.
+        let mut bytes: u64 = 0;
+        match req {
+            RequestRef::Get { key } => {
+                bytes += len_u64(key.len());
+                match self.store.get(key) {
+                    Some(value) => {
+                        bytes += len_u64(value.len());
+                        encode_value(reply, value);
+                    }
+                    None => reply.push(status::NOT_FOUND),
+                }
+            }
+            RequestRef::Put { key, value } | RequestRef::Insert { key, value } => {
+                bytes += len_u64(key.len() + value.len());
+                let code = self.put(key, value);
+                reply.push(code);
+            }
+            RequestRef::Delete { key } => {
+                bytes += len_u64(key.len());
+                let code = match self.store.remove(key) {
+                    Some(_) => status::OK,
+                    None => status::NOT_FOUND,
+                };
+                reply.push(code);
+            }
+            RequestRef::Scan { start, count } => {
+                bytes += len_u64(start.len());
+                reply.push(status::RECORDS);
+                let n_at = reply.len();
+                reply.extend_from_slice(&0u16.to_be_bytes());
+                let mut n: u16 = 0;
+                let range = self
+                    .store
+                    .range::<[u8], _>((Bound::Included(start), Bound::Unbounded));
+                for (key, value) in range.take(usize::from(count)) {
+                    let record_bytes = RECORD_FRAMING_BYTES + key.len() + value.len();
+                    if reply.len() - reply_start + record_bytes > MAX_REPLY_BYTES {
+                        break;
+                    }
+                    encode_record(reply, key, value);
+                    n += 1;
+                    bytes += len_u64(key.len() + value.len());
+                }
+                reply[n_at..n_at + 2].copy_from_slice(&n.to_be_bytes());
+                records = u64::from(n);
+            }
+        }
+        Ok(Execution {
+            cpu_ns: self.costs.cpu_ns(records, bytes),
+        })
+    }
+
+    fn is_read_only(&self, request: &[u8]) -> bool {
+        parse_request(request).is_ok_and(|r| r.is_read_only())
+    }
+
+    /// FNV-1a over every `(key_len u32, key, value_len u32, value)` in key order; the lengths
+    /// keep `("ab", "c")` and `("a", "bc")` apart. O(store size): meant for tests and
+    /// end-of-run checks, not the request path.
+    fn state_digest(&self) -> u64 {
+        self.store.iter().fold(FNV_OFFSET, |hash, (key, value)| {
+            let hash = fnv1a(hash, &len_u64(key.len()).to_be_bytes()[4..]);
+            let hash = fnv1a(hash, key);
+            let hash = fnv1a(hash, &len_u64(value.len()).to_be_bytes()[4..]);
+            fnv1a(hash, value)
+        })
+    }
+}
+
+/// YCSB key prefix, as in YCSB's `CoreWorkload`.
+pub const YCSB_KEY_PREFIX: &[u8] = b"user";
+/// Decimal digits after the prefix: 20, enough for any u64, so byte order equals numeric order
+/// for every `n` (YCSB's ordered-insert keys have the same property).
+pub const YCSB_KEY_DIGITS: usize = 20;
+/// Length of every [`ycsb_key`].
+pub const YCSB_KEY_BYTES: usize = YCSB_KEY_PREFIX.len() + YCSB_KEY_DIGITS;
+/// Fields per YCSB record.
+pub const YCSB_FIELDS: usize = 10;
+/// Bytes per YCSB field.
+pub const YCSB_FIELD_BYTES: usize = 100;
+/// Bytes per YCSB record: the fields concatenated, field `i` at `i × YCSB_FIELD_BYTES`.
+pub const YCSB_RECORD_BYTES: usize = YCSB_FIELDS * YCSB_FIELD_BYTES;
+/// Leading bytes of a record that spell its version (16 lowercase hex digits).
+const YCSB_VERSION_DIGITS: usize = 16;
+
+/// The YCSB key of record `n`: `user` + `n` zero-padded to 20 digits, so key order is numeric
+/// order and scans over a range of `n` are contiguous.
+pub fn ycsb_key(n: u64) -> Vec<u8> {
+    format!("user{n:020}").into_bytes()
+}
+
+/// A deterministic YCSB record (10 fields × 100 B of lowercase letters) for `key` at
+/// `version`, generated without an RNG so every client and checker derives the same bytes.
+/// Field 0 starts with `version` as 16 hex digits, so distinct versions of a key always differ
+/// and a checker can tell which write a read observed ([`ycsb_record_version`]).
+pub fn ycsb_record(key: &[u8], version: u64) -> Vec<u8> {
+    let mut record = Vec::with_capacity(YCSB_RECORD_BYTES);
+    record.extend_from_slice(format!("{version:016x}").as_bytes());
+    // SplitMix64 stream seeded from (key, version): cheap, well mixed, and needs no RNG crate.
+    let mut state = fnv1a(FNV_OFFSET, key) ^ version.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    while record.len() < YCSB_RECORD_BYTES {
+        state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^= z >> 31;
+        for b in z.to_le_bytes() {
+            if record.len() < YCSB_RECORD_BYTES {
+                record.push(b'a' + b % 26);
+            }
+        }
+    }
+    record
+}
+
+/// The version a [`ycsb_record`] was generated with, or `None` if `record` is not one.
+pub fn ycsb_record_version(record: &[u8]) -> Option<u64> {
+    if record.len() != YCSB_RECORD_BYTES {
+        return None;
+    }
+    let digits = &record[..YCSB_VERSION_DIGITS];
+    if !digits
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    {
+        return None;
+    }
+    u64::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn enc(req: &KvRequest) -> Vec<u8> {
+        let mut out = Vec::new();
+        req.encode(&mut out);
+        out
+    }
+
+    /// Executes `req`, checks the reply decodes and fits, returns it with the reported cost.
+    fn run(app: &mut KvApp, req: &KvRequest) -> (KvReply, u64) {
+        let mut reply = Vec::new();
+        let exec = app.execute(&enc(req), &mut reply).unwrap();
+        assert!(reply.len() <= MAX_REPLY_BYTES);
+        (KvReply::decode(&reply).unwrap(), exec.cpu_ns)
+    }
+
+    fn k(s: &str) -> Vec<u8> {
+        s.as_bytes().to_vec()
+    }
+    fn get(key: &str) -> KvRequest {
+        KvRequest::Get { key: k(key) }
+    }
+    fn put(key: &str, value: &str) -> KvRequest {
+        KvRequest::Put {
+            key: k(key),
+            value: k(value),
+        }
+    }
+    fn insert(key: &str, value: &str) -> KvRequest {
+        KvRequest::Insert {
+            key: k(key),
+            value: k(value),
+        }
+    }
+    fn scan(start: &str, count: u16) -> KvRequest {
+        KvRequest::Scan {
+            start: k(start),
+            count,
+        }
+    }
+    fn delete(key: &str) -> KvRequest {
+        KvRequest::Delete { key: k(key) }
+    }
+    fn records(pairs: &[(&str, &str)]) -> KvReply {
+        KvReply::Records(pairs.iter().map(|(a, b)| (k(a), k(b))).collect())
+    }
+
+    /// Golden request and reply bytes, so the layout in the docs is pinned.
+    #[test]
+    fn golden_layouts() {
+        assert_eq!(enc(&get("ab")), [0x4B, 1, 0, 2, b'a', b'b']);
+        assert_eq!(
+            enc(&put("a", "xy")),
+            [0x4B, 2, 0, 1, b'a', 0, 0, 0, 2, b'x', b'y']
+        );
+        assert_eq!(enc(&insert("", "")), [0x4B, 3, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(enc(&scan("a", 300)), [0x4B, 4, 0, 1, b'a', 0x01, 0x2C]);
+        assert_eq!(enc(&delete("z")), [0x4B, 5, 0, 1, b'z']);
+
+        let mut out = Vec::new();
+        KvReply::Ok.encode(&mut out);
+        KvReply::NotFound.encode(&mut out);
+        KvReply::Full.encode(&mut out);
+        assert_eq!(out, [0, 1, 2]);
+        let mut out = Vec::new();
+        KvReply::Value(k("hi")).encode(&mut out);
+        assert_eq!(out, [3, 0, 0, 0, 2, b'h', b'i']);
+        let mut out = Vec::new();
+        records(&[("a", "b")]).encode(&mut out);
+        assert_eq!(out, [4, 0, 1, 0, 1, b'a', 0, 0, 0, 1, b'b']);
+        let mut out = Vec::new();
+        records(&[]).encode(&mut out);
+        assert_eq!(out, [4, 0, 0]);
+    }
+
+    #[test]
+    fn put_get_delete() {
+        let mut app = KvApp::new(KvCosts::default());
+        assert_eq!(run(&mut app, &get("a")).0, KvReply::NotFound);
+        assert_eq!(run(&mut app, &put("a", "1")).0, KvReply::Ok);
+        assert_eq!(run(&mut app, &get("a")).0, KvReply::Value(k("1")));
+        assert_eq!(run(&mut app, &insert("a", "22")).0, KvReply::Ok);
+        assert_eq!(run(&mut app, &get("a")).0, KvReply::Value(k("22")));
+        // Empty values are values, not absence.
+        assert_eq!(run(&mut app, &put("e", "")).0, KvReply::Ok);
+        assert_eq!(run(&mut app, &get("e")).0, KvReply::Value(vec![]));
+        assert_eq!(app.len(), 2);
+        assert_eq!(run(&mut app, &delete("a")).0, KvReply::Ok);
+        assert_eq!(run(&mut app, &delete("a")).0, KvReply::NotFound);
+        assert_eq!(run(&mut app, &get("a")).0, KvReply::NotFound);
+        assert_eq!(app.get(b"e"), Some(&b""[..]));
+        assert_eq!(app.len(), 1);
+        assert_eq!(app.name(), "kv");
+    }
+
+    #[test]
+    fn scan_semantics() {
+        let mut app = KvApp::new(KvCosts::default());
+        // Inserted out of order; scans come back in key order.
+        for key in ["d", "b", "a", "c", "e"] {
+            run(&mut app, &put(key, &key.to_uppercase()));
+        }
+        // Start key inclusive.
+        assert_eq!(
+            run(&mut app, &scan("b", 2)).0,
+            records(&[("b", "B"), ("c", "C")])
+        );
+        // Start key absent: begins at the next key.
+        assert_eq!(
+            run(&mut app, &scan("bb", 2)).0,
+            records(&[("c", "C"), ("d", "D")])
+        );
+        // Empty start: from the beginning; count limits.
+        assert_eq!(
+            run(&mut app, &scan("", 3)).0,
+            records(&[("a", "A"), ("b", "B"), ("c", "C")])
+        );
+        // Past the end: fewer than count, then none.
+        assert_eq!(
+            run(&mut app, &scan("d", 10)).0,
+            records(&[("d", "D"), ("e", "E")])
+        );
+        assert_eq!(run(&mut app, &scan("f", 10)).0, records(&[]));
+        assert_eq!(run(&mut app, &scan("a", 0)).0, records(&[]));
+        // The maximum count is accepted.
+        let (reply, _) = run(&mut app, &scan("", MAX_SCAN_RECORDS));
+        assert!(matches!(reply, KvReply::Records(r) if r.len() == 5));
+    }
+
+    #[test]
+    fn scan_stops_at_reply_limit() {
+        let mut app = KvApp::new(KvCosts::default());
+        for i in 0..20 {
+            let key = format!("k{i:02}").into_bytes();
+            app.load(key, vec![b'v'; MAX_VALUE_BYTES]).unwrap();
+        }
+        let mut reply = Vec::new();
+        app.execute(&enc(&scan("", 1000)), &mut reply).unwrap();
+        // status + n, then records of 6 + 3 + 65536 bytes each.
+        let per_record = RECORD_FRAMING_BYTES + 3 + MAX_VALUE_BYTES;
+        let fit = (MAX_REPLY_BYTES - 3) / per_record;
+        assert_eq!(fit, 15);
+        assert_eq!(reply.len(), 3 + fit * per_record);
+        match KvReply::decode(&reply).unwrap() {
+            KvReply::Records(r) => {
+                assert_eq!(r.len(), fit);
+                assert_eq!(r[0].0, b"k00");
+                assert_eq!(r[fit - 1].0, format!("k{:02}", fit - 1).into_bytes());
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn full_when_max_keys_reached() {
+        let costs = KvCosts {
+            max_keys: 2,
+            ..KvCosts::default()
+        };
+        let mut app = KvApp::new(costs);
+        assert_eq!(run(&mut app, &put("a", "1")).0, KvReply::Ok);
+        assert_eq!(run(&mut app, &insert("b", "2")).0, KvReply::Ok);
+        let before = app.state_digest();
+        assert_eq!(run(&mut app, &put("c", "3")).0, KvReply::Full);
+        assert_eq!(run(&mut app, &insert("c", "3")).0, KvReply::Full);
+        assert_eq!(
+            app.state_digest(),
+            before,
+            "a refused write changes nothing"
+        );
+        assert_eq!(run(&mut app, &get("c")).0, KvReply::NotFound);
+        // Overwriting an existing key is still allowed when full.
+        assert_eq!(run(&mut app, &put("a", "9")).0, KvReply::Ok);
+        assert_eq!(
+            app.load(k("c"), k("3")),
+            Err(AppError::OutOfRange {
+                field: "max_keys",
+                value: 2
+            })
+        );
+        // Deleting frees a slot.
+        assert_eq!(run(&mut app, &delete("b")).0, KvReply::Ok);
+        assert_eq!(run(&mut app, &put("c", "3")).0, KvReply::Ok);
+        assert_eq!(app.len(), 2);
+
+        let mut none = KvApp::new(KvCosts {
+            max_keys: 0,
+            ..KvCosts::default()
+        });
+        assert_eq!(run(&mut none, &put("a", "1")).0, KvReply::Full);
+        assert!(none.is_empty());
+    }
+
+    #[test]
+    fn cost_formula() {
+        let costs = KvCosts::default();
+        assert_eq!(
+            (
+                costs.op_ns,
+                costs.per_record_ns,
+                costs.per_kib_ns,
+                costs.max_keys
+            ),
+            (1_000, 500, 100, 4_000_000)
+        );
+        let mut app = KvApp::new(costs);
+        let key = ycsb_key(7);
+        let value = ycsb_record(&key, 0);
+        assert_eq!((key.len(), value.len()), (24, 1000));
+        // PUT: 24 + 1000 = 1024 bytes = 1 KiB.
+        let put_req = KvRequest::Put {
+            key: key.clone(),
+            value,
+        };
+        assert_eq!(run(&mut app, &put_req).1, 1_000 + 100);
+        // GET hit: same bytes out.
+        assert_eq!(run(&mut app, &KvRequest::Get { key: key.clone() }).1, 1_100);
+        // GET miss: 24 bytes of key -> 24 * 100 / 1024 = 2.
+        assert_eq!(run(&mut app, &KvRequest::Get { key: ycsb_key(8) }).1, 1_002);
+        // SCAN of 3 records of 24 + 1000 bytes, from a 24-byte start key:
+        // 1000 + 3 * 500 + (24 + 3 * 1024) * 100 / 1024 = 1000 + 1500 + 302.
+        for n in [5, 6] {
+            let key = ycsb_key(n);
+            app.load(key.clone(), ycsb_record(&key, 0)).unwrap();
+        }
+        let scan_req = KvRequest::Scan {
+            start: ycsb_key(0),
+            count: 10,
+        };
+        assert_eq!(run(&mut app, &scan_req).1, 2_802);
+        // DELETE: 1000 + 24 * 100 / 1024.
+        assert_eq!(run(&mut app, &KvRequest::Delete { key }).1, 1_002);
+        // Custom costs; and saturation instead of overflow.
+        let custom = KvCosts {
+            op_ns: 7,
+            per_record_ns: 11,
+            per_kib_ns: 2048,
+            max_keys: 1,
+        };
+        assert_eq!(custom.cpu_ns(3, 100), 7 + 33 + 200);
+        let huge = KvCosts {
+            op_ns: u64::MAX,
+            per_record_ns: u64::MAX,
+            per_kib_ns: u64::MAX,
+            max_keys: u64::MAX,
+        };
+        assert_eq!(huge.cpu_ns(u64::MAX, u64::MAX), u64::MAX);
+        assert_eq!(
+            KvCosts {
+                op_ns: 0,
+                per_record_ns: 0,
+                ..huge
+            }
+            .cpu_ns(0, u64::MAX),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    fn digests_converge_and_diverge() {
+        let ops = [
+            put("a", "1"),
+            insert("b", "2"),
+            put("a", "3"),
+            delete("b"),
+            insert("c", "4"),
+        ];
+        let mut x = KvApp::new(KvCosts::default());
+        let mut y = KvApp::new(KvCosts::default());
+        assert_eq!(x.state_digest(), y.state_digest());
+        for req in &ops {
+            run(&mut x, req);
+            run(&mut y, req);
+        }
+        assert_eq!(x.state_digest(), y.state_digest());
+        // Reads change nothing.
+        run(&mut x, &get("a"));
+        run(&mut x, &scan("", 10));
+        assert_eq!(x.state_digest(), y.state_digest());
+        // One more write does.
+        run(&mut x, &put("d", "5"));
+        assert_ne!(x.state_digest(), y.state_digest());
+        // Framing: moving a byte between key and value changes the digest.
+        let mut p = KvApp::new(KvCosts::default());
+        let mut q = KvApp::new(KvCosts::default());
+        run(&mut p, &put("ab", "c"));
+        run(&mut q, &put("a", "bc"));
+        assert_ne!(p.state_digest(), q.state_digest());
+    }
+
+    #[test]
+    fn read_only_classification() {
+        let app = KvApp::new(KvCosts::default());
+        for (req, ro) in [
+            (get("a"), true),
+            (scan("a", 1), true),
+            (put("a", "b"), false),
+            (insert("a", "b"), false),
+            (delete("a"), false),
+        ] {
+            assert_eq!(req.is_read_only(), ro);
+            assert_eq!(app.is_read_only(&enc(&req)), ro);
+            assert_eq!(req.key(), b"a");
+        }
+        // Malformed requests are not read-only.
+        assert!(!app.is_read_only(&[tag::KV, op::GET]));
+        assert!(!app.is_read_only(&[tag::SYNTHETIC, op::GET, 0, 0]));
+    }
+
+    #[test]
+    fn request_errors() {
+        let d = KvRequest::decode;
+        assert_eq!(d(&[]), Err(AppError::Truncated { need: 4, have: 0 }));
+        assert_eq!(
+            d(&[tag::SYNTHETIC]),
+            Err(AppError::WrongApp {
+                expected: "kv",
+                found: tag::SYNTHETIC
+            })
+        );
+        assert_eq!(
+            d(&[tag::KV, 1, 0]),
+            Err(AppError::Truncated { need: 4, have: 3 })
+        );
+        assert_eq!(d(&[tag::KV, 0, 0, 0]), Err(AppError::UnknownOp(0)));
+        assert_eq!(d(&[tag::KV, 6, 0, 0]), Err(AppError::UnknownOp(6)));
+        assert_eq!(
+            d(&[tag::KV, 1, 0, 2, b'a']),
+            Err(AppError::Truncated { need: 6, have: 5 })
+        );
+        let mut trailing = enc(&get("a"));
+        trailing.push(0);
+        assert_eq!(d(&trailing), Err(out_of_range("trailing_bytes", 1)));
+        // Value length announced but missing.
+        assert_eq!(
+            d(&[tag::KV, 2, 0, 0, 0, 0, 0, 3, b'x']),
+            Err(AppError::Truncated { need: 11, have: 9 })
+        );
+        // Scan count missing.
+        assert_eq!(
+            d(&[tag::KV, 4, 0, 0, 0]),
+            Err(AppError::Truncated { need: 6, have: 5 })
+        );
+
+        // Limits: exactly at the limit is fine, one past is OutOfRange.
+        let at_limit = KvRequest::Put {
+            key: vec![1; MAX_KEY_BYTES],
+            value: vec![2; MAX_VALUE_BYTES],
+        };
+        assert_eq!(d(&enc(&at_limit)), Ok(at_limit));
+        let long_key = KvRequest::Get {
+            key: vec![1; MAX_KEY_BYTES + 1],
+        };
+        assert_eq!(d(&enc(&long_key)), Err(out_of_range("key_len", 257)));
+        // A key too long for the u16 length field saturates and is still rejected.
+        let huge_key = KvRequest::Get {
+            key: vec![1; 70_000],
+        };
+        assert_eq!(d(&enc(&huge_key)), Err(out_of_range("key_len", 65_535)));
+        let long_value = KvRequest::Insert {
+            key: vec![],
+            value: vec![0; MAX_VALUE_BYTES + 1],
+        };
+        assert_eq!(
+            d(&enc(&long_value)),
+            Err(out_of_range("value_len", MAX_VALUE_BYTES + 1))
+        );
+        assert_eq!(
+            d(&enc(&scan("", MAX_SCAN_RECORDS + 1))),
+            Err(out_of_range("count", 1001))
+        );
+
+        // execute reports the same errors and leaves state and reply untouched.
+        let mut app = KvApp::new(KvCosts::default());
+        let mut reply = Vec::new();
+        assert_eq!(
+            app.execute(&enc(&long_value), &mut reply),
+            Err(out_of_range("value_len", MAX_VALUE_BYTES + 1))
+        );
+        assert!(reply.is_empty() && app.is_empty());
+        assert_eq!(
+            app.load(vec![0; MAX_KEY_BYTES + 1], vec![]),
+            Err(out_of_range("key_len", 257))
+        );
+        assert_eq!(
+            app.load(vec![], vec![0; MAX_VALUE_BYTES + 1]),
+            Err(out_of_range("value_len", MAX_VALUE_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn reply_errors() {
+        let d = KvReply::decode;
+        assert_eq!(d(&[]), Err(AppError::Truncated { need: 1, have: 0 }));
+        assert_eq!(d(&[5]), Err(out_of_range("status", 5)));
+        assert_eq!(d(&[0, 0]), Err(out_of_range("trailing_bytes", 1)));
+        assert_eq!(
+            d(&[3, 0, 0, 0, 2, b'x']),
+            Err(AppError::Truncated { need: 7, have: 6 })
+        );
+        assert_eq!(
+            d(&[3, 0, 1, 0, 1]),
+            Err(out_of_range("value_len", MAX_VALUE_BYTES + 1))
+        );
+        assert_eq!(d(&[4, 0x03, 0xE9]), Err(out_of_range("count", 1001)));
+        // n says two records, one present.
+        assert_eq!(
+            d(&[4, 0, 2, 0, 0, 0, 0, 0, 0]),
+            Err(AppError::Truncated { need: 11, have: 9 })
+        );
+        assert_eq!(d(&[4, 0, 1, 1, 1]), Err(out_of_range("key_len", 257)));
+        assert_eq!(
+            d(&vec![0; MAX_REPLY_BYTES + 1]),
+            Err(out_of_range("reply_bytes", MAX_REPLY_BYTES + 1))
+        );
+    }
+
+    #[test]
+    fn ycsb_helpers() {
+        assert_eq!(ycsb_key(42), b"user00000000000000000042");
+        assert_eq!(ycsb_key(u64::MAX).len(), YCSB_KEY_BYTES);
+        // Key order is numeric order, across digit-count boundaries too.
+        let ns = [
+            0,
+            9,
+            10,
+            99,
+            100,
+            999_999,
+            1_000_000,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        for w in ns.windows(2) {
+            assert!(ycsb_key(w[0]) < ycsb_key(w[1]));
+        }
+        let key = ycsb_key(1);
+        let r0 = ycsb_record(&key, 0);
+        assert_eq!(r0.len(), YCSB_RECORD_BYTES);
+        assert_eq!(r0, ycsb_record(&key, 0), "deterministic");
+        assert!(r0.iter().all(u8::is_ascii_alphanumeric));
+        assert_ne!(r0, ycsb_record(&key, 1));
+        assert_ne!(r0, ycsb_record(&ycsb_key(2), 0));
+        assert_eq!(ycsb_record_version(&r0), Some(0));
+        assert_eq!(
+            ycsb_record_version(&ycsb_record(&key, u64::MAX)),
+            Some(u64::MAX)
+        );
+        assert_eq!(ycsb_record_version(b"short"), None);
+        assert_eq!(ycsb_record_version(&[b'+'; YCSB_RECORD_BYTES]), None);
+    }
+
+    fn arb_bytes(max: usize) -> impl Strategy<Value = Vec<u8>> {
+        proptest::collection::vec(any::<u8>(), 0..=max)
+    }
+
+    fn arb_request() -> impl Strategy<Value = KvRequest> {
+        let key = || arb_bytes(MAX_KEY_BYTES);
+        // Values stay small to keep the tests fast; the limit itself is tested above.
+        let value = || arb_bytes(2048);
+        prop_oneof![
+            key().prop_map(|key| KvRequest::Get { key }),
+            (key(), value()).prop_map(|(key, value)| KvRequest::Put { key, value }),
+            (key(), value()).prop_map(|(key, value)| KvRequest::Insert { key, value }),
+            (key(), 0..=MAX_SCAN_RECORDS)
+                .prop_map(|(start, count)| KvRequest::Scan { start, count }),
+            key().prop_map(|key| KvRequest::Delete { key }),
+        ]
+    }
+
+    fn arb_reply() -> impl Strategy<Value = KvReply> {
+        prop_oneof![
+            Just(KvReply::Ok),
+            Just(KvReply::NotFound),
+            Just(KvReply::Full),
+            arb_bytes(2048).prop_map(KvReply::Value),
+            proptest::collection::vec((arb_bytes(MAX_KEY_BYTES), arb_bytes(256)), 0..16)
+                .prop_map(KvReply::Records),
+        ]
+    }
+
+    /// Requests over a tiny key space, so puts, deletes and scans collide.
+    fn arb_small_request() -> impl Strategy<Value = KvRequest> {
+        let key = || proptest::collection::vec(0u8..4, 0..3);
+        let value = || arb_bytes(8);
+        prop_oneof![
+            key().prop_map(|key| KvRequest::Get { key }),
+            (key(), value()).prop_map(|(key, value)| KvRequest::Put { key, value }),
+            (key(), value()).prop_map(|(key, value)| KvRequest::Insert { key, value }),
+            (key(), 0u16..6).prop_map(|(start, count)| KvRequest::Scan { start, count }),
+            key().prop_map(|key| KvRequest::Delete { key }),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn request_round_trips(req in arb_request()) {
+            let bytes = enc(&req);
+            prop_assert_eq!(KvRequest::decode(&bytes), Ok(req));
+        }
+
+        #[test]
+        fn reply_round_trips(reply in arb_reply()) {
+            let mut bytes = Vec::new();
+            reply.encode(&mut bytes);
+            prop_assert_eq!(KvReply::decode(&bytes), Ok(reply));
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in arb_bytes(64)) {
+            let _ = KvRequest::decode(&bytes);
+            let _ = KvReply::decode(&bytes);
+            let mut app = KvApp::new(KvCosts::default());
+            let _ = app.is_read_only(&bytes);
+            let mut reply = Vec::new();
+            if app.execute(&bytes, &mut reply).is_err() {
+                prop_assert!(reply.is_empty());
+            }
+        }
+
+        #[test]
+        fn tagged_bytes_never_panic(code in 0u8..7, rest in arb_bytes(64)) {
+            // Past the tag and (mostly) valid opcodes, so the field parsers get exercised.
+            let mut bytes = vec![tag::KV, code];
+            bytes.extend_from_slice(&rest);
+            let mut app = KvApp::new(KvCosts::default());
+            app.load(vec![], vec![1]).unwrap();
+            let mut reply = Vec::new();
+            match app.execute(&bytes, &mut reply) {
+                Ok(_) => { KvReply::decode(&reply).unwrap(); }
+                Err(_) => prop_assert!(reply.is_empty()),
+            }
+            // Same for replies: past the status byte.
+            let mut reply_bytes = vec![code];
+            reply_bytes.extend_from_slice(&rest);
+            let _ = KvReply::decode(&reply_bytes);
+        }
+
+        /// The store agrees with a plain BTreeMap model on every reply, and replicas that
+        /// apply the same sequence end with the same digest.
+        #[test]
+        fn matches_model(ops in proptest::collection::vec(arb_small_request(), 0..60)) {
+            let costs = KvCosts { max_keys: 5, ..KvCosts::default() };
+            let mut app = KvApp::new(costs);
+            let mut twin = KvApp::new(costs);
+            let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+            for req in &ops {
+                let expected = match req {
+                    KvRequest::Get { key } => match model.get(key) {
+                        Some(v) => KvReply::Value(v.clone()),
+                        None => KvReply::NotFound,
+                    },
+                    KvRequest::Put { key, value } | KvRequest::Insert { key, value } => {
+                        if model.contains_key(key) || model.len() < 5 {
+                            model.insert(key.clone(), value.clone());
+                            KvReply::Ok
+                        } else {
+                            KvReply::Full
+                        }
+                    }
+                    KvRequest::Scan { start, count } => KvReply::Records(
+                        model
+                            .range(start.clone()..)
+                            .take(usize::from(*count))
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect(),
+                    ),
+                    KvRequest::Delete { key } => match model.remove(key) {
+                        Some(_) => KvReply::Ok,
+                        None => KvReply::NotFound,
+                    },
+                };
+                prop_assert_eq!(run(&mut app, req).0, expected);
+                run(&mut twin, req);
+            }
+            prop_assert_eq!(app.len(), model.len());
+            prop_assert_eq!(app.state_digest(), twin.state_digest());
+        }
+    }
+}

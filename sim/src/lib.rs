@@ -1,0 +1,40 @@
+//! hovercraft-sim: a deterministic discrete-event simulator that drives the sans-IO
+//! HovercRaft core over a modelled datacenter network.
+//!
+//! Layout:
+//! - [`engine`]: the event queue (virtual time in ns, deterministic tie-breaking).
+//! - [`network`]: topology and routing (petgraph), NIC and switch-port queues, multicast.
+//! - [`cpu`]: the single busy-polling core of each server node.
+//! - [`workload`]: open-loop Poisson clients and service-time distributions.
+//! - [`world`]: hosts and the event loop that glues it all to the core.
+//! - [`metrics`]: latency histograms, counters and `summary.json`.
+//! - [`scenario`]: scenario files, validation, errors that name file and field.
+//! - [`bench`]: the `bench` subcommand (event-loop baseline vs model).
+//!
+//! Determinism: no wall clock, no unseeded randomness, no iteration over randomly hashed
+//! maps (clippy.toml forbids them). One seed and one scenario give one byte-identical run.
+#![forbid(unsafe_code)]
+
+pub mod bench;
+pub mod cpu;
+pub mod engine;
+pub mod metrics;
+pub mod network;
+pub mod scenario;
+pub mod workload;
+pub mod world;
+
+pub use scenario::Scenario;
+pub use world::World;
+
+/// Runs a scenario to completion and returns its summary (manifest left empty).
+pub fn run_scenario(
+    scenario: Scenario,
+    trace: Option<Box<dyn std::io::Write>>,
+) -> Result<metrics::Summary, std::io::Error> {
+    let mut world = World::new(scenario);
+    if let Some(t) = trace {
+        world.set_trace(t);
+    }
+    world.run()
+}

@@ -1,0 +1,203 @@
+//! The `hovercraft-sim` command line.
+
+use std::fs;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use hovercraft_sim::metrics::Summary;
+use hovercraft_sim::scenario::Scenario;
+
+#[derive(Parser)]
+#[command(
+    name = "hovercraft-sim",
+    version,
+    about = "Deterministic simulator for HovercRaft (EuroSys 2020)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one scenario and write DIR/summary.json.
+    Run {
+        /// Scenario file (JSON); see scenarios/README.md.
+        scenario: PathBuf,
+        /// Override the scenario's seed.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Output folder [default: results/<scenario name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Write one line per simulated event to FILE (deterministic).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Measure simulator speed: a bare event loop vs the model, as a ratio.
+    Bench {
+        /// A shorter run (for CI smoke tests).
+        #[arg(long)]
+        quick: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run {
+            scenario,
+            seed,
+            out,
+            trace,
+        } => run(&scenario, seed, out, trace),
+        Command::Bench { quick } => {
+            bench(quick);
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, no backtrace: the chain of contexts says file, field and reason.
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(
+    path: &Path,
+    seed: Option<u64>,
+    out: Option<PathBuf>,
+    trace: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let mut scenario = Scenario::load(path)?;
+    if let Some(seed) = seed {
+        scenario.seed = seed;
+    }
+    let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
+    let trace_writer: Option<Box<dyn std::io::Write>> = match &trace {
+        Some(t) => {
+            if let Some(parent) = t.parent().filter(|p| !p.as_os_str().is_empty()) {
+                fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
+            }
+            let f = fs::File::create(t)
+                .with_context(|| format!("creating trace file {}", t.display()))?;
+            Some(Box::new(BufWriter::with_capacity(1 << 20, f)))
+        }
+        None => None,
+    };
+    let started = wall_now();
+    let mut summary = hovercraft_sim::run_scenario(scenario, trace_writer).with_context(|| {
+        format!(
+            "writing trace {}",
+            trace.as_deref().unwrap_or(Path::new("?")).display()
+        )
+    })?;
+    let wall = started.elapsed();
+    summary.manifest.command = std::env::args().collect::<Vec<_>>().join(" ");
+    summary.manifest.scenario_file = path.display().to_string();
+    summary.manifest.git_revision = git_revision();
+    summary.manifest.wall_ms = wall.as_millis() as u64;
+    summary.manifest.simulated_ns_per_wall_s =
+        (summary.simulated_ns as f64 / wall.as_secs_f64().max(1e-9)).round();
+    fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
+    let file = out_dir.join("summary.json");
+    let json = serde_json::to_string_pretty(&summary).context("serializing summary")?;
+    fs::write(&file, json + "\n").with_context(|| format!("writing {}", file.display()))?;
+    print_summary(&summary, &file, wall.as_secs_f64());
+    Ok(())
+}
+
+fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
+    println!(
+        "{} (mode {}, {} node{}, seed {}): {:.1} ms simulated in {:.2} s wall, {} events",
+        s.scenario,
+        s.mode,
+        s.nodes,
+        if s.nodes == 1 { "" } else { "s" },
+        s.seed,
+        s.simulated_ns as f64 / 1e6,
+        wall_s,
+        s.events
+    );
+    println!(
+        "  throughput: offered {:.0} rps, completed {:.0} rps; dropped {} (server DROP {}, timed out {}), client refused {}",
+        s.offered_rps, s.completed_rps, s.dropped, s.dropped_by_server, s.timed_out, s.client_refused
+    );
+    println!(
+        "  latency (µs, {} requests): p50 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        s.measured_requests,
+        s.latency_us.p50,
+        s.latency_us.p99,
+        s.latency_us.p999,
+        s.latency_us.max
+    );
+    for n in &s.per_node {
+        println!(
+            "  node {}: cpu busy {:.1}%, rx {} pkts, tx {} pkts, replies {}, rx-queue drops {}",
+            n.id,
+            n.cpu_busy_fraction * 100.0,
+            n.host.packets_rx,
+            n.host.packets_tx,
+            n.protocol.replies_sent,
+            n.cpu.rx_queue_drops
+        );
+    }
+    println!(
+        "  network drops: nic {}, switch {}, rx-queue {}",
+        s.network.nic_tx_drops, s.network.switch_queue_drops, s.network.rx_queue_drops
+    );
+    println!("  wrote {}", file.display());
+}
+
+fn bench(quick: bool) {
+    let r = hovercraft_sim::bench::run(quick);
+    println!(
+        "baseline (event queue + ChaCha8 draws, {} pending): {} events, {:.2} M events/s",
+        r.pending,
+        r.baseline_events,
+        r.baseline_events_per_s / 1e6
+    );
+    println!(
+        "model (unreplicated, high load):                    {} events, {:.2} M events/s",
+        r.model_events,
+        r.model_events_per_s / 1e6
+    );
+    println!("ratio {:.2}", r.ratio());
+}
+
+/// The git revision of the working directory, with `-dirty` if it has changes; "unknown"
+/// outside a checkout.
+fn git_revision() -> String {
+    let rev = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
+    let Some(rev) = rev else {
+        return "unknown".into();
+    };
+    let dirty = std::process::Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .ok()
+        .is_some_and(|o| !o.stdout.is_empty());
+    if dirty {
+        format!("{rev}-dirty")
+    } else {
+        rev
+    }
+}
+
+#[allow(clippy::disallowed_methods)] // wall time for the manifest only; never reaches the model
+fn wall_now() -> std::time::Instant {
+    std::time::Instant::now()
+}

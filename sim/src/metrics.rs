@@ -1,0 +1,174 @@
+//! Run metrics and the summary written to `summary.json`.
+//!
+//! Latency is measured at the client, from the moment a request is handed to the client NIC
+//! to the arrival of its last reply packet. Only requests *sent* inside the measurement
+//! window [warmup, duration) are measured, including those answered after the window closes,
+//! so an overloaded run reports its real queueing delay. Throughput counts replies *received*
+//! inside the window.
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::cpu::CpuStats;
+use crate::network::link::TxStats;
+use hovercraft_core::node::NodeCounters;
+use hovercraft_core::r2p2::client::ClientStats;
+
+pub struct Metrics {
+    pub window_start_ns: u64,
+    pub window_end_ns: u64,
+    pub latency_ns: Histogram<u64>,
+    pub sent_in_window: u64,
+    pub completed_in_window: u64,
+    pub measured_dropped: u64,
+    pub measured_timed_out: u64,
+    pub client_refused: u64,
+    pub unroutable: u64,
+}
+
+impl Metrics {
+    pub fn new(window_start_ns: u64, window_end_ns: u64, max_latency_ns: u64) -> Self {
+        Metrics {
+            window_start_ns,
+            window_end_ns,
+            latency_ns: Histogram::new_with_bounds(1, max_latency_ns.max(2), 3)
+                .expect("valid histogram bounds"),
+            sent_in_window: 0,
+            completed_in_window: 0,
+            measured_dropped: 0,
+            measured_timed_out: 0,
+            client_refused: 0,
+            unroutable: 0,
+        }
+    }
+
+    pub fn in_window(&self, t_ns: u64) -> bool {
+        t_ns >= self.window_start_ns && t_ns < self.window_end_ns
+    }
+
+    pub fn window_s(&self) -> f64 {
+        (self.window_end_ns - self.window_start_ns) as f64 / 1e9
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct LatencyUs {
+    pub p50: f64,
+    pub p90: f64,
+    pub p99: f64,
+    pub p999: f64,
+    pub max: f64,
+    pub mean: f64,
+}
+
+impl LatencyUs {
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        let us = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
+        if h.is_empty() {
+            return LatencyUs {
+                p50: 0.0,
+                p90: 0.0,
+                p99: 0.0,
+                p999: 0.0,
+                max: 0.0,
+                mean: 0.0,
+            };
+        }
+        LatencyUs {
+            p50: us(h.value_at_quantile(0.5)),
+            p90: us(h.value_at_quantile(0.9)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+            mean: (h.mean() / 1e3 * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NetworkSummary {
+    /// Frames dropped because a host NIC TX queue was full.
+    pub nic_tx_drops: u64,
+    /// Frames dropped because a switch output queue was full.
+    pub switch_queue_drops: u64,
+    /// Packets dropped because a server's RX ring was full.
+    pub rx_queue_drops: u64,
+    /// Frames to an address no host has.
+    pub unroutable: u64,
+    pub switch_frames: u64,
+    pub switch_bytes: u64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct HostSummary {
+    pub host: String,
+    pub addr: String,
+    pub packets_rx: u64,
+    pub bytes_rx: u64,
+    pub packets_tx: u64,
+    pub bytes_tx: u64,
+    pub nic: TxStats,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct NodeSummary {
+    pub id: u8,
+    pub role: &'static str,
+    #[serde(flatten)]
+    pub host: HostSummary,
+    /// Share of the measurement window the node's core was busy.
+    pub cpu_busy_fraction: f64,
+    pub cpu: CpuStats,
+    pub protocol: NodeCounters,
+    pub app_digest: String,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ClientMachineSummary {
+    #[serde(flatten)]
+    pub host: HostSummary,
+    pub r2p2: ClientStats,
+}
+
+/// Filled in by the CLI: how to regenerate this result. The only non-deterministic fields
+/// (wall time, speed) live here.
+#[derive(Clone, Debug, Default, Serialize, PartialEq)]
+pub struct Manifest {
+    pub command: String,
+    pub scenario_file: String,
+    pub git_revision: String,
+    pub wall_ms: u64,
+    pub simulated_ns_per_wall_s: f64,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct Summary {
+    pub scenario: String,
+    pub seed: u64,
+    pub mode: &'static str,
+    pub nodes: u32,
+    pub duration_ms: u64,
+    pub warmup_ms: u64,
+    pub offered_rps: f64,
+    pub completed_rps: f64,
+    /// Measured requests answered with DROP or never answered (timed out).
+    pub dropped: u64,
+    pub dropped_by_server: u64,
+    pub timed_out: u64,
+    /// Sends the client refused because too many requests were in flight on its port.
+    pub client_refused: u64,
+    pub measured_requests: u64,
+    pub latency_us: LatencyUs,
+    pub slo_p99_us: Option<f64>,
+    pub simulated_ns: u64,
+    pub events: u64,
+    pub network: NetworkSummary,
+    pub per_node: Vec<NodeSummary>,
+    pub clients: Vec<ClientMachineSummary>,
+    pub manifest: Manifest,
+}
+
+/// Rounds to 3 decimals so summaries stay readable and stable.
+pub fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}

@@ -1,0 +1,458 @@
+//! Scenario files (DESIGN.md §6): one JSON object per run. Unknown fields are rejected, and
+//! every error names the file, the field path and the reason, on one line.
+//!
+//! The schema, with defaults and units, is documented in `scenarios/README.md`; the defaults
+//! below are the single source of truth for it.
+
+use std::fmt;
+use std::path::Path;
+
+use hovercraft_core::app::AppKind;
+use hovercraft_core::node::Mode;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Names the run; results go to `results/<name>/` by default.
+    pub name: String,
+    /// Master seed: every random stream of the run is derived from it.
+    #[serde(default)]
+    pub seed: u64,
+    pub mode: Mode,
+    /// Server nodes (replicas). `unreplicated` takes exactly 1.
+    pub nodes: u32,
+    /// Simulated time during which clients send, in ms.
+    pub duration_ms: u64,
+    /// Requests sent before this time are not measured, in ms.
+    #[serde(default)]
+    pub warmup_ms: u64,
+    #[serde(default)]
+    pub network: NetworkConfig,
+    #[serde(default)]
+    pub cpu: CpuConfig,
+    #[serde(default)]
+    pub clients: ClientsConfig,
+    pub workload: WorkloadConfig,
+    /// The p99 latency objective, in µs (used by SLO searches; reported in the summary).
+    #[serde(default)]
+    pub slo_p99_us: Option<f64>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TopologyKind {
+    /// All hosts (servers and client machines) on one top-of-rack switch.
+    Star,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NetworkConfig {
+    pub topology: TopologyKind,
+    /// Bandwidth of every link (host NICs and switch ports), in Gb/s.
+    pub bandwidth_gbps: f64,
+    /// One-way propagation delay of a link (cable + PHY), in ns.
+    pub link_latency_ns: u64,
+    /// Switch forwarding latency (ingress to egress queue), in ns. Tofino: < 1 µs.
+    pub switch_latency_ns: u64,
+    /// Output queue of one switch port, in bytes; a frame that does not fit is dropped.
+    pub switch_queue_bytes: u64,
+    /// NIC transmit queue of one host, in bytes; a frame that does not fit is dropped.
+    pub nic_tx_queue_bytes: u64,
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig {
+            topology: TopologyKind::Star,
+            bandwidth_gbps: 10.0,
+            link_latency_ns: 1_000,
+            switch_latency_ns: 500,
+            switch_queue_bytes: 512 * 1024,
+            nic_tx_queue_bytes: 4 * 1024 * 1024,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CpuConfig {
+    /// CPU time to receive and parse one packet, in ns.
+    pub rx_ns_per_packet: u64,
+    /// CPU time to build and send one packet, in ns.
+    pub tx_ns_per_packet: u64,
+    /// Packets waiting for the core (the NIC RX ring); beyond it packets are dropped.
+    pub rx_queue_packets: u32,
+}
+
+impl Default for CpuConfig {
+    fn default() -> Self {
+        CpuConfig {
+            rx_ns_per_packet: 500,
+            tx_ns_per_packet: 300,
+            rx_queue_packets: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientsConfig {
+    /// Load-generator machines; the offered rate is split evenly over them.
+    pub machines: u32,
+    /// UDP ports (independent R2P2 clients) per machine; requests go round robin.
+    pub ports_per_machine: u32,
+    /// A request with no answer after this long counts as timed out, in ms.
+    pub timeout_ms: u64,
+    /// Requests in flight per port; beyond it a send is refused and counted.
+    pub max_outstanding_per_port: u32,
+}
+
+impl Default for ClientsConfig {
+    fn default() -> Self {
+        ClientsConfig {
+            machines: 4,
+            ports_per_machine: 8,
+            timeout_ms: 50,
+            max_outstanding_per_port: 4096,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadConfig {
+    #[serde(default = "default_app")]
+    pub app: AppKind,
+    /// Offered load: open-loop Poisson arrivals, in requests per second (all machines).
+    pub rate_rps: f64,
+    /// Application bytes of a request (R2P2 body; synthetic needs at least 16).
+    #[serde(default = "default_request_bytes")]
+    pub request_bytes: u32,
+    /// Application bytes of a reply.
+    #[serde(default = "default_reply_bytes")]
+    pub reply_bytes: u32,
+    #[serde(default)]
+    pub service_time: ServiceTime,
+    /// Share of requests that are read-only (REPLICATED_ROUTE_NO_SE), 0..=1.
+    #[serde(default)]
+    pub read_only_fraction: f64,
+}
+
+fn default_app() -> AppKind {
+    AppKind::Synthetic
+}
+fn default_request_bytes() -> u32 {
+    16
+}
+fn default_reply_bytes() -> u32 {
+    16
+}
+
+/// Service-time distribution of synthetic requests.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ServiceTime {
+    Fixed {
+        ns: u64,
+    },
+    Exponential {
+        mean_ns: u64,
+    },
+    /// `low_ns` with probability 1 − `high_fraction`, else `high_ns`.
+    Bimodal {
+        low_ns: u64,
+        high_ns: u64,
+        high_fraction: f64,
+    },
+}
+
+impl Default for ServiceTime {
+    fn default() -> Self {
+        ServiceTime::Fixed { ns: 10_000 }
+    }
+}
+
+impl ServiceTime {
+    pub fn mean_ns(&self) -> f64 {
+        match *self {
+            ServiceTime::Fixed { ns } => ns as f64,
+            ServiceTime::Exponential { mean_ns } => mean_ns as f64,
+            ServiceTime::Bimodal {
+                low_ns,
+                high_ns,
+                high_fraction,
+            } => low_ns as f64 * (1.0 - high_fraction) + high_ns as f64 * high_fraction,
+        }
+    }
+}
+
+/// A scenario that could not be loaded: the file, the field and the reason.
+#[derive(Debug)]
+pub struct ScenarioError {
+    pub file: String,
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() || self.field == "." {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(f, "{}: field `{}`: {}", self.file, self.field, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+impl Scenario {
+    /// Reads, parses and validates a scenario file.
+    pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ScenarioError {
+            file: file.clone(),
+            field: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::from_json(&file, &text)
+    }
+
+    /// Parses and validates scenario JSON; `file` names the source in errors.
+    pub fn from_json(file: &str, text: &str) -> Result<Scenario, ScenarioError> {
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let scenario: Scenario =
+            serde_path_to_error::deserialize(de).map_err(|e| ScenarioError {
+                file: file.to_string(),
+                field: e.path().to_string(),
+                reason: one_line(&e.inner().to_string()),
+            })?;
+        scenario
+            .validate()
+            .map_err(|(field, reason)| ScenarioError {
+                file: file.to_string(),
+                field: field.to_string(),
+                reason,
+            })?;
+        Ok(scenario)
+    }
+
+    /// Checks what the types cannot: ranges and combinations.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn positive(field: &'static str, v: f64) -> Result<(), (&'static str, String)> {
+            if !(v.is_finite() && v > 0.0) {
+                return Err((field, format!("must be a positive number (got {v})")));
+            }
+            Ok(())
+        }
+        if self.name.is_empty()
+            || !self
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.+".contains(c))
+        {
+            return Err((
+                "name",
+                format!(
+                    "must be non-empty and use only letters, digits, '-', '_', '.', '+' (got {:?}): it names the results folder",
+                    self.name
+                ),
+            ));
+        }
+        if self.nodes == 0 {
+            return Err(("nodes", "must be at least 1 (got 0)".into()));
+        }
+        if self.mode == Mode::Unreplicated && self.nodes != 1 {
+            return Err((
+                "nodes",
+                format!(
+                    "mode unreplicated runs exactly 1 server (got {})",
+                    self.nodes
+                ),
+            ));
+        }
+        if self.mode != Mode::Unreplicated {
+            return Err((
+                "mode",
+                format!(
+                    "mode {} is not implemented yet; this build simulates `unreplicated`",
+                    self.mode.as_str()
+                ),
+            ));
+        }
+        if self.nodes > 64 {
+            return Err(("nodes", format!("at most 64 nodes (got {})", self.nodes)));
+        }
+        if self.duration_ms == 0 {
+            return Err(("duration_ms", "must be at least 1 ms".into()));
+        }
+        if self.duration_ms > 3_600_000 {
+            return Err(("duration_ms", "at most one simulated hour".into()));
+        }
+        if self.warmup_ms >= self.duration_ms {
+            return Err((
+                "warmup_ms",
+                format!(
+                    "must be less than duration_ms ({} >= {})",
+                    self.warmup_ms, self.duration_ms
+                ),
+            ));
+        }
+        positive("network.bandwidth_gbps", self.network.bandwidth_gbps)?;
+        if self.network.bandwidth_gbps > 1000.0 {
+            return Err(("network.bandwidth_gbps", "at most 1000 Gb/s".into()));
+        }
+        if self.cpu.rx_queue_packets == 0 {
+            return Err(("cpu.rx_queue_packets", "must be at least 1".into()));
+        }
+        if self.clients.machines == 0 || self.clients.machines > 200 {
+            return Err((
+                "clients.machines",
+                format!("must be 1..=200 (got {})", self.clients.machines),
+            ));
+        }
+        if self.clients.ports_per_machine == 0 || self.clients.ports_per_machine > 1024 {
+            return Err((
+                "clients.ports_per_machine",
+                format!("must be 1..=1024 (got {})", self.clients.ports_per_machine),
+            ));
+        }
+        if self.clients.timeout_ms == 0 {
+            return Err(("clients.timeout_ms", "must be at least 1 ms".into()));
+        }
+        if self.clients.max_outstanding_per_port == 0
+            || self.clients.max_outstanding_per_port > 65536
+        {
+            return Err((
+                "clients.max_outstanding_per_port",
+                "must be 1..=65536 (req_id is 16 bits)".into(),
+            ));
+        }
+        let w = &self.workload;
+        positive("workload.rate_rps", w.rate_rps)?;
+        if w.rate_rps > 100e6 {
+            return Err((
+                "workload.rate_rps",
+                format!("at most 1e8 (got {})", w.rate_rps),
+            ));
+        }
+        if !(0.0..=1.0).contains(&w.read_only_fraction) {
+            return Err((
+                "workload.read_only_fraction",
+                format!("must be within 0..=1 (got {})", w.read_only_fraction),
+            ));
+        }
+        if w.app == AppKind::Synthetic
+            && (w.request_bytes as usize) < hovercraft_core::app::synthetic::HEADER_BYTES
+        {
+            return Err((
+                "workload.request_bytes",
+                format!(
+                    "synthetic requests carry a {}-byte header (got {})",
+                    hovercraft_core::app::synthetic::HEADER_BYTES,
+                    w.request_bytes
+                ),
+            ));
+        }
+        if w.request_bytes > 1 << 20 {
+            return Err(("workload.request_bytes", "at most 1 MiB".into()));
+        }
+        if w.reply_bytes > hovercraft_core::app::synthetic::MAX_REPLY_BYTES {
+            return Err(("workload.reply_bytes", "at most 1 MiB".into()));
+        }
+        match w.service_time {
+            ServiceTime::Fixed { ns } if ns > 1_000_000_000 => {
+                return Err(("workload.service_time.ns", "at most 1 s".into()))
+            }
+            ServiceTime::Exponential { mean_ns } if mean_ns == 0 || mean_ns > 1_000_000_000 => {
+                return Err(("workload.service_time.mean_ns", "must be 1..=1e9".into()))
+            }
+            ServiceTime::Bimodal {
+                low_ns,
+                high_ns,
+                high_fraction,
+            } => {
+                if !(0.0..=1.0).contains(&high_fraction) {
+                    return Err((
+                        "workload.service_time.high_fraction",
+                        format!("must be within 0..=1 (got {high_fraction})"),
+                    ));
+                }
+                if low_ns.max(high_ns) > 1_000_000_000 {
+                    return Err(("workload.service_time", "service times at most 1 s".into()));
+                }
+            }
+            _ => {}
+        }
+        if w.app == AppKind::Kv {
+            return Err((
+                "workload.app",
+                "the kv workload generator (YCSB-E) is not implemented yet; use synthetic".into(),
+            ));
+        }
+        if let Some(slo) = self.slo_p99_us {
+            positive("slo_p99_us", slo)?;
+        }
+        Ok(())
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The quickstart scenario, embedded so `run` works even without the file at hand.
+pub const QUICKSTART_JSON: &str = include_str!("../../scenarios/quickstart.json");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(json: &str) -> String {
+        Scenario::from_json("s.json", json).unwrap_err().to_string()
+    }
+
+    const OK: &str = r#"{"name":"t","mode":"unreplicated","nodes":1,"duration_ms":10,
+        "workload":{"rate_rps":1000}}"#;
+
+    #[test]
+    fn minimal_scenario_gets_defaults() {
+        let s = Scenario::from_json("s.json", OK).unwrap();
+        assert_eq!(s.network.bandwidth_gbps, 10.0);
+        assert_eq!(s.workload.service_time, ServiceTime::Fixed { ns: 10_000 });
+    }
+
+    #[test]
+    fn quickstart_parses() {
+        Scenario::from_json("scenarios/quickstart.json", QUICKSTART_JSON).unwrap();
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        let e = err(
+            r#"{"name":"t","mode":"unreplicated","nodes":1,"duration_ms":10,"bogus":1,
+            "workload":{"rate_rps":1000}}"#,
+        );
+        assert!(e.starts_with("s.json: "), "{e}");
+        assert!(e.contains("bogus"), "{e}");
+        let e = err(&OK.replace("1000", "-5"));
+        assert_eq!(
+            e,
+            "s.json: field `workload.rate_rps`: must be a positive number (got -5)"
+        );
+        let e = err(&OK.replace("\"nodes\":1", "\"nodes\":0"));
+        assert!(e.contains("field `nodes`"), "{e}");
+        let e = err(&OK.replace("\"nodes\":1", "\"nodes\":-1"));
+        assert!(e.contains("field `nodes`"), "{e}");
+        let e = err(r#"{"name":"t", "mode": "#);
+        assert!(e.starts_with("s.json: "), "{e}");
+        let e = err(&OK.replace(
+            "{\"rate_rps\":1000}",
+            "{\"rate_rps\":1000,\"service_time\":{\"kind\":\"fixed\",\"nz\":3}}",
+        ));
+        assert!(e.contains("workload.service_time"), "{e}");
+        assert!(!e.contains('\n'));
+    }
+}

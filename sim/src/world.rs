@@ -1,0 +1,911 @@
+//! The simulated world: hosts (server nodes and client machines), the network between them,
+//! and the event loop that drives the sans-IO core.
+//!
+//! Address plan: server `i` is 10.0.0.(i+1):8000; client machine `m` is 10.1.0.(m+1) with
+//! ports 9000.. ; the cluster's multicast group is 239.1.1.1:8000. These are simulated
+//! addresses only: nothing here touches a real network.
+
+use std::collections::VecDeque;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use bytes::Bytes;
+use rustc_hash::FxHashMap;
+
+use hovercraft_core::app::kv::KvCosts;
+use hovercraft_core::node::{Mode, Node, NodeConfig, NodeEvent};
+use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent};
+use hovercraft_core::rng::{derive_seed, stream_rng, Stream};
+use hovercraft_core::time::{Duration, Instant};
+use hovercraft_core::wire::framing::ReassemblyConfig;
+use hovercraft_core::wire::{Header, Policy};
+
+use crate::cpu::{Admit, Cpu};
+use crate::engine::EventQueue;
+use crate::metrics::{
+    round3, ClientMachineSummary, HostSummary, LatencyUs, Manifest, Metrics, NetworkSummary,
+    NodeSummary, Summary,
+};
+use crate::network::link::{Bandwidth, Enqueued, TxQueue};
+use crate::network::topology::{Peer, Topology};
+use crate::network::wire_bytes;
+use crate::scenario::Scenario;
+use crate::workload::Generator;
+
+pub const SERVER_PORT: u16 = 8000;
+pub const CLIENT_BASE_PORT: u16 = 9000;
+/// How often client machines check for timed-out requests. Coarse on purpose: a load
+/// generator notices a timeout a little late, and the run saves one event per request.
+pub const CLIENT_TICK_NS: u64 = 1_000_000;
+
+pub fn server_addr(i: usize) -> SocketAddrV4 {
+    SocketAddrV4::new(
+        Ipv4Addr::new(10, 0, (i >> 8) as u8, (i & 0xFF) as u8 + 1),
+        SERVER_PORT,
+    )
+}
+
+pub fn client_ip(m: usize) -> Ipv4Addr {
+    Ipv4Addr::new(10, 1, (m >> 8) as u8, (m & 0xFF) as u8 + 1)
+}
+
+pub fn cluster_group() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::new(239, 1, 1, 1), SERVER_PORT)
+}
+
+/// Events of the simulation. Small on purpose: packets live in a slab and are named by index.
+#[derive(Clone, Copy, Debug)]
+enum Ev {
+    SwitchArrive { switch: u32, in_port: u32, pkt: u32 },
+    HostArrive { host: u32, pkt: u32 },
+    CpuFree { host: u32 },
+    NodeTimer { host: u32, gen: u32 },
+    ClientArrival { host: u32 },
+    ClientTick { host: u32 },
+}
+
+struct Packet {
+    src: SocketAddrV4,
+    dst: SocketAddrV4,
+    payload: Bytes,
+    wire_bytes: u32,
+}
+
+/// Packets in flight, addressed by index so events stay small.
+#[derive(Default)]
+struct Slab {
+    slots: Vec<Option<Packet>>,
+    free: Vec<u32>,
+}
+
+impl Slab {
+    fn insert(&mut self, p: Packet) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(p);
+                i
+            }
+            None => {
+                self.slots.push(Some(p));
+                (self.slots.len() - 1) as u32
+            }
+        }
+    }
+    fn get(&self, i: u32) -> &Packet {
+        self.slots[i as usize].as_ref().expect("live packet")
+    }
+    fn remove(&mut self, i: u32) -> Packet {
+        let p = self.slots[i as usize].take().expect("live packet");
+        self.free.push(i);
+        p
+    }
+}
+
+struct ServerHost {
+    node: Node,
+    cpu: Cpu,
+    timer_deadline: Option<u64>,
+    timer_gen: u32,
+}
+
+struct ClientHost {
+    ports: Vec<Client>,
+    next_port: usize,
+    generator: Generator,
+}
+
+enum Role {
+    Server(Box<ServerHost>),
+    Client(Box<ClientHost>),
+}
+
+struct Host {
+    ip: Ipv4Addr,
+    nic: TxQueue,
+    packets_rx: u64,
+    bytes_rx: u64,
+    packets_tx: u64,
+    bytes_tx: u64,
+    role: Role,
+}
+
+struct SwitchState {
+    ports: Vec<TxQueue>,
+}
+
+/// One simulation run.
+pub struct World {
+    scenario: Scenario,
+    q: EventQueue<Ev>,
+    topo: Topology,
+    hosts: Vec<Host>,
+    switches: Vec<SwitchState>,
+    packets: Slab,
+    ip_to_host: FxHashMap<Ipv4Addr, usize>,
+    groups: FxHashMap<Ipv4Addr, Vec<usize>>,
+    metrics: Metrics,
+    send_end_ns: u64,
+    hard_end_ns: u64,
+    trace: Option<Box<dyn Write>>,
+    trace_error: Option<std::io::Error>,
+    scratch_tx: Vec<(u64, SocketAddrV4, Vec<u8>)>,
+    scratch_body: Vec<u8>,
+    n_servers: usize,
+}
+
+impl World {
+    /// Builds the world for a validated scenario.
+    pub fn new(scenario: Scenario) -> World {
+        let n_servers = scenario.nodes as usize;
+        let n_clients = scenario.clients.machines as usize;
+        let topo = Topology::build(&scenario.network, n_servers + n_clients);
+        let net = &scenario.network;
+        let bw = Bandwidth::from_gbps(net.bandwidth_gbps);
+        let mut hosts = Vec::with_capacity(n_servers + n_clients);
+        for i in 0..n_servers {
+            let cfg = NodeConfig {
+                id: i as u8,
+                mode: scenario.mode,
+                app: scenario.workload.app,
+                kv_costs: KvCosts::default(),
+                reassembly: ReassemblyConfig::default(),
+                seed: derive_seed(scenario.seed, Stream::Node, i as u64),
+            };
+            let node = Node::new(cfg).expect("scenario validation admits only implemented modes");
+            hosts.push(Host::new(
+                *server_addr(i).ip(),
+                TxQueue::new(bw, net.nic_tx_queue_bytes),
+                Role::Server(Box::new(ServerHost {
+                    node,
+                    cpu: Cpu::new(
+                        scenario.cpu.clone(),
+                        (
+                            scenario.warmup_ms * 1_000_000,
+                            scenario.duration_ms * 1_000_000,
+                        ),
+                    ),
+                    timer_deadline: None,
+                    timer_gen: 0,
+                })),
+            ));
+        }
+        let cc = &scenario.clients;
+        for m in 0..n_clients {
+            let ip = client_ip(m);
+            let ports = (0..cc.ports_per_machine)
+                .map(|p| {
+                    Client::new(
+                        SocketAddrV4::new(ip, CLIENT_BASE_PORT + p as u16),
+                        ClientConfig {
+                            timeout: Duration::from_ms(cc.timeout_ms),
+                            max_outstanding: cc.max_outstanding_per_port as usize,
+                            reassembly: ReassemblyConfig::default(),
+                        },
+                    )
+                })
+                .collect();
+            let generator = Generator::new(
+                &scenario.workload,
+                cc.machines,
+                stream_rng(scenario.seed, Stream::Client, m as u64),
+                stream_rng(scenario.seed, Stream::Workload, m as u64),
+            );
+            hosts.push(Host::new(
+                ip,
+                TxQueue::new(bw, net.nic_tx_queue_bytes),
+                Role::Client(Box::new(ClientHost {
+                    ports,
+                    next_port: 0,
+                    generator,
+                })),
+            ));
+        }
+        let switches = topo
+            .switches
+            .iter()
+            .map(|s| SwitchState {
+                ports: s
+                    .ports
+                    .iter()
+                    .map(|(_, l)| {
+                        TxQueue::new(
+                            Bandwidth::from_gbps(l.bandwidth_gbps),
+                            net.switch_queue_bytes,
+                        )
+                    })
+                    .collect(),
+            })
+            .collect();
+        let ip_to_host = hosts.iter().enumerate().map(|(i, h)| (h.ip, i)).collect();
+        let mut groups = FxHashMap::default();
+        groups.insert(*cluster_group().ip(), (0..n_servers).collect());
+        let send_end_ns = scenario.duration_ms * 1_000_000;
+        let metrics = Metrics::new(
+            scenario.warmup_ms * 1_000_000,
+            send_end_ns,
+            cc.timeout_ms * 2_000_000 + 1_000_000,
+        );
+        let hard_end_ns = send_end_ns + cc.timeout_ms * 1_000_000 + 2 * CLIENT_TICK_NS;
+        let mut w = World {
+            q: EventQueue::new(),
+            topo,
+            hosts,
+            switches,
+            packets: Slab::default(),
+            ip_to_host,
+            groups,
+            metrics,
+            send_end_ns,
+            hard_end_ns,
+            trace: None,
+            trace_error: None,
+            scratch_tx: Vec::new(),
+            scratch_body: Vec::new(),
+            n_servers,
+            scenario,
+        };
+        for m in 0..n_clients {
+            let host = (n_servers + m) as u32;
+            let gap = w.client_mut(host as usize).generator.next_gap_ns();
+            w.q.schedule(gap, Ev::ClientArrival { host });
+            w.q.schedule(CLIENT_TICK_NS, Ev::ClientTick { host });
+        }
+        w
+    }
+
+    /// Writes one line per event to `out`.
+    pub fn set_trace(&mut self, out: Box<dyn Write>) {
+        self.trace = Some(out);
+    }
+
+    /// Adds (or replaces) a multicast group delivered by the switch to `members` (host ids).
+    pub fn set_multicast_group(&mut self, group: Ipv4Addr, members: Vec<usize>) {
+        self.groups.insert(group, members);
+    }
+
+    /// Sends a datagram from `host` at the current time, as if its core had produced it.
+    /// For tests of the network model and for fault injection.
+    pub fn inject(&mut self, host: usize, src_port: u16, dst: SocketAddrV4, payload: Vec<u8>) {
+        let now = self.q.now_ns();
+        let src = SocketAddrV4::new(self.hosts[host].ip, src_port);
+        self.host_send(now, host, src, dst, payload);
+    }
+
+    /// Runs to the end and returns the summary (manifest left for the caller to fill).
+    pub fn run(mut self) -> Result<Summary, std::io::Error> {
+        while let Some((t, ev)) = self.q.pop() {
+            if t > self.hard_end_ns {
+                break;
+            }
+            self.dispatch(t, ev);
+        }
+        if let Some(out) = self.trace.as_mut() {
+            if let Err(e) = out.flush() {
+                self.trace_error.get_or_insert(e);
+            }
+        }
+        if let Some(e) = self.trace_error.take() {
+            return Err(e);
+        }
+        Ok(self.summary())
+    }
+
+    /// Runs until virtual time `until_ns` (events at later times stay queued).
+    pub fn run_until(&mut self, until_ns: u64) {
+        while self.q.peek_time_ns().is_some_and(|t| t <= until_ns) {
+            let (t, ev) = self.q.pop().expect("peeked");
+            self.dispatch(t, ev);
+        }
+    }
+
+    /// Packets received by host `h` so far.
+    pub fn host_packets_rx(&self, h: usize) -> u64 {
+        self.hosts[h].packets_rx
+    }
+
+    /// Total frames dropped at switch output queues so far.
+    pub fn switch_queue_drops(&self) -> u64 {
+        self.switches
+            .iter()
+            .flat_map(|s| &s.ports)
+            .map(|p| p.stats.drops)
+            .sum()
+    }
+
+    fn dispatch(&mut self, t: u64, ev: Ev) {
+        match ev {
+            Ev::SwitchArrive {
+                switch,
+                in_port,
+                pkt,
+            } => self.on_switch_arrive(t, switch as usize, in_port as usize, pkt),
+            Ev::HostArrive { host, pkt } => self.on_host_arrive(t, host as usize, pkt),
+            Ev::CpuFree { host } => self.on_cpu_free(t, host as usize),
+            Ev::NodeTimer { host, gen } => self.on_node_timer(t, host as usize, gen),
+            Ev::ClientArrival { host } => self.on_client_arrival(t, host as usize),
+            Ev::ClientTick { host } => self.on_client_tick(t, host as usize),
+        }
+    }
+
+    // ---- network -------------------------------------------------------------------------
+
+    fn host_send(
+        &mut self,
+        t: u64,
+        host: usize,
+        src: SocketAddrV4,
+        dst: SocketAddrV4,
+        payload: Vec<u8>,
+    ) {
+        let wb = wire_bytes(payload.len());
+        let h = &mut self.hosts[host];
+        match h.nic.enqueue(t, wb) {
+            Enqueued::Dropped => {
+                trace!(self, t, "drop nic h{host} {src}->{dst} bytes={wb}");
+            }
+            Enqueued::Departs { end_ns } => {
+                h.packets_tx += 1;
+                h.bytes_tx += wb as u64;
+                let (switch, in_port, link) = self.topo.uplink[host];
+                let pkt = self.packets.insert(Packet {
+                    src,
+                    dst,
+                    payload: Bytes::from(payload),
+                    wire_bytes: wb,
+                });
+                self.q.schedule(
+                    end_ns + link.latency_ns,
+                    Ev::SwitchArrive {
+                        switch: switch as u32,
+                        in_port: in_port as u32,
+                        pkt,
+                    },
+                );
+            }
+        }
+    }
+
+    fn on_switch_arrive(&mut self, t: u64, s: usize, in_port: usize, pkt: u32) {
+        let dst_ip = *self.packets.get(pkt).dst.ip();
+        if dst_ip.is_multicast() {
+            let ports = match self.groups.get(&dst_ip) {
+                Some(members) => self.topo.multicast_ports(s, members, in_port),
+                None => Vec::new(),
+            };
+            if ports.is_empty() {
+                self.metrics.unroutable += 1;
+            }
+            let p = self.packets.remove(pkt);
+            for port in ports {
+                let copy = self.packets.insert(Packet {
+                    src: p.src,
+                    dst: p.dst,
+                    payload: p.payload.clone(),
+                    wire_bytes: p.wire_bytes,
+                });
+                self.forward(t, s, port, copy);
+            }
+        } else {
+            match self.ip_to_host.get(&dst_ip) {
+                Some(&h) => {
+                    let port = self.topo.switches[s].route[h];
+                    self.forward(t, s, port, pkt);
+                }
+                None => {
+                    self.metrics.unroutable += 1;
+                    let p = self.packets.remove(pkt);
+                    trace!(self, t, "drop unroutable s{s} {}->{}", p.src, p.dst);
+                }
+            }
+        }
+    }
+
+    fn forward(&mut self, t: u64, s: usize, port: usize, pkt: u32) {
+        let wb = self.packets.get(pkt).wire_bytes;
+        let egress_ns = t + self.scenario.network.switch_latency_ns;
+        match self.switches[s].ports[port].enqueue(egress_ns, wb) {
+            Enqueued::Dropped => {
+                let p = self.packets.remove(pkt);
+                trace!(
+                    self,
+                    t,
+                    "drop switch s{s}p{port} {}->{} bytes={wb}",
+                    p.src,
+                    p.dst
+                );
+            }
+            Enqueued::Departs { end_ns } => {
+                let (peer, link) = self.topo.switches[s].ports[port];
+                let at = end_ns + link.latency_ns;
+                match peer {
+                    Peer::Host(h) => self.q.schedule(
+                        at,
+                        Ev::HostArrive {
+                            host: h as u32,
+                            pkt,
+                        },
+                    ),
+                    Peer::Switch { switch, port } => self.q.schedule(
+                        at,
+                        Ev::SwitchArrive {
+                            switch: switch as u32,
+                            in_port: port as u32,
+                            pkt,
+                        },
+                    ),
+                }
+            }
+        }
+    }
+
+    fn on_host_arrive(&mut self, t: u64, host: usize, pkt: u32) {
+        let wb = self.packets.get(pkt).wire_bytes;
+        let h = &mut self.hosts[host];
+        h.packets_rx += 1;
+        h.bytes_rx += wb as u64;
+        if self.trace.is_some() {
+            let p = self.packets.get(pkt);
+            let what = describe(&p.payload);
+            trace!(self, t, "rx h{host} {}->{} {what} bytes={wb}", p.src, p.dst);
+        }
+        match &mut self.hosts[host].role {
+            Role::Server(server) => match server.cpu.admit(t, pkt) {
+                Admit::RunNow => self.run_packet(t, host, pkt),
+                Admit::Queued { schedule_free_at } => {
+                    if let Some(at) = schedule_free_at {
+                        self.q.schedule(at, Ev::CpuFree { host: host as u32 });
+                    }
+                }
+                Admit::Dropped => {
+                    self.packets.remove(pkt);
+                    trace!(self, t, "drop rxq h{host}");
+                }
+            },
+            Role::Client(_) => {
+                let p = self.packets.remove(pkt);
+                self.client_receive(t, host, p);
+            }
+        }
+    }
+
+    // ---- server nodes ----------------------------------------------------------------------
+
+    fn server_mut(&mut self, host: usize) -> &mut ServerHost {
+        match &mut self.hosts[host].role {
+            Role::Server(s) => s,
+            Role::Client(_) => unreachable!("host {host} is a client"),
+        }
+    }
+
+    fn run_packet(&mut self, t: u64, host: usize, pkt: u32) {
+        let p = self.packets.remove(pkt);
+        let rx_ns = self.scenario.cpu.rx_ns_per_packet;
+        let now = t + rx_ns;
+        let server = self.server_mut(host);
+        if let Err(e) = server
+            .node
+            .handle_datagram(Instant::from_ns(now), p.src, &p.payload)
+        {
+            trace!(self, now, "reject h{host} {}: {e}", p.src);
+        }
+        self.after_handler(t, now, host);
+    }
+
+    fn on_cpu_free(&mut self, t: u64, host: usize) {
+        let server = self.server_mut(host);
+        server.cpu.free_scheduled = false;
+        if server.cpu.timer_due {
+            server.cpu.timer_due = false;
+            self.run_timer(t, host);
+        } else if let Some(pkt) = server.cpu.rx_queue.pop_front() {
+            self.run_packet(t, host, pkt);
+        }
+        let server = self.server_mut(host);
+        if server.cpu.has_work() {
+            if let Some(at) = server.cpu.claim_free_event() {
+                self.q.schedule(at, Ev::CpuFree { host: host as u32 });
+            }
+        }
+    }
+
+    fn on_node_timer(&mut self, t: u64, host: usize, gen: u32) {
+        let server = self.server_mut(host);
+        if gen != server.timer_gen {
+            return; // superseded by a later deadline
+        }
+        server.timer_deadline = None;
+        if server.cpu.is_idle(t) {
+            self.run_timer(t, host);
+        } else {
+            server.cpu.timer_due = true;
+            if let Some(at) = server.cpu.claim_free_event() {
+                self.q.schedule(at, Ev::CpuFree { host: host as u32 });
+            }
+        }
+    }
+
+    fn run_timer(&mut self, t: u64, host: usize) {
+        self.server_mut(host)
+            .node
+            .handle_timeout(Instant::from_ns(t));
+        self.after_handler(t, t, host);
+    }
+
+    /// Drains a node's outputs after a handler that started at `start_ns` and whose input was
+    /// parsed by `now_ns`: releases each datagram after the CPU work that preceded it,
+    /// charges the core, and re-arms the node's timer.
+    fn after_handler(&mut self, start_ns: u64, now_ns: u64, host: usize) {
+        let tx_ns = self.scenario.cpu.tx_ns_per_packet;
+        let mut out = std::mem::take(&mut self.scratch_tx);
+        let tracing = self.trace.is_some();
+        let server = match &mut self.hosts[host].role {
+            Role::Server(s) => s,
+            Role::Client(_) => unreachable!(),
+        };
+        let mut n = 0u64;
+        while let Some(tx) = server.node.poll_transmit() {
+            n += 1;
+            out.push((now_ns + tx.after_app_cpu_ns + n * tx_ns, tx.dst, tx.payload));
+        }
+        let end_ns = now_ns + server.node.call_app_cpu_ns() + n * tx_ns;
+        server.cpu.charge(start_ns, end_ns);
+        let mut lines = Vec::new();
+        while let Some(ev) = server.node.poll_event() {
+            if tracing {
+                lines.push(match ev {
+                    NodeEvent::Executed {
+                        client,
+                        req_id,
+                        read_only,
+                        cpu_ns,
+                    } => format!("exec h{host} {client}#{req_id} ro={read_only} cpu_ns={cpu_ns}"),
+                    NodeEvent::Replied { client, req_id } => {
+                        format!("reply h{host} {client}#{req_id}")
+                    }
+                    NodeEvent::AppRejected {
+                        client,
+                        req_id,
+                        error,
+                    } => {
+                        format!("app-reject h{host} {client}#{req_id}: {error}")
+                    }
+                });
+            }
+        }
+        let next = server.node.poll_timeout().map(|i| i.as_ns());
+        if next != server.timer_deadline {
+            server.timer_deadline = next;
+            server.timer_gen = server.timer_gen.wrapping_add(1);
+            if let Some(d) = next {
+                let gen = server.timer_gen;
+                self.q.schedule(
+                    d.max(now_ns),
+                    Ev::NodeTimer {
+                        host: host as u32,
+                        gen,
+                    },
+                );
+            }
+        }
+        for l in lines {
+            trace!(self, now_ns, "{l}");
+        }
+        let src = SocketAddrV4::new(self.hosts[host].ip, SERVER_PORT);
+        for (at, dst, payload) in out.drain(..) {
+            self.host_send(at, host, src, dst, payload);
+        }
+        self.scratch_tx = out;
+    }
+
+    // ---- clients ---------------------------------------------------------------------------
+
+    fn client_mut(&mut self, host: usize) -> &mut ClientHost {
+        match &mut self.hosts[host].role {
+            Role::Client(c) => c,
+            Role::Server(_) => unreachable!("host {host} is a server"),
+        }
+    }
+
+    fn request_target(&self) -> (SocketAddrV4, Policy) {
+        match self.scenario.mode {
+            Mode::Unreplicated => (server_addr(0), Policy::LbRoute),
+            // Replicated modes send to the cluster's multicast group.
+            _ => (cluster_group(), Policy::ReplicatedRoute),
+        }
+    }
+
+    fn on_client_arrival(&mut self, t: u64, host: usize) {
+        if t >= self.send_end_ns {
+            return;
+        }
+        let (dst, base_policy) = self.request_target();
+        let measured = self.metrics.in_window(t);
+        let mut body = std::mem::take(&mut self.scratch_body);
+        let mut out = std::mem::take(&mut self.scratch_tx);
+        let c = self.client_mut(host);
+        let spec = c.generator.next_request(&mut body);
+        let gap = c.generator.next_gap_ns();
+        let policy = if spec.read_only && base_policy == Policy::ReplicatedRoute {
+            Policy::ReplicatedRouteNoSe
+        } else {
+            base_policy
+        };
+        let port = c.next_port;
+        c.next_port = (port + 1) % c.ports.len();
+        let client = &mut c.ports[port];
+        let result = client.send_request(Instant::from_ns(t), dst, policy, &body, measured as u64);
+        let src = client.local_addr();
+        while let Some(tx) = client.poll_transmit() {
+            out.push((t, tx.dst, tx.payload));
+        }
+        self.scratch_body = body;
+        match result {
+            Ok(req_id) => {
+                if measured {
+                    self.metrics.sent_in_window += 1;
+                }
+                trace!(self, t, "send h{host} {src}#{req_id} -> {dst}");
+            }
+            Err(e) => {
+                self.metrics.client_refused += 1;
+                trace!(self, t, "refuse h{host} {src}: {e}");
+            }
+        }
+        for (at, dst, payload) in out.drain(..) {
+            self.host_send(at, host, src, dst, payload);
+        }
+        self.scratch_tx = out;
+        self.q
+            .schedule(t + gap, Ev::ClientArrival { host: host as u32 });
+    }
+
+    fn client_receive(&mut self, t: u64, host: usize, p: Packet) {
+        let port = p.dst.port().wrapping_sub(CLIENT_BASE_PORT) as usize;
+        let c = self.client_mut(host);
+        let Some(client) = c.ports.get_mut(port) else {
+            self.metrics.unroutable += 1;
+            return;
+        };
+        if let Err(e) = client.handle_datagram(Instant::from_ns(t), p.src, &p.payload) {
+            trace!(self, t, "reject h{host} {}: {e}", p.src);
+            return;
+        }
+        self.drain_client_events(t, host, port);
+    }
+
+    fn on_client_tick(&mut self, t: u64, host: usize) {
+        let c = self.client_mut(host);
+        for port in 0..c.ports.len() {
+            c.ports[port].handle_timeout(Instant::from_ns(t));
+        }
+        for port in 0..self.client_mut(host).ports.len() {
+            self.drain_client_events(t, host, port);
+        }
+        if t + CLIENT_TICK_NS <= self.hard_end_ns {
+            self.q
+                .schedule(t + CLIENT_TICK_NS, Ev::ClientTick { host: host as u32 });
+        }
+    }
+
+    fn drain_client_events(&mut self, t: u64, host: usize, port: usize) {
+        let in_window = self.metrics.in_window(t);
+        let tracing = self.trace.is_some();
+        let c = match &mut self.hosts[host].role {
+            Role::Client(c) => c,
+            Role::Server(_) => unreachable!(),
+        };
+        let client = &mut c.ports[port];
+        let mut lines = Vec::new();
+        while let Some(ev) = client.poll_event() {
+            match ev {
+                ClientEvent::Response {
+                    req_id,
+                    tag,
+                    from,
+                    latency_ns,
+                    ..
+                } => {
+                    if in_window {
+                        self.metrics.completed_in_window += 1;
+                    }
+                    if tag == 1 {
+                        self.metrics.latency_ns.saturating_record(latency_ns);
+                    }
+                    if tracing {
+                        lines.push(format!(
+                            "done h{host}:{port}#{req_id} from={from} latency_ns={latency_ns}"
+                        ));
+                    }
+                }
+                ClientEvent::Dropped { req_id, tag, .. } => {
+                    if tag == 1 {
+                        self.metrics.measured_dropped += 1;
+                    }
+                    if tracing {
+                        lines.push(format!("dropped h{host}:{port}#{req_id}"));
+                    }
+                }
+                ClientEvent::TimedOut { req_id, tag } => {
+                    if tag == 1 {
+                        self.metrics.measured_timed_out += 1;
+                    }
+                    if tracing {
+                        lines.push(format!("timeout h{host}:{port}#{req_id}"));
+                    }
+                }
+            }
+        }
+        for l in lines {
+            trace!(self, t, "{l}");
+        }
+    }
+
+    // ---- results ---------------------------------------------------------------------------
+
+    fn host_summary(&self, i: usize, name: String) -> HostSummary {
+        let h = &self.hosts[i];
+        HostSummary {
+            host: name,
+            addr: h.ip.to_string(),
+            packets_rx: h.packets_rx,
+            bytes_rx: h.bytes_rx,
+            packets_tx: h.packets_tx,
+            bytes_tx: h.bytes_tx,
+            nic: h.nic.stats,
+        }
+    }
+
+    fn summary(&self) -> Summary {
+        let m = &self.metrics;
+        let simulated_ns = self.q.now_ns();
+        let mut per_node = Vec::new();
+        let mut clients = Vec::new();
+        let mut rx_queue_drops = 0;
+        for (i, h) in self.hosts.iter().enumerate() {
+            match &h.role {
+                Role::Server(s) => {
+                    rx_queue_drops += s.cpu.stats.rx_queue_drops;
+                    per_node.push(NodeSummary {
+                        id: s.node.id(),
+                        role: "server",
+                        host: self.host_summary(i, format!("node{i}")),
+                        cpu_busy_fraction: round3(
+                            s.cpu.stats.busy_in_window_ns as f64 / (m.window_s() * 1e9),
+                        ),
+                        cpu: s.cpu.stats,
+                        protocol: s.node.counters(),
+                        app_digest: format!("{:016x}", s.node.app_digest()),
+                    });
+                }
+                Role::Client(c) => {
+                    let mut r2p2 = hovercraft_core::r2p2::client::ClientStats::default();
+                    for p in &c.ports {
+                        r2p2.sent += p.stats.sent;
+                        r2p2.responses += p.stats.responses;
+                        r2p2.drops += p.stats.drops;
+                        r2p2.timeouts += p.stats.timeouts;
+                        r2p2.unmatched += p.stats.unmatched;
+                        r2p2.rejected_packets += p.stats.rejected_packets;
+                    }
+                    clients.push(ClientMachineSummary {
+                        host: self.host_summary(i, format!("client{}", i - self.n_servers)),
+                        r2p2,
+                    });
+                }
+            }
+        }
+        let switch_ports = self.switches.iter().flat_map(|s| &s.ports);
+        let network = NetworkSummary {
+            nic_tx_drops: self.hosts.iter().map(|h| h.nic.stats.drops).sum(),
+            switch_queue_drops: switch_ports.clone().map(|p| p.stats.drops).sum(),
+            rx_queue_drops,
+            unroutable: m.unroutable,
+            switch_frames: switch_ports.clone().map(|p| p.stats.frames).sum(),
+            switch_bytes: switch_ports.map(|p| p.stats.bytes).sum(),
+        };
+        let s = &self.scenario;
+        Summary {
+            scenario: s.name.clone(),
+            seed: s.seed,
+            mode: s.mode.as_str(),
+            nodes: s.nodes,
+            duration_ms: s.duration_ms,
+            warmup_ms: s.warmup_ms,
+            offered_rps: round3(m.sent_in_window as f64 / m.window_s()),
+            completed_rps: round3(m.completed_in_window as f64 / m.window_s()),
+            dropped: m.measured_dropped + m.measured_timed_out,
+            dropped_by_server: m.measured_dropped,
+            timed_out: m.measured_timed_out,
+            client_refused: m.client_refused,
+            measured_requests: m.latency_ns.len(),
+            latency_us: LatencyUs::from_histogram(&m.latency_ns),
+            slo_p99_us: s.slo_p99_us,
+            simulated_ns,
+            events: self.q.popped(),
+            network,
+            per_node,
+            clients,
+            manifest: Manifest::default(),
+        }
+    }
+
+    /// Events processed so far.
+    pub fn events(&self) -> u64 {
+        self.q.popped()
+    }
+
+    /// Mean number of pending events at each pop so far.
+    pub fn mean_pending_events(&self) -> f64 {
+        self.q.mean_pending()
+    }
+}
+
+impl Host {
+    fn new(ip: Ipv4Addr, nic: TxQueue, role: Role) -> Host {
+        Host {
+            ip,
+            nic,
+            packets_rx: 0,
+            bytes_rx: 0,
+            packets_tx: 0,
+            bytes_tx: 0,
+            role,
+        }
+    }
+}
+
+/// A short description of a datagram for the trace.
+fn describe(payload: &[u8]) -> String {
+    match Header::decode(payload) {
+        Ok((h, _)) => format!(
+            "{:?}/{:?}#{} {}{}{}",
+            h.msg_type,
+            h.policy,
+            h.req_id,
+            if h.first { "F" } else { "" },
+            if h.last { "L" } else { "" },
+            h.packet_order
+        ),
+        Err(e) => format!("malformed({e})"),
+    }
+}
+
+/// Writes a trace line if tracing is on; the first write error stops tracing and is
+/// reported when the run ends.
+macro_rules! trace {
+    ($w:expr, $t:expr, $($arg:tt)*) => {
+        if let Some(out) = $w.trace.as_mut() {
+            if let Err(e) = writeln!(out, "{} {}", $t, format_args!($($arg)*)) {
+                $w.trace_error.get_or_insert(e);
+                $w.trace = None;
+            }
+        }
+    };
+}
+use trace;
+
+#[allow(dead_code)]
+fn _assert_small_events() {
+    const _: () = assert!(std::mem::size_of::<Ev>() <= 16);
+    let _ = VecDeque::<u8>::new();
+}
