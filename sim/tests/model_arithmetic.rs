@@ -86,9 +86,9 @@ fn multicast_to_k_hosts_is_delivered_exactly_k_times() {
     w.inject(1, 5555, SocketAddrV4::new(group, 8000), vec![0u8; 100]);
     w.run_until(1_000_000);
     let got: Vec<u64> = (0..9).map(|h| w.host_packets_rx(h) - before[h]).collect();
-    for h in 0..9 {
+    for (h, &copies) in got.iter().enumerate() {
         let want = u64::from(members.contains(&h));
-        assert_eq!(got[h], want, "host {h} got {} copies", got[h]);
+        assert_eq!(copies, want, "host {h} got {copies} copies");
     }
     assert_eq!(got.iter().sum::<u64>(), members.len() as u64);
 }
