@@ -155,7 +155,7 @@ pub struct Summary {
     pub dropped: u64,
     pub dropped_by_server: u64,
     pub timed_out: u64,
-    /// Sends the client refused because too many requests were in flight on its port.
+    /// Sends (in the window) the client refused: too many requests in flight on its port.
     pub client_refused: u64,
     pub measured_requests: u64,
     pub latency_us: LatencyUs,

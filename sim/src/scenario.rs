@@ -264,6 +264,9 @@ impl Scenario {
         if self.nodes == 0 {
             return Err(("nodes", "must be at least 1 (got 0)".into()));
         }
+        if self.nodes > 64 {
+            return Err(("nodes", format!("at most 64 nodes (got {})", self.nodes)));
+        }
         if self.mode == Mode::Unreplicated && self.nodes != 1 {
             return Err((
                 "nodes",
@@ -281,9 +284,6 @@ impl Scenario {
                     self.mode.as_str()
                 ),
             ));
-        }
-        if self.nodes > 64 {
-            return Err(("nodes", format!("at most 64 nodes (got {})", self.nodes)));
         }
         if self.duration_ms == 0 {
             return Err(("duration_ms", "must be at least 1 ms".into()));
@@ -380,8 +380,11 @@ impl Scenario {
                         format!("must be within 0..=1 (got {high_fraction})"),
                     ));
                 }
-                if low_ns.max(high_ns) > 1_000_000_000 {
-                    return Err(("workload.service_time", "service times at most 1 s".into()));
+                if low_ns > 1_000_000_000 {
+                    return Err(("workload.service_time.low_ns", "at most 1 s".into()));
+                }
+                if high_ns > 1_000_000_000 {
+                    return Err(("workload.service_time.high_ns", "at most 1 s".into()));
                 }
             }
             _ => {}

@@ -5,7 +5,7 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
-use hovercraft_core::app::synthetic::SyntheticRequest;
+use hovercraft_core::app::synthetic::{SyntheticRequest, MAX_SERVICE_NS};
 
 use crate::scenario::{ServiceTime, WorkloadConfig};
 
@@ -46,7 +46,10 @@ impl Generator {
     pub fn next_request(&mut self, body: &mut Vec<u8>) -> RequestSpec {
         let service_ns = match self.cfg.service_time {
             ServiceTime::Fixed { ns } => ns,
-            ServiceTime::Exponential { mean_ns } => exp_sample(&mut self.draws, mean_ns as f64),
+            // Clamped to what the synthetic app accepts: a draw past 1 s would be rejected.
+            ServiceTime::Exponential { mean_ns } => {
+                exp_sample(&mut self.draws, mean_ns as f64).min(MAX_SERVICE_NS)
+            }
             ServiceTime::Bimodal {
                 low_ns,
                 high_ns,

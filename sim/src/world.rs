@@ -667,7 +667,9 @@ impl World {
                 trace!(self, t, "send h{host} {src}#{req_id} -> {dst}");
             }
             Err(e) => {
-                self.metrics.client_refused += 1;
+                if measured {
+                    self.metrics.client_refused += 1;
+                }
                 trace!(self, t, "refuse h{host} {src}: {e}");
             }
         }
@@ -777,7 +779,8 @@ impl World {
 
     fn summary(&self) -> Summary {
         let m = &self.metrics;
-        let simulated_ns = self.q.now_ns();
+        // The run stops at the first event past the hard end; that event did not happen.
+        let simulated_ns = self.q.now_ns().min(self.hard_end_ns);
         let mut per_node = Vec::new();
         let mut clients = Vec::new();
         let mut rx_queue_drops = 0;

@@ -8,11 +8,6 @@
 
 use std::collections::VecDeque;
 
-/// Serialization time of `bytes` at `bandwidth_gbps`, in ns, rounded up.
-pub fn serialization_ns(bytes: u32, bandwidth_gbps: f64) -> u64 {
-    (bytes as f64 * 8.0 / bandwidth_gbps).ceil() as u64
-}
-
 /// Precomputed serializer for one bandwidth (avoids float math per frame).
 #[derive(Clone, Copy, Debug)]
 pub struct Bandwidth {
@@ -113,7 +108,6 @@ mod tests {
     #[test]
     fn a_1500_byte_frame_at_10g_takes_1_2_us() {
         assert_eq!(Bandwidth::from_gbps(10.0).serialization_ns(1500), 1_200);
-        assert_eq!(serialization_ns(1500, 10.0), 1_200);
         assert_eq!(Bandwidth::from_gbps(40.0).serialization_ns(1500), 300);
         assert_eq!(Bandwidth::from_gbps(100.0).serialization_ns(84), 7);
     }
