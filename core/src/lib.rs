@@ -11,12 +11,14 @@
 //! - [`wire`]: byte codecs — the R2P2 header, multi-packet framing, Raft messages.
 //! - [`r2p2`]: R2P2 endpoints — client (requests, timeouts, DROPs) and server (reassembly).
 //! - [`app`]: applications behind the [`app::StateMachine`] trait (synthetic, kv).
+//! - [`raft`]: Raft and HovercRaft replication (election, replication, reply load balancing).
 //! - [`node`]: the server `Node` that drivers run, one per replica.
 #![forbid(unsafe_code)]
 
 pub mod app;
 pub mod node;
 pub mod r2p2;
+pub mod raft;
 pub mod rng;
 pub mod time;
 pub mod wire;

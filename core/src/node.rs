@@ -3,17 +3,19 @@
 //!
 //! Inputs: [`Node::handle_datagram`], [`Node::handle_timeout`]. Outputs, pulled by the driver
 //! after every input: [`Node::poll_transmit`], [`Node::poll_event`], [`Node::poll_timeout`],
-//! and [`Node::call_app_cpu_ns`] (application CPU time the last call reported, for the
-//! driver's CPU model).
+//! [`Node::poll_persist`] (state to make durable; answer with [`Node::handle_persisted`]) and
+//! [`Node::take_app_cpu_ns`] (application CPU time reported, for the driver's CPU model).
 
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
 use crate::app::{self, kv::KvCosts, AppError, AppKind, StateMachine};
 use crate::r2p2::server::{self, Endpoint, Message, RxError};
+use crate::raft::{ClusterConfig, PersistRequest, RaftConfig, Replica, Role};
 use crate::time::Instant;
 use crate::wire::framing::ReassemblyConfig;
-use crate::wire::{MsgType, Transmit, WireError};
+use crate::wire::raft::RaftMessage;
+use crate::wire::{MsgType, Policy, Transmit, WireError};
 
 /// Identifies a replica within its cluster (0-based).
 pub type NodeId = u8;
@@ -46,6 +48,9 @@ impl Mode {
             Mode::HovercraftPlusPlus => "hovercraft++",
         }
     }
+    pub fn is_replicated(self) -> bool {
+        self != Mode::Unreplicated
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -57,12 +62,21 @@ pub struct NodeConfig {
     pub reassembly: ReassemblyConfig,
     /// Seed of this node's own random stream (election timeouts, replier choice).
     pub seed: u64,
+    /// Replicated modes: where the peers are. Ignored by `unreplicated`.
+    pub cluster: Option<ClusterConfig>,
+    pub raft: RaftConfig,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("mode {0} is not implemented by this build of the core")]
     ModeNotImplemented(&'static str),
+    #[error("mode {0} needs a cluster configuration (peers and multicast group)")]
+    MissingCluster(&'static str),
+    #[error("node id {id} is not in the cluster of {n} peers")]
+    BadId { id: NodeId, n: usize },
+    #[error("clusters have 1 to 64 nodes (got {0})")]
+    ClusterSize(usize),
 }
 
 /// Why a datagram was rejected. The node's state is unchanged by a rejected datagram.
@@ -72,25 +86,46 @@ pub enum NodeError {
     Rx(#[from] RxError),
     #[error("a {0:?} message is not expected by this node")]
     Unexpected(MsgType),
+    #[error("malformed raft message: {0}")]
+    Raft(WireError),
+    #[error("raft message from {0}, which is not a peer (or claims another node's id)")]
+    UnknownSender(SocketAddrV4),
+}
+
+/// Why a request was refused with DROP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum DropReason {
+    FlowControl,
+    NoReplier,
+    NotLeader,
 }
 
 /// What a node did, for metrics and checkers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NodeEvent {
-    /// The application executed a request.
+    /// The application executed a request (`index` is its log index; 0 when unreplicated).
     Executed {
         client: SocketAddrV4,
         req_id: u16,
         read_only: bool,
         cpu_ns: u64,
+        index: u64,
     },
     /// A reply went out to a client.
     Replied { client: SocketAddrV4, req_id: u16 },
+    /// A request was refused with DROP.
+    Dropped { client: SocketAddrV4, req_id: u16 },
     /// The application rejected a malformed request (an empty reply was sent).
     AppRejected {
         client: SocketAddrV4,
         req_id: u16,
         error: AppError,
+    },
+    /// Role, term or known leader changed.
+    RoleChanged {
+        role: Role,
+        term: u64,
+        leader: Option<NodeId>,
     },
 }
 
@@ -100,101 +135,56 @@ pub struct NodeCounters {
     pub requests_received: u64,
     pub requests_executed: u64,
     pub replies_sent: u64,
+    pub drops_sent: u64,
     pub app_errors: u64,
-    /// Datagrams rejected: malformed, unexpected type, or refused by reassembly.
+    /// Datagrams rejected: malformed, unexpected type, unknown sender, refused by reassembly.
     pub rx_errors: u64,
 }
 
-pub struct Node {
-    cfg: NodeConfig,
-    endpoint: Endpoint,
-    app: Box<dyn StateMachine + Send>,
-    transmits: VecDeque<Transmit>,
-    events: VecDeque<NodeEvent>,
+/// The parts of a node every mode uses: the application and the output queues.
+pub struct Shared {
+    pub(crate) app: Box<dyn StateMachine + Send>,
+    pub(crate) transmits: VecDeque<Transmit>,
+    pub(crate) events: VecDeque<NodeEvent>,
+    pub(crate) call_app_cpu_ns: u64,
     reply_buf: Vec<u8>,
-    call_app_cpu_ns: u64,
-    counters: NodeCounters,
+    pub(crate) counters: NodeCounters,
 }
 
-impl Node {
-    pub fn new(cfg: NodeConfig) -> Result<Node, ConfigError> {
-        if cfg.mode != Mode::Unreplicated {
-            return Err(ConfigError::ModeNotImplemented(cfg.mode.as_str()));
-        }
-        Ok(Node {
-            endpoint: Endpoint::new(cfg.reassembly),
-            app: app::build(cfg.app, cfg.kv_costs),
-            transmits: VecDeque::new(),
-            events: VecDeque::new(),
-            reply_buf: Vec::new(),
-            call_app_cpu_ns: 0,
-            counters: NodeCounters::default(),
-            cfg,
-        })
-    }
-
-    pub fn id(&self) -> NodeId {
-        self.cfg.id
-    }
-
-    pub fn mode(&self) -> Mode {
-        self.cfg.mode
-    }
-
-    pub fn counters(&self) -> NodeCounters {
-        self.counters
-    }
-
-    /// Digest of the application state (replicas that applied the same log agree).
-    pub fn app_digest(&self) -> u64 {
-        self.app.state_digest()
-    }
-
-    /// Accepts one datagram.
-    pub fn handle_datagram(
-        &mut self,
-        now: Instant,
-        from: SocketAddrV4,
-        bytes: &[u8],
-    ) -> Result<(), NodeError> {
-        self.call_app_cpu_ns = 0;
-        let msg = match self.endpoint.receive(now, from, bytes) {
-            Ok(Some(msg)) => msg,
-            Ok(None) => return Ok(()),
-            Err(e) => {
-                self.counters.rx_errors += 1;
-                return Err(e.into());
-            }
-        };
-        match msg.header.msg_type {
-            MsgType::Request => {
-                self.on_request(msg);
-                Ok(())
-            }
-            other => {
-                self.counters.rx_errors += 1;
-                Err(NodeError::Unexpected(other))
-            }
-        }
-    }
-
-    pub fn handle_timeout(&mut self, now: Instant) {
-        self.call_app_cpu_ns = 0;
-        self.endpoint.handle_timeout(now);
-    }
-
-    fn on_request(&mut self, msg: Message<'_>) {
-        self.counters.requests_received += 1;
-        // Unreplicated: execute at once and answer the client directly.
-        self.execute_and_reply(msg.from, msg.header.req_id, msg.header.policy, &msg.body);
-    }
-
-    fn execute_and_reply(
+impl Shared {
+    /// Refuses a request with DROP. `hint` is empty, or the leader's address (6 bytes: IPv4,
+    /// port) when a non-leader in `raft` mode redirects the client.
+    pub(crate) fn send_drop(
         &mut self,
         client: SocketAddrV4,
         req_id: u16,
-        policy: crate::wire::Policy,
+        policy: Policy,
+        hint: &[u8],
+    ) {
+        let sent = server::send(
+            &mut self.transmits,
+            client,
+            MsgType::Drop,
+            policy,
+            req_id,
+            hint,
+            self.call_app_cpu_ns,
+        );
+        if sent.is_ok() {
+            self.counters.drops_sent += 1;
+            self.events.push_back(NodeEvent::Dropped { client, req_id });
+        }
+    }
+
+    /// Executes a request and, if `reply`, answers the client.
+    pub(crate) fn execute(
+        &mut self,
+        client: SocketAddrV4,
+        req_id: u16,
+        policy: Policy,
         body: &[u8],
+        reply: bool,
+        index: u64,
     ) {
         self.reply_buf.clear();
         match self.app.execute(body, &mut self.reply_buf) {
@@ -204,8 +194,9 @@ impl Node {
                 self.events.push_back(NodeEvent::Executed {
                     client,
                     req_id,
-                    read_only: policy == crate::wire::Policy::ReplicatedRouteNoSe,
+                    read_only: policy == Policy::ReplicatedRouteNoSe,
                     cpu_ns: exec.cpu_ns,
+                    index,
                 });
             }
             Err(error) => {
@@ -219,6 +210,9 @@ impl Node {
                     error,
                 });
             }
+        }
+        if !reply {
+            return;
         }
         match server::send(
             &mut self.transmits,
@@ -234,28 +228,200 @@ impl Node {
                 self.events.push_back(NodeEvent::Replied { client, req_id });
             }
             // Only reachable with a reply over MAX_MESSAGE_BYTES, which apps bound far below.
-            Err(WireError::Oversize { .. }) | Err(_) => self.counters.app_errors += 1,
+            Err(_) => self.counters.app_errors += 1,
+        }
+    }
+}
+
+pub struct Node {
+    cfg: NodeConfig,
+    endpoint: Endpoint,
+    shared: Shared,
+    replica: Option<Replica>,
+}
+
+impl Node {
+    /// Builds a node; `now` starts its timers (the election timeout of a replica).
+    pub fn new(cfg: NodeConfig) -> Result<Node, ConfigError> {
+        Self::new_at(cfg, Instant::ZERO)
+    }
+
+    pub fn new_at(cfg: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
+        let replica = match cfg.mode {
+            Mode::Unreplicated => None,
+            Mode::HovercraftPlusPlus => {
+                return Err(ConfigError::ModeNotImplemented(cfg.mode.as_str()))
+            }
+            Mode::Raft | Mode::Hovercraft => {
+                let cluster = cfg
+                    .cluster
+                    .clone()
+                    .ok_or(ConfigError::MissingCluster(cfg.mode.as_str()))?;
+                let n = cluster.peers.len();
+                if n == 0 || n > 64 {
+                    return Err(ConfigError::ClusterSize(n));
+                }
+                if cfg.id as usize >= n {
+                    return Err(ConfigError::BadId { id: cfg.id, n });
+                }
+                Some(Replica::new(
+                    cfg.mode,
+                    cfg.id,
+                    cluster,
+                    cfg.raft.clone(),
+                    cfg.seed,
+                    now,
+                ))
+            }
+        };
+        Ok(Node {
+            endpoint: Endpoint::new(cfg.reassembly),
+            shared: Shared {
+                app: app::build(cfg.app, cfg.kv_costs),
+                transmits: VecDeque::new(),
+                events: VecDeque::new(),
+                call_app_cpu_ns: 0,
+                reply_buf: Vec::new(),
+                counters: NodeCounters::default(),
+            },
+            replica,
+            cfg,
+        })
+    }
+
+    pub fn id(&self) -> NodeId {
+        self.cfg.id
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.cfg.mode
+    }
+
+    pub fn counters(&self) -> NodeCounters {
+        self.shared.counters
+    }
+
+    /// The replication state (replicated modes only).
+    pub fn replica(&self) -> Option<&Replica> {
+        self.replica.as_ref()
+    }
+
+    /// Digest of the application state (replicas that applied the same log agree).
+    pub fn app_digest(&self) -> u64 {
+        self.shared.app.state_digest()
+    }
+
+    /// Accepts one datagram.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        from: SocketAddrV4,
+        bytes: &[u8],
+    ) -> Result<(), NodeError> {
+        let msg = match self.endpoint.receive(now, from, bytes) {
+            Ok(Some(msg)) => msg,
+            Ok(None) => return Ok(()),
+            Err(e) => {
+                self.shared.counters.rx_errors += 1;
+                return Err(e.into());
+            }
+        };
+        let r = self.dispatch(now, msg);
+        if r.is_err() {
+            self.shared.counters.rx_errors += 1;
+        }
+        r
+    }
+
+    fn dispatch(&mut self, now: Instant, msg: Message<'_>) -> Result<(), NodeError> {
+        let t = msg.header.msg_type;
+        match (t, self.replica.as_mut()) {
+            (MsgType::Request, None) => {
+                self.shared.counters.requests_received += 1;
+                // Unreplicated: execute at once and answer the client directly.
+                self.shared.execute(
+                    msg.from,
+                    msg.header.req_id,
+                    msg.header.policy,
+                    &msg.body,
+                    true,
+                    0,
+                );
+                Ok(())
+            }
+            (MsgType::Request, Some(r)) => {
+                self.shared.counters.requests_received += 1;
+                r.on_client_request(
+                    &mut self.shared,
+                    now,
+                    msg.from,
+                    msg.header.req_id,
+                    msg.header.policy,
+                    &msg.body,
+                );
+                Ok(())
+            }
+            (t, Some(r)) if Replica::is_replica_message(t) => {
+                let m = RaftMessage::decode(&msg.body).map_err(NodeError::Raft)?;
+                // The sender must be the peer it claims to be.
+                if r.peer_id(msg.from) != Some(m.from) {
+                    return Err(NodeError::UnknownSender(msg.from));
+                }
+                r.on_raft_message(&mut self.shared, now, m);
+                Ok(())
+            }
+            (other, _) => Err(NodeError::Unexpected(other)),
+        }
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.endpoint.handle_timeout(now);
+        if let Some(r) = self.replica.as_mut() {
+            if r.poll_timeout().is_some_and(|t| t <= now) {
+                r.handle_timeout(&mut self.shared, now);
+            }
+        }
+    }
+
+    /// State to make durable before dependent messages go out (replicated modes).
+    #[must_use]
+    pub fn poll_persist(&mut self) -> Option<PersistRequest> {
+        self.replica.as_mut()?.poll_persist()
+    }
+
+    /// The driver made persist request `seq` (and all before it) durable.
+    pub fn handle_persisted(&mut self, now: Instant, seq: u64) {
+        if let Some(r) = self.replica.as_mut() {
+            r.handle_persisted(&mut self.shared, now, seq);
         }
     }
 
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
-        self.transmits.pop_front()
+        self.shared.transmits.pop_front()
     }
 
     #[must_use]
     pub fn poll_event(&mut self) -> Option<NodeEvent> {
-        self.events.pop_front()
+        self.shared.events.pop_front()
     }
 
     #[must_use]
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.endpoint.poll_timeout()
+        let a = self.endpoint.poll_timeout();
+        let b = self.replica.as_ref().and_then(|r| r.poll_timeout());
+        match (a, b) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
-    /// Application CPU time (ns) reported during the last `handle_*` call.
-    pub fn call_app_cpu_ns(&self) -> u64 {
-        self.call_app_cpu_ns
+    /// Application CPU time (ns) reported since the last call, and resets it. Each
+    /// transmit's `after_app_cpu_ns` is measured from the same point, so a driver that takes
+    /// this after draining a handler's outputs can place every datagram after the work that
+    /// preceded it.
+    pub fn take_app_cpu_ns(&mut self) -> u64 {
+        std::mem::take(&mut self.shared.call_app_cpu_ns)
     }
 }
 
@@ -274,6 +440,8 @@ mod tests {
             kv_costs: KvCosts::default(),
             reassembly: ReassemblyConfig::default(),
             seed: 1,
+            cluster: None,
+            raft: RaftConfig::default(),
         })
         .unwrap()
     }
@@ -305,8 +473,9 @@ mod tests {
             n.handle_datagram(Instant::from_ns(5), client(), &p)
                 .unwrap();
         }
-        assert_eq!(n.call_app_cpu_ns(), 7_000);
         let replies: Vec<Transmit> = std::iter::from_fn(|| n.poll_transmit()).collect();
+        assert_eq!(n.take_app_cpu_ns(), 7_000);
+        assert_eq!(n.take_app_cpu_ns(), 0);
         assert_eq!(replies.len(), 3, "3000 bytes span 3 packets");
         assert!(replies
             .iter()
@@ -343,14 +512,14 @@ mod tests {
     }
 
     #[test]
-    fn other_modes_are_refused_until_implemented() {
+    fn replicated_modes_need_a_cluster() {
         let cfg = NodeConfig {
             mode: Mode::Raft,
             ..node().cfg.clone()
         };
         assert!(matches!(
             Node::new(cfg),
-            Err(ConfigError::ModeNotImplemented("raft"))
+            Err(ConfigError::MissingCluster("raft"))
         ));
     }
 

@@ -24,6 +24,8 @@ pub struct Cpu {
     pub rx_queue: VecDeque<u32>,
     /// A timer fired while the core was busy and runs when it frees.
     pub timer_due: bool,
+    /// Storage reported writes up to this persist sequence while the core was busy.
+    pub persisted_due: Option<u64>,
     /// A `CpuFree` event is already scheduled.
     pub free_scheduled: bool,
     pub stats: CpuStats,
@@ -50,13 +52,14 @@ impl Cpu {
             busy_until_ns: 0,
             rx_queue: VecDeque::new(),
             timer_due: false,
+            persisted_due: None,
             free_scheduled: false,
             stats: CpuStats::default(),
         }
     }
 
     pub fn is_idle(&self, now_ns: u64) -> bool {
-        self.busy_until_ns <= now_ns && self.rx_queue.is_empty() && !self.timer_due
+        self.busy_until_ns <= now_ns && !self.has_work()
     }
 
     pub fn admit(&mut self, now_ns: u64, pkt: u32) -> Admit {
@@ -95,6 +98,6 @@ impl Cpu {
     }
 
     pub fn has_work(&self) -> bool {
-        self.timer_due || !self.rx_queue.is_empty()
+        self.timer_due || self.persisted_due.is_some() || !self.rx_queue.is_empty()
     }
 }

@@ -13,6 +13,8 @@ use crate::cpu::CpuStats;
 use crate::network::link::TxStats;
 use hovercraft_core::node::NodeCounters;
 use hovercraft_core::r2p2::client::ClientStats;
+use hovercraft_core::raft::unordered::UnorderedStats;
+use hovercraft_core::raft::{ReplicaCounters, Role};
 
 pub struct Metrics {
     pub window_start_ns: u64,
@@ -121,6 +123,23 @@ pub struct NodeSummary {
     pub cpu: CpuStats,
     pub protocol: NodeCounters,
     pub app_digest: String,
+    /// Replicated modes only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replica: Option<ReplicaSummary>,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct ReplicaSummary {
+    pub role: Role,
+    pub term: u64,
+    pub last_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    /// Entries assigned to this node as replier and not yet applied (as the leader sees it;
+    /// only meaningful on the leader).
+    pub outstanding_replies: Vec<usize>,
+    pub counters: ReplicaCounters,
+    pub unordered: UnorderedStats,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use hovercraft_core::app::AppKind;
 use hovercraft_core::node::Mode;
+use hovercraft_core::raft::RaftConfig;
 use serde::{Deserialize, Serialize};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -34,9 +35,31 @@ pub struct Scenario {
     #[serde(default)]
     pub clients: ClientsConfig,
     pub workload: WorkloadConfig,
+    /// Raft/HovercRaft protocol constants (replicated modes).
+    #[serde(default)]
+    pub raft: RaftConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    /// Replicated modes: node 0 campaigns at time 0 instead of waiting for an election
+    /// timeout, so measurements do not start with 10–20 ms without a leader.
+    #[serde(default = "default_true")]
+    pub bootstrap_leader: bool,
     /// The p99 latency objective, in µs (used by SLO searches; reported in the summary).
     #[serde(default)]
     pub slo_p99_us: Option<f64>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// The storage device each replica persists its term, vote and log to.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StorageConfig {
+    /// Time for one write (FIFO, one at a time), in ns. 0 = durable at once, like the
+    /// authors' in-memory log; messages that depend on the write still wait for it.
+    pub write_latency_ns: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -276,14 +299,55 @@ impl Scenario {
                 ),
             ));
         }
-        if self.mode != Mode::Unreplicated {
+        if self.mode == Mode::HovercraftPlusPlus {
             return Err((
                 "mode",
+                "mode hovercraft++ is not implemented yet; use unreplicated, raft or hovercraft"
+                    .into(),
+            ));
+        }
+        let r = &self.raft;
+        if r.election_timeout_min_us == 0 || r.election_timeout_max_us <= r.election_timeout_min_us
+        {
+            return Err((
+                "raft.election_timeout_max_us",
+                "election timeouts need 0 < min < max".into(),
+            ));
+        }
+        if r.heartbeat_us == 0 || r.heartbeat_us >= r.election_timeout_min_us {
+            return Err((
+                "raft.heartbeat_us",
+                "must be above 0 and below raft.election_timeout_min_us".into(),
+            ));
+        }
+        if r.append_retry_us == 0 || r.recovery_retry_us == 0 {
+            return Err((
+                "raft.append_retry_us",
+                "retry intervals must be above 0".into(),
+            ));
+        }
+        if r.max_entries_per_append == 0
+            || r.max_entries_per_append > hovercraft_core::wire::raft::MAX_ENTRIES_PER_MESSAGE
+        {
+            return Err((
+                "raft.max_entries_per_append",
                 format!(
-                    "mode {} is not implemented yet; this build simulates `unreplicated`",
-                    self.mode.as_str()
+                    "must be 1..={}",
+                    hovercraft_core::wire::raft::MAX_ENTRIES_PER_MESSAGE
                 ),
             ));
+        }
+        if r.replier_bound == 0 {
+            return Err(("raft.replier_bound", "must be at least 1".into()));
+        }
+        if r.flow_control_threshold == 0 {
+            return Err(("raft.flow_control_threshold", "must be at least 1".into()));
+        }
+        if r.unordered_capacity == 0 {
+            return Err(("raft.unordered_capacity", "must be at least 1".into()));
+        }
+        if r.max_recoveries_in_flight == 0 {
+            return Err(("raft.max_recoveries_in_flight", "must be at least 1".into()));
         }
         if self.duration_ms == 0 {
             return Err(("duration_ms", "must be at least 1 ms".into()));
@@ -356,8 +420,8 @@ impl Scenario {
                 ),
             ));
         }
-        if w.request_bytes > 1 << 20 {
-            return Err(("workload.request_bytes", "at most 1 MiB".into()));
+        if w.request_bytes > 64 * 1024 {
+            return Err(("workload.request_bytes", "at most 64 KiB".into()));
         }
         if w.reply_bytes > hovercraft_core::app::synthetic::MAX_REPLY_BYTES {
             return Err(("workload.reply_bytes", "at most 1 MiB".into()));

@@ -15,6 +15,7 @@ use rustc_hash::FxHashMap;
 use hovercraft_core::app::kv::KvCosts;
 use hovercraft_core::node::{Mode, Node, NodeConfig, NodeEvent};
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent};
+use hovercraft_core::raft::ClusterConfig;
 use hovercraft_core::rng::{derive_seed, stream_rng, Stream};
 use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::wire::framing::ReassemblyConfig;
@@ -24,7 +25,7 @@ use crate::cpu::{Admit, Cpu};
 use crate::engine::EventQueue;
 use crate::metrics::{
     round3, ClientMachineSummary, HostSummary, LatencyUs, Manifest, Metrics, NetworkSummary,
-    NodeSummary, Summary,
+    NodeSummary, ReplicaSummary, Summary,
 };
 use crate::network::link::{Bandwidth, Enqueued, TxQueue};
 use crate::network::topology::{Peer, Topology};
@@ -60,6 +61,7 @@ enum Ev {
     HostArrive { host: u32, pkt: u32 },
     CpuFree { host: u32 },
     NodeTimer { host: u32, gen: u32 },
+    StorageDone { host: u32, seq: u64 },
     ClientArrival { host: u32 },
     ClientTick { host: u32 },
 }
@@ -103,6 +105,8 @@ impl Slab {
 
 struct ServerHost {
     node: Node,
+    /// The storage device is a FIFO: writes complete one after another.
+    storage_busy_until_ns: u64,
     cpu: Cpu,
     timer_deadline: Option<u64>,
     timer_gen: u32,
@@ -110,6 +114,9 @@ struct ServerHost {
 
 struct ClientHost {
     ports: Vec<Client>,
+    /// `raft` mode: the server this machine believes leads (learned from replies and
+    /// redirects; moved on after a timeout).
+    leader_hint: usize,
     next_port: usize,
     generator: Generator,
 }
@@ -162,6 +169,7 @@ impl World {
         let net = &scenario.network;
         let bw = Bandwidth::from_gbps(net.bandwidth_gbps);
         let mut hosts = Vec::with_capacity(n_servers + n_clients);
+        let peers: Vec<SocketAddrV4> = (0..n_servers).map(server_addr).collect();
         for i in 0..n_servers {
             let cfg = NodeConfig {
                 id: i as u8,
@@ -170,6 +178,12 @@ impl World {
                 kv_costs: KvCosts::default(),
                 reassembly: ReassemblyConfig::default(),
                 seed: derive_seed(scenario.seed, Stream::Node, i as u64),
+                cluster: Some(ClusterConfig {
+                    peers: peers.clone(),
+                    group: cluster_group(),
+                    campaign_at_start: scenario.bootstrap_leader && i == 0,
+                }),
+                raft: scenario.raft.clone(),
             };
             let node = Node::new(cfg).expect("scenario validation admits only implemented modes");
             hosts.push(Host::new(
@@ -177,6 +191,7 @@ impl World {
                 TxQueue::new(bw, net.nic_tx_queue_bytes),
                 Role::Server(Box::new(ServerHost {
                     node,
+                    storage_busy_until_ns: 0,
                     cpu: Cpu::new(
                         scenario.cpu.clone(),
                         (
@@ -215,6 +230,7 @@ impl World {
                 TxQueue::new(bw, net.nic_tx_queue_bytes),
                 Role::Client(Box::new(ClientHost {
                     ports,
+                    leader_hint: 0,
                     next_port: 0,
                     generator,
                 })),
@@ -342,6 +358,7 @@ impl World {
             Ev::HostArrive { host, pkt } => self.on_host_arrive(t, host as usize, pkt),
             Ev::CpuFree { host } => self.on_cpu_free(t, host as usize),
             Ev::NodeTimer { host, gen } => self.on_node_timer(t, host as usize, gen),
+            Ev::StorageDone { host, seq } => self.on_storage_done(t, host as usize, seq),
             Ev::ClientArrival { host } => self.on_client_arrival(t, host as usize),
             Ev::ClientTick { host } => self.on_client_tick(t, host as usize),
         }
@@ -517,6 +534,8 @@ impl World {
         if server.cpu.timer_due {
             server.cpu.timer_due = false;
             self.run_timer(t, host);
+        } else if let Some(seq) = server.cpu.persisted_due.take() {
+            self.run_persisted(t, host, seq);
         } else if let Some(pkt) = server.cpu.rx_queue.pop_front() {
             self.run_packet(t, host, pkt);
         }
@@ -544,6 +563,27 @@ impl World {
         }
     }
 
+    fn on_storage_done(&mut self, t: u64, host: usize, seq: u64) {
+        let server = self.server_mut(host);
+        if server.cpu.is_idle(t) {
+            self.run_persisted(t, host, seq);
+        } else {
+            let due = server.cpu.persisted_due.get_or_insert(seq);
+            *due = (*due).max(seq);
+            if let Some(at) = server.cpu.claim_free_event() {
+                self.q.schedule(at, Ev::CpuFree { host: host as u32 });
+            }
+        }
+    }
+
+    fn run_persisted(&mut self, t: u64, host: usize, seq: u64) {
+        trace!(self, t, "persisted h{host} seq={seq}");
+        self.server_mut(host)
+            .node
+            .handle_persisted(Instant::from_ns(t), seq);
+        self.after_handler(t, t, host);
+    }
+
     fn run_timer(&mut self, t: u64, host: usize) {
         self.server_mut(host)
             .node
@@ -562,12 +602,27 @@ impl World {
             Role::Server(s) => s,
             Role::Client(_) => unreachable!(),
         };
+        // Hand new durable state to storage. With zero write latency it is durable at once,
+        // inside this handler; otherwise a StorageDone event reports it later.
+        let write_ns = self.scenario.storage.write_latency_ns;
+        let mut storage_done = Vec::new();
+        while let Some(req) = server.node.poll_persist() {
+            if write_ns == 0 {
+                server
+                    .node
+                    .handle_persisted(Instant::from_ns(now_ns), req.seq);
+            } else {
+                let start = server.storage_busy_until_ns.max(now_ns);
+                server.storage_busy_until_ns = start + write_ns;
+                storage_done.push((start + write_ns, req.seq));
+            }
+        }
         let mut n = 0u64;
         while let Some(tx) = server.node.poll_transmit() {
             n += 1;
             out.push((now_ns + tx.after_app_cpu_ns + n * tx_ns, tx.dst, tx.payload));
         }
-        let end_ns = now_ns + server.node.call_app_cpu_ns() + n * tx_ns;
+        let end_ns = now_ns + server.node.take_app_cpu_ns() + n * tx_ns;
         server.cpu.charge(start_ns, end_ns);
         let mut lines = Vec::new();
         while let Some(ev) = server.node.poll_event() {
@@ -578,7 +633,16 @@ impl World {
                         req_id,
                         read_only,
                         cpu_ns,
-                    } => format!("exec h{host} {client}#{req_id} ro={read_only} cpu_ns={cpu_ns}"),
+                        index,
+                    } => format!(
+                        "exec h{host} {client}#{req_id} idx={index} ro={read_only} cpu_ns={cpu_ns}"
+                    ),
+                    NodeEvent::Dropped { client, req_id } => {
+                        format!("drop-request h{host} {client}#{req_id}")
+                    }
+                    NodeEvent::RoleChanged { role, term, leader } => {
+                        format!("role h{host} {role:?} term={term} leader={leader:?}")
+                    }
                     NodeEvent::Replied { client, req_id } => {
                         format!("reply h{host} {client}#{req_id}")
                     }
@@ -607,6 +671,15 @@ impl World {
                 );
             }
         }
+        for (at, seq) in storage_done {
+            self.q.schedule(
+                at,
+                Ev::StorageDone {
+                    host: host as u32,
+                    seq,
+                },
+            );
+        }
         for l in lines {
             trace!(self, now_ns, "{l}");
         }
@@ -626,11 +699,18 @@ impl World {
         }
     }
 
-    fn request_target(&self) -> (SocketAddrV4, Policy) {
+    fn request_target(&self, host: usize) -> (SocketAddrV4, Policy) {
         match self.scenario.mode {
             Mode::Unreplicated => (server_addr(0), Policy::LbRoute),
-            // Replicated modes send to the cluster's multicast group.
-            _ => (cluster_group(), Policy::ReplicatedRoute),
+            // Vanilla Raft: requests go to the leader (as this client machine knows it).
+            Mode::Raft => match &self.hosts[host].role {
+                Role::Client(c) => (server_addr(c.leader_hint), Policy::ReplicatedRoute),
+                Role::Server(_) => unreachable!(),
+            },
+            // HovercRaft: requests go to the cluster's multicast group.
+            Mode::Hovercraft | Mode::HovercraftPlusPlus => {
+                (cluster_group(), Policy::ReplicatedRoute)
+            }
         }
     }
 
@@ -638,7 +718,7 @@ impl World {
         if t >= self.send_end_ns {
             return;
         }
-        let (dst, base_policy) = self.request_target();
+        let (dst, base_policy) = self.request_target(host);
         let measured = self.metrics.in_window(t);
         let mut body = std::mem::take(&mut self.scratch_body);
         let mut out = std::mem::take(&mut self.scratch_tx);
@@ -712,13 +792,14 @@ impl World {
     fn drain_client_events(&mut self, t: u64, host: usize, port: usize) {
         let in_window = self.metrics.in_window(t);
         let tracing = self.trace.is_some();
+        let n_servers = self.n_servers;
         let c = match &mut self.hosts[host].role {
             Role::Client(c) => c,
             Role::Server(_) => unreachable!(),
         };
-        let client = &mut c.ports[port];
         let mut lines = Vec::new();
-        while let Some(ev) = client.poll_event() {
+        let mut timed_out = false;
+        while let Some(ev) = c.ports[port].poll_event() {
             match ev {
                 ClientEvent::Response {
                     req_id,
@@ -733,15 +814,29 @@ impl World {
                     if tag == 1 {
                         self.metrics.latency_ns.saturating_record(latency_ns);
                     }
+                    if let Some(i) = server_index(from, n_servers) {
+                        c.leader_hint = i;
+                    }
                     if tracing {
                         lines.push(format!(
                             "done h{host}:{port}#{req_id} from={from} latency_ns={latency_ns}"
                         ));
                     }
                 }
-                ClientEvent::Dropped { req_id, tag, .. } => {
+                ClientEvent::Dropped {
+                    req_id, tag, body, ..
+                } => {
                     if tag == 1 {
                         self.metrics.measured_dropped += 1;
+                    }
+                    // A non-leader's DROP names the leader; an empty one is flow control.
+                    if let Some(i) = hovercraft_core::wire::get_addr(&body)
+                        .and_then(|a| server_index(a, n_servers))
+                    {
+                        c.leader_hint = i;
+                    } else if !body.is_empty() {
+                        // "Not the leader, leader unknown": try the next server.
+                        c.leader_hint = (c.leader_hint + 1) % n_servers;
                     }
                     if tracing {
                         lines.push(format!("dropped h{host}:{port}#{req_id}"));
@@ -751,11 +846,16 @@ impl World {
                     if tag == 1 {
                         self.metrics.measured_timed_out += 1;
                     }
+                    // No answer at all: the believed leader may be gone; try the next one.
+                    timed_out = true;
                     if tracing {
                         lines.push(format!("timeout h{host}:{port}#{req_id}"));
                     }
                 }
             }
+        }
+        if timed_out && n_servers > 1 {
+            c.leader_hint = (c.leader_hint + 1) % n_servers;
         }
         for l in lines {
             trace!(self, t, "{l}");
@@ -798,6 +898,18 @@ impl World {
                         cpu: s.cpu.stats,
                         protocol: s.node.counters(),
                         app_digest: format!("{:016x}", s.node.app_digest()),
+                        replica: s.node.replica().map(|r| ReplicaSummary {
+                            role: r.role(),
+                            term: r.term(),
+                            last_index: r.last_index(),
+                            commit_index: r.commit_index(),
+                            applied_index: r.applied_index(),
+                            outstanding_replies: (0..self.n_servers as u8)
+                                .map(|i| r.outstanding_replies(i))
+                                .collect(),
+                            counters: r.counters,
+                            unordered: r.unordered_stats(),
+                        }),
                     });
                 }
                 Role::Client(c) => {
@@ -877,6 +989,11 @@ impl Host {
     }
 }
 
+/// Which server owns `addr`, if any.
+fn server_index(addr: SocketAddrV4, n_servers: usize) -> Option<usize> {
+    (0..n_servers).find(|&i| server_addr(i) == addr)
+}
+
 /// A short description of a datagram for the trace.
 fn describe(payload: &[u8]) -> String {
     match Header::decode(payload) {
@@ -909,6 +1026,6 @@ use trace;
 
 #[allow(dead_code)]
 fn _assert_small_events() {
-    const _: () = assert!(std::mem::size_of::<Ev>() <= 16);
+    const _: () = assert!(std::mem::size_of::<Ev>() <= 24);
     let _ = VecDeque::<u8>::new();
 }

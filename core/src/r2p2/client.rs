@@ -43,11 +43,13 @@ pub enum ClientEvent {
         latency_ns: u64,
         body: Vec<u8>,
     },
-    /// The server refused the request (flow control).
+    /// The server refused the request (flow control, or not the leader). `body` is the DROP's
+    /// payload: empty, or a redirect hint.
     Dropped {
         req_id: u16,
         tag: u64,
         latency_ns: u64,
+        body: Vec<u8>,
     },
     TimedOut {
         req_id: u16,
@@ -207,6 +209,7 @@ impl Client {
                 req_id,
                 tag: f.tag,
                 latency_ns,
+                body: msg.body.into_owned(),
             }
         });
         Ok(())
@@ -328,7 +331,8 @@ mod tests {
             Some(ClientEvent::Dropped {
                 req_id: b,
                 tag: 200,
-                latency_ns: 700
+                latency_ns: 700,
+                body: Vec::new(),
             })
         );
         c.handle_timeout(t0 + Duration::from_us(100));

@@ -71,8 +71,9 @@ impl Default for ReassemblyConfig {
     fn default() -> Self {
         ReassemblyConfig {
             max_partial: 1024,
-            // 64 packets ≈ 93 KiB: a batch of 30 full 1 KiB entries plus headroom.
-            max_packets: 64,
+            // 128 packets ≈ 187 KiB: an AppendEntries (at most 64 KiB of entries) plus one
+            // 64 KiB request, with headroom.
+            max_packets: 128,
             timeout: Duration::from_ms(10),
         }
     }

@@ -54,9 +54,18 @@ pub struct Transmit {
     pub dst: SocketAddrV4,
     /// UDP payload: R2P2 header + message bytes, at most [`MAX_UDP_PAYLOAD`].
     pub payload: Vec<u8>,
-    /// Application CPU time (ns) this handler call had spent before producing this datagram.
+    /// Application CPU time (ns) reported since the driver last took it
+    /// (`Node::take_app_cpu_ns`) before this datagram was produced.
     /// A CPU model releases the datagram only after that much work; real runtimes ignore it.
     pub after_app_cpu_ns: u64,
+}
+
+/// Reads an address written by [`put_addr`]; `None` unless exactly 6 bytes.
+pub fn get_addr(bytes: &[u8]) -> Option<SocketAddrV4> {
+    let mut r = Reader::new(bytes);
+    let a = r.addr().ok()?;
+    r.finish().ok()?;
+    Some(a)
 }
 
 /// Little helpers for reading big-endian fields from untrusted bytes.
@@ -114,7 +123,8 @@ impl<'a> Reader<'a> {
     }
 }
 
-pub(crate) fn put_addr(out: &mut Vec<u8>, a: SocketAddrV4) {
+/// Appends an address as IPv4 (4 bytes) + port (2 bytes), big-endian.
+pub fn put_addr(out: &mut Vec<u8>, a: SocketAddrV4) {
     out.extend_from_slice(&u32::from(*a.ip()).to_be_bytes());
     out.extend_from_slice(&a.port().to_be_bytes());
 }

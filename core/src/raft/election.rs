@@ -1,0 +1,165 @@
+//! Leader election (Raft §5.2): randomized timeouts drawn from the node's seeded stream,
+//! RequestVote with the up-to-date check (§5.4.1), and stepping down on any higher term.
+
+use rand::Rng;
+
+use super::{Replica, Role};
+use crate::node::{NodeEvent, Shared};
+use crate::time::{Duration, Instant};
+use crate::wire::raft::{LogEntry, NodeId, RaftBody};
+use crate::wire::Policy;
+
+impl Replica {
+    pub(crate) fn reset_election_deadline(&mut self, now: Instant) {
+        let lo = self.cfg.election_timeout_min_us;
+        let hi = self.cfg.election_timeout_max_us.max(lo + 1);
+        self.election_deadline = now + Duration::from_us(self.rng.gen_range(lo..hi));
+    }
+
+    /// Adopts `term` (if newer) as a follower of `leader` (if known).
+    pub(crate) fn become_follower(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        term: u64,
+        leader: Option<NodeId>,
+    ) {
+        let was = (self.role, self.term, self.leader);
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.mark_hard_state();
+        }
+        if self.role != Role::Follower {
+            self.reset_election_deadline(now);
+        }
+        self.role = Role::Follower;
+        self.leader = leader.or(if term == was.1 { was.2 } else { None });
+        self.heartbeat_deadline = Instant::MAX;
+        if (self.role, self.term, self.leader) != was {
+            Replica::emit_event(
+                shared,
+                NodeEvent::RoleChanged {
+                    role: self.role,
+                    term: self.term,
+                    leader: self.leader,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn start_election(&mut self, shared: &mut Shared, now: Instant) {
+        self.role = Role::Candidate;
+        self.term += 1;
+        self.voted_for = Some(self.id);
+        self.leader = None;
+        self.votes = 1 << self.id;
+        self.mark_hard_state();
+        self.counters.elections_started += 1;
+        self.reset_election_deadline(now);
+        Replica::emit_event(
+            shared,
+            NodeEvent::RoleChanged {
+                role: Role::Candidate,
+                term: self.term,
+                leader: None,
+            },
+        );
+        if self.n() == 1 {
+            self.become_leader(shared, now);
+            return;
+        }
+        let msg = self.msg(RaftBody::VoteRequest {
+            last_log_idx: self.log.last_index(),
+            last_log_term: self.log.last_term(),
+        });
+        for peer in 0..self.n() as NodeId {
+            if peer != self.id {
+                // Durable: the new term and our own vote must survive a crash first.
+                self.send(shared, self.peer(peer), &msg, true);
+            }
+        }
+    }
+
+    pub(crate) fn on_vote_request(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        last_log_idx: u64,
+        last_log_term: u64,
+    ) {
+        let granted = term == self.term
+            && self.voted_for.is_none_or(|v| v == from)
+            && self
+                .log
+                .candidate_is_up_to_date(last_log_idx, last_log_term)
+            && !(self.role == Role::Leader);
+        if granted {
+            if self.voted_for != Some(from) {
+                self.voted_for = Some(from);
+                self.mark_hard_state();
+            }
+            self.reset_election_deadline(now);
+        }
+        let reply = self.msg(RaftBody::VoteReply { granted });
+        // Durable: a granted vote must not be forgotten by a crash (one vote per term).
+        self.send(shared, self.peer(from), &reply, true);
+    }
+
+    pub(crate) fn on_vote_reply(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        granted: bool,
+    ) {
+        if self.role != Role::Candidate || term != self.term {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        if granted {
+            self.votes |= 1 << from;
+            if self.votes.count_ones() as usize >= self.quorum() {
+                self.become_leader(shared, now);
+            }
+        }
+    }
+
+    pub(crate) fn become_leader(&mut self, shared: &mut Shared, now: Instant) {
+        self.role = Role::Leader;
+        self.leader = Some(self.id);
+        self.counters.times_leader += 1;
+        let next = self.log.last_index() + 1;
+        for p in &mut self.progress {
+            p.next_index = next;
+            p.match_index = 0;
+            p.in_flight_until = None;
+        }
+        self.balancer.reset();
+        Replica::emit_event(
+            shared,
+            NodeEvent::RoleChanged {
+                role: Role::Leader,
+                term: self.term,
+                leader: Some(self.id),
+            },
+        );
+        // A no-op of the new term: committing it commits every earlier entry indirectly
+        // (Raft §5.4.2), and it tells followers who leads.
+        let index = self.log.append(LogEntry {
+            term: self.term,
+            client: std::net::SocketAddrV4::new(std::net::Ipv4Addr::UNSPECIFIED, 0),
+            req_id: 0,
+            policy: Policy::FixedRoute,
+            replier: self.id,
+            body: None,
+        });
+        self.mark_log_from(index);
+        self.advance_body_complete();
+        self.heartbeat_deadline = now;
+        self.heartbeat(shared, now);
+    }
+}

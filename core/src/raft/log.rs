@@ -1,0 +1,152 @@
+//! The replicated log: entries `first_index..=last_index` kept in memory, index 0 being the
+//! empty sentinel of term 0. Entries below `first_index` were compacted away (applied
+//! everywhere they are needed); `compacted_term` remembers the term at the boundary so the
+//! AppendEntries consistency check still works there.
+
+use std::collections::VecDeque;
+
+use crate::wire::raft::LogEntry;
+
+#[derive(Debug)]
+pub struct RaftLog {
+    /// Index of `entries[0]`.
+    first_index: u64,
+    entries: VecDeque<LogEntry>,
+    /// Term of entry `first_index − 1` (0 for the sentinel).
+    compacted_term: u64,
+}
+
+impl Default for RaftLog {
+    fn default() -> Self {
+        RaftLog {
+            first_index: 1,
+            entries: VecDeque::new(),
+            compacted_term: 0,
+        }
+    }
+}
+
+impl RaftLog {
+    pub fn last_index(&self) -> u64 {
+        self.first_index + self.entries.len() as u64 - 1
+    }
+
+    pub fn first_index(&self) -> u64 {
+        self.first_index
+    }
+
+    pub fn last_term(&self) -> u64 {
+        self.entries.back().map_or(self.compacted_term, |e| e.term)
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Term of the entry at `index`: `None` past the end or below the compacted boundary.
+    pub fn term_at(&self, index: u64) -> Option<u64> {
+        if index + 1 == self.first_index {
+            return Some(self.compacted_term);
+        }
+        self.get(index).map(|e| e.term)
+    }
+
+    pub fn get(&self, index: u64) -> Option<&LogEntry> {
+        if index < self.first_index {
+            return None;
+        }
+        self.entries.get((index - self.first_index) as usize)
+    }
+
+    pub fn get_mut(&mut self, index: u64) -> Option<&mut LogEntry> {
+        if index < self.first_index {
+            return None;
+        }
+        self.entries.get_mut((index - self.first_index) as usize)
+    }
+
+    pub fn append(&mut self, entry: LogEntry) -> u64 {
+        self.entries.push_back(entry);
+        self.last_index()
+    }
+
+    /// Removes every entry at `index` and after (a conflict found by AppendEntries).
+    pub fn truncate_from(&mut self, index: u64) {
+        if index < self.first_index {
+            // Never reached: committed (and so compacted) entries never conflict.
+            self.entries.clear();
+            return;
+        }
+        self.entries.truncate((index - self.first_index) as usize);
+    }
+
+    /// Up to `max` entries starting at `from` (cloned, for an AppendEntries message).
+    pub fn slice(&self, from: u64, max: usize) -> Vec<LogEntry> {
+        if from < self.first_index {
+            return Vec::new();
+        }
+        let start = (from - self.first_index) as usize;
+        self.entries.iter().skip(start).take(max).cloned().collect()
+    }
+
+    /// Drops entries up to and including `index` (never past the last entry).
+    pub fn compact_to(&mut self, index: u64) {
+        let index = index.min(self.last_index());
+        while self.first_index <= index {
+            let e = self.entries.pop_front().expect("index within log");
+            self.compacted_term = e.term;
+            self.first_index += 1;
+        }
+    }
+
+    /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this
+    /// one (Raft §5.4.1: compare last terms, then lengths).
+    pub fn candidate_is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {
+        (last_term, last_index) >= (self.last_term(), self.last_index())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::Policy;
+    use std::net::SocketAddrV4;
+
+    fn e(term: u64) -> LogEntry {
+        LogEntry {
+            term,
+            client: SocketAddrV4::new([1, 1, 1, 1].into(), 1),
+            req_id: 0,
+            policy: Policy::ReplicatedRoute,
+            replier: 0,
+            body: None,
+        }
+    }
+
+    #[test]
+    fn append_truncate_compact() {
+        let mut log = RaftLog::default();
+        assert_eq!((log.last_index(), log.last_term()), (0, 0));
+        assert_eq!(log.term_at(0), Some(0));
+        for t in [1, 1, 2, 3] {
+            log.append(e(t));
+        }
+        assert_eq!((log.last_index(), log.last_term()), (4, 3));
+        log.truncate_from(3);
+        assert_eq!(log.last_index(), 2);
+        log.append(e(4));
+        log.compact_to(2);
+        assert_eq!(log.first_index(), 3);
+        assert_eq!(log.term_at(2), Some(1));
+        assert_eq!(log.term_at(1), None);
+        assert_eq!(log.term_at(3), Some(4));
+        assert_eq!(log.slice(3, 10).len(), 1);
+        assert!(log.candidate_is_up_to_date(3, 4));
+        assert!(!log.candidate_is_up_to_date(10, 3));
+        assert!(log.candidate_is_up_to_date(1, 5));
+    }
+}

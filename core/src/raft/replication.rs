@@ -1,0 +1,439 @@
+//! Log replication (Raft §5.3) with HovercRaft's changes: metadata-only entries, partial
+//! success when a request body is missing, recovery of bodies from the leader, and
+//! ANNOUNCE_COMMIT so designated repliers answer without waiting for the next AppendEntries.
+
+use std::net::SocketAddrV4;
+
+use super::{Replica, Role};
+use crate::node::{Mode, Shared};
+use crate::time::{Duration, Instant};
+use crate::wire::raft::{AppendResult, LogEntry, NodeId, RaftBody};
+
+/// Largest AppendEntries body the leader builds (entries beyond it wait for the next one);
+/// well under what a receiver's reassembly accepts (`ReassemblyConfig::max_packets`).
+pub const MAX_APPEND_BYTES: usize = 64 * 1024;
+
+impl Replica {
+    /// Sends AppendEntries to every follower that has none in flight.
+    pub(crate) fn broadcast_append(&mut self, shared: &mut Shared, now: Instant) {
+        for peer in 0..self.n() as NodeId {
+            if peer != self.id && self.progress[peer as usize].in_flight_until.is_none() {
+                self.send_append(shared, now, peer);
+            }
+        }
+        // A one-node cluster commits on its own.
+        if self.n() == 1 {
+            self.maybe_commit(shared, now);
+        }
+    }
+
+    /// Heartbeat: every follower without a live AppendEntries in flight gets one (empty if
+    /// it is up to date), which also retransmits lost ones.
+    pub(crate) fn heartbeat(&mut self, shared: &mut Shared, now: Instant) {
+        for peer in 0..self.n() as NodeId {
+            if peer == self.id {
+                continue;
+            }
+            let live = self.progress[peer as usize]
+                .in_flight_until
+                .is_some_and(|t| t > now);
+            if !live {
+                self.send_append(shared, now, peer);
+            }
+        }
+        self.heartbeat_deadline = now + Duration::from_us(self.cfg.heartbeat_us);
+        if self.n() == 1 {
+            self.maybe_commit(shared, now);
+        }
+    }
+
+    fn send_append(&mut self, shared: &mut Shared, now: Instant, peer: NodeId) {
+        let p = &self.progress[peer as usize];
+        let next = p.next_index.max(self.log.first_index());
+        let prev = next - 1;
+        let Some(prev_term) = self.log.term_at(prev) else {
+            // The follower needs entries we compacted: it cannot catch up without a snapshot
+            // (not modelled). Counted; it stays behind.
+            self.counters.stale_messages += 1;
+            return;
+        };
+        let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
+        // Keep a message within what a receiver reassembles (at least one entry goes).
+        let with_bodies = self.mode == Mode::Raft;
+        let mut bytes = 0;
+        let keep = entries
+            .iter()
+            .take_while(|e| {
+                bytes += if with_bodies {
+                    e.encoded_len()
+                } else {
+                    e.encoded_len() - e.body.as_ref().map_or(0, |b| b.len())
+                };
+                bytes <= MAX_APPEND_BYTES
+            })
+            .count()
+            .max(1);
+        entries.truncate(keep);
+        if self.mode != Mode::Raft {
+            // HovercRaft orders metadata only: bodies travelled by multicast.
+            for e in &mut entries {
+                e.body = None;
+            }
+        }
+        let msg = self.msg(RaftBody::AppendEntriesReq {
+            prev_log_idx: prev,
+            prev_log_term: prev_term,
+            leader_commit: self.commit_index,
+            entries,
+        });
+        self.counters.append_entries_sent += 1;
+        self.progress[peer as usize].in_flight_until =
+            Some(now + Duration::from_us(self.cfg.append_retry_us));
+        // Not durable: the leader may replicate before its own write completes (Raft §10.2.1);
+        // its own log counts towards commit only once persisted.
+        self.send(shared, self.peer(peer), &msg, false);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_append_entries(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        prev_log_idx: u64,
+        prev_log_term: u64,
+        leader_commit: u64,
+        entries: Vec<LogEntry>,
+    ) {
+        self.counters.append_entries_received += 1;
+        if term < self.term {
+            self.counters.stale_messages += 1;
+            let reply = self.append_reply(AppendResult::Failure, self.log.last_index(), 0);
+            self.send(shared, self.peer(from), &reply, true);
+            return;
+        }
+        // A valid leader of our term: follow it.
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(shared, now, term, Some(from));
+        }
+        self.reset_election_deadline(now);
+
+        if self.log.term_at(prev_log_idx) != Some(prev_log_term) {
+            // Log matching fails: ask the leader to back up (hint: our last index).
+            let hint = self.log.last_index().min(prev_log_idx.saturating_sub(1));
+            let reply = self.append_reply(AppendResult::Failure, hint, 0);
+            self.send(shared, self.peer(from), &reply, true);
+            return;
+        }
+        let n_entries = entries.len() as u64;
+        for (i, mut e) in entries.into_iter().enumerate() {
+            let index = prev_log_idx + 1 + i as u64;
+            match self.log.term_at(index) {
+                Some(t) if t == e.term => continue, // already have it
+                Some(_) => {
+                    // Conflict: an uncommitted suffix from an older leader. Committed entries
+                    // never conflict (Leader Completeness), so this never cuts them.
+                    debug_assert!(index > self.commit_index, "conflict below commit");
+                    if index <= self.commit_index {
+                        self.counters.stale_messages += 1;
+                        return;
+                    }
+                    self.log.truncate_from(index);
+                    self.body_complete_index = self.body_complete_index.min(index - 1);
+                    self.recoveries.retain(|&k, _| k < index);
+                }
+                None => {}
+            }
+            if e.body.is_none() {
+                e.body = self.unordered.remove(&(e.client, e.req_id));
+            }
+            self.log.append(e);
+            self.mark_log_from(index);
+        }
+        let matched = prev_log_idx + n_entries;
+        self.advance_body_complete();
+        self.request_missing_bodies(shared, now, matched);
+        if leader_commit > self.commit_index {
+            self.commit_index = leader_commit.min(matched).max(self.commit_index);
+            self.apply_committed(shared);
+        }
+        let acked = self.body_complete_index.min(matched);
+        let result = if acked < matched {
+            AppendResult::PartialMissing
+        } else {
+            AppendResult::Success
+        };
+        let reply = self.append_reply(result, acked, matched);
+        // Durable: acknowledging entries promises they survive a crash.
+        self.send(shared, self.peer(from), &reply, true);
+    }
+
+    pub(crate) fn append_reply(
+        &self,
+        result: AppendResult,
+        last_log_idx: u64,
+        first_idx: u64,
+    ) -> crate::wire::raft::RaftMessage {
+        self.msg(RaftBody::AppendEntriesRep {
+            result,
+            last_log_idx,
+            first_idx,
+            done: self.applied_index,
+        })
+    }
+
+    /// Leader: a follower answered. `last_log_idx` is what it holds durably with every body
+    /// it needs (counted for commit); `first_idx` is how far its log matches ours (where to
+    /// continue); `done` is its applied index (frees its reply slots).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_append_reply(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        result: AppendResult,
+        last_log_idx: u64,
+        first_idx: u64,
+        done: u64,
+    ) {
+        if self.role != Role::Leader || term != self.term {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        self.balancer.report_applied(from, done);
+        let last = self.log.last_index();
+        let p = &mut self.progress[from as usize];
+        p.in_flight_until = None;
+        match result {
+            AppendResult::Success | AppendResult::PartialMissing => {
+                p.match_index = p.match_index.max(last_log_idx.min(last));
+                p.next_index = p.next_index.max(first_idx.max(last_log_idx).min(last) + 1);
+            }
+            AppendResult::Failure | AppendResult::NeedMore => {
+                p.next_index = (p.next_index.saturating_sub(1))
+                    .min(last_log_idx + 1)
+                    .max(1);
+            }
+        }
+        let more = self.progress[from as usize].next_index <= last;
+        self.maybe_commit(shared, now);
+        if more || result == AppendResult::Failure {
+            self.send_append(shared, now, from);
+        }
+    }
+
+    /// Leader: commit the highest index a majority holds, if it is of the current term.
+    /// Entries of earlier terms are never committed by counting (Raft §5.4.2, Figure 8).
+    pub(crate) fn maybe_commit(&mut self, shared: &mut Shared, now: Instant) {
+        let _ = now;
+        let mut matches: Vec<u64> = (0..self.n())
+            .map(|i| {
+                if i == self.id as usize {
+                    self.persisted_index
+                } else {
+                    self.progress[i].match_index
+                }
+            })
+            .collect();
+        matches.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matches[self.quorum() - 1];
+        if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.term) {
+            self.commit_index = candidate;
+            self.apply_committed(shared);
+            if self.mode != Mode::Raft {
+                self.announce_commit(shared);
+            }
+        }
+    }
+
+    /// HovercRaft: tell followers the new commit index at once (one multicast datagram),
+    /// so designated repliers answer without waiting for the next AppendEntries.
+    fn announce_commit(&mut self, shared: &mut Shared) {
+        if self.n() == 1 {
+            return;
+        }
+        let msg = self.msg(RaftBody::AnnounceCommitReq {
+            commit_idx: self.commit_index,
+        });
+        self.counters.announce_commits_sent += 1;
+        let group = self.cluster.group;
+        self.send(shared, group, &msg, false);
+    }
+
+    pub(crate) fn on_announce_commit(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        commit_idx: u64,
+    ) {
+        if term != self.term || self.role == Role::Leader {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        if self.leader != Some(from) {
+            self.become_follower(shared, now, term, Some(from));
+        }
+        // An entry of the current term in our log was written by this leader, and AppendEntries'
+        // consistency check means everything before it matches the leader's log too (log
+        // matching). So if our last entry is of this term, every index up to it may commit.
+        if self.log.last_term() == self.term {
+            let upto = commit_idx.min(self.log.last_index());
+            if upto > self.commit_index {
+                self.commit_index = upto;
+                self.apply_committed(shared);
+            }
+        }
+    }
+
+    // ---- recovery of missing bodies ----------------------------------------------------------
+
+    /// Follower: ask the leader for bodies of entries up to `upto` that we must execute but
+    /// never received (lost multicast, evicted or expired from the unordered buffer).
+    fn request_missing_bodies(&mut self, shared: &mut Shared, now: Instant, upto: u64) {
+        let Some(leader) = self.leader else { return };
+        let mut index = self.body_complete_index + 1;
+        while index <= upto && self.recoveries.len() < self.cfg.max_recoveries_in_flight {
+            if let Some(e) = self.log.get(index) {
+                if self.must_execute(e) && e.body.is_none() && !self.recoveries.contains_key(&index)
+                {
+                    let msg = self.msg(RaftBody::RecoveryReq {
+                        log_idx: index,
+                        client: e.client,
+                        req_id: e.req_id,
+                    });
+                    self.recoveries.insert(index, now);
+                    self.counters.recovery_requests += 1;
+                    self.send(shared, self.peer(leader), &msg, false);
+                }
+            }
+            index += 1;
+        }
+    }
+
+    pub(crate) fn retry_recoveries(&mut self, shared: &mut Shared, now: Instant) {
+        let retry = Duration::from_us(self.cfg.recovery_retry_us);
+        let due: Vec<u64> = self
+            .recoveries
+            .iter()
+            .filter(|(_, &t)| t + retry <= now)
+            .map(|(&k, _)| k)
+            .collect();
+        for k in due {
+            self.recoveries.remove(&k);
+        }
+        if self.role == Role::Follower {
+            let upto = self.log.last_index();
+            self.request_missing_bodies(shared, now, upto);
+        }
+    }
+
+    /// Leader: send the body of entry `log_idx` to a follower that lacks it.
+    pub(crate) fn on_recovery_request(
+        &mut self,
+        shared: &mut Shared,
+        from: NodeId,
+        term: u64,
+        log_idx: u64,
+        client: SocketAddrV4,
+        req_id: u16,
+    ) {
+        if term != self.term || self.role != Role::Leader {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        let Some(e) = self.log.get(log_idx) else {
+            return;
+        };
+        let Some(body) = e.body.clone() else { return };
+        if e.client != client || e.req_id != req_id {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        let msg = self.msg(RaftBody::RecoveryRep {
+            log_idx,
+            client,
+            req_id,
+            policy: e.policy,
+            body,
+        });
+        self.counters.recovery_replies += 1;
+        self.send(shared, self.peer(from), &msg, false);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn on_recovery_reply(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        term: u64,
+        log_idx: u64,
+        client: SocketAddrV4,
+        req_id: u16,
+        body: Vec<u8>,
+    ) {
+        self.recoveries.remove(&log_idx);
+        if term != self.term {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        let Some(e) = self.log.get_mut(log_idx) else {
+            return;
+        };
+        if e.client != client || e.req_id != req_id || e.body.is_some() {
+            return;
+        }
+        e.body = Some(body);
+        self.after_body_filled(shared, now);
+    }
+
+    /// Follower: a multicast body arrived; it may complete an entry ordered before it came.
+    pub(crate) fn on_body_arrived(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        client: SocketAddrV4,
+        req_id: u16,
+    ) {
+        // Only entries past the complete prefix can be waiting for a body; look a bounded way.
+        let from = self.body_complete_index + 1;
+        let to = self
+            .log
+            .last_index()
+            .min(from + 4 * self.cfg.max_entries_per_append as u64);
+        let mut found = None;
+        for index in from..=to {
+            if let Some(e) = self.log.get(index) {
+                if e.body.is_none() && e.client == client && e.req_id == req_id {
+                    found = Some(index);
+                    break;
+                }
+            }
+        }
+        let Some(index) = found else { return };
+        let body = self.unordered.remove(&(client, req_id));
+        if let Some(e) = self.log.get_mut(index) {
+            e.body = body;
+        }
+        self.recoveries.remove(&index);
+        self.after_body_filled(shared, now);
+    }
+
+    fn after_body_filled(&mut self, shared: &mut Shared, _now: Instant) {
+        let before = self.body_complete_index;
+        self.advance_body_complete();
+        self.apply_committed(shared);
+        if self.body_complete_index > before {
+            if let Some(leader) = self.leader {
+                // Tell the leader at once: these entries now count towards its majority.
+                let last = self.log.last_index();
+                let reply =
+                    self.append_reply(AppendResult::Success, self.body_complete_index.min(last), 0);
+                self.send(shared, self.peer(leader), &reply, true);
+            }
+        }
+    }
+}
