@@ -65,6 +65,13 @@ pub struct NodeConfig {
     /// Replicated modes: where the peers are. Ignored by `unreplicated`.
     pub cluster: Option<ClusterConfig>,
     pub raft: RaftConfig,
+    /// `false`: requests execute inside the handler that made them ready (one core does
+    /// everything). `true`: they wait until the driver calls [`Node::execute_next`] (a
+    /// separate application core, as in the authors' servers).
+    pub defer_execution: bool,
+    /// Requests waiting for the application core (unreplicated mode with deferred
+    /// execution); beyond it new requests are answered DROP.
+    pub exec_queue_capacity: usize,
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
@@ -144,6 +151,10 @@ pub struct NodeCounters {
 /// The parts of a node every mode uses: the application and the output queues.
 pub struct Shared {
     pub(crate) app: Box<dyn StateMachine + Send>,
+    pub(crate) defer_execution: bool,
+    /// Unreplicated mode, deferred execution: requests waiting for the application core.
+    pending: VecDeque<(SocketAddrV4, u16, Policy, Vec<u8>)>,
+    pending_capacity: usize,
     pub(crate) transmits: VecDeque<Transmit>,
     pub(crate) events: VecDeque<NodeEvent>,
     pub(crate) call_app_cpu_ns: u64,
@@ -278,6 +289,9 @@ impl Node {
             endpoint: Endpoint::new(cfg.reassembly),
             shared: Shared {
                 app: app::build(cfg.app, cfg.kv_costs),
+                defer_execution: cfg.defer_execution,
+                pending: VecDeque::new(),
+                pending_capacity: cfg.exec_queue_capacity.max(1),
                 transmits: VecDeque::new(),
                 events: VecDeque::new(),
                 call_app_cpu_ns: 0,
@@ -337,16 +351,18 @@ impl Node {
         let t = msg.header.msg_type;
         match (t, self.replica.as_mut()) {
             (MsgType::Request, None) => {
-                self.shared.counters.requests_received += 1;
-                // Unreplicated: execute at once and answer the client directly.
-                self.shared.execute(
-                    msg.from,
-                    msg.header.req_id,
-                    msg.header.policy,
-                    &msg.body,
-                    true,
-                    0,
-                );
+                let s = &mut self.shared;
+                s.counters.requests_received += 1;
+                let (client, req_id, policy) = (msg.from, msg.header.req_id, msg.header.policy);
+                // Unreplicated: execute and answer the client directly.
+                if !s.defer_execution {
+                    s.execute(client, req_id, policy, &msg.body, true, 0);
+                } else if s.pending.len() < s.pending_capacity {
+                    s.pending
+                        .push_back((client, req_id, policy, msg.body.into_owned()));
+                } else {
+                    s.send_drop(client, req_id, policy, &[]);
+                }
                 Ok(())
             }
             (MsgType::Request, Some(r)) => {
@@ -380,6 +396,29 @@ impl Node {
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(&mut self.shared, now);
             }
+        }
+    }
+
+    /// Deferred execution: runs the next ready request on the application core and returns
+    /// its CPU cost (its reply, if this node answers it, is queued as a transmit); `None` if
+    /// nothing is ready.
+    pub fn execute_next(&mut self, _now: Instant) -> Option<u64> {
+        match self.replica.as_mut() {
+            Some(r) => r.execute_next(&mut self.shared),
+            None => {
+                let (client, req_id, policy, body) = self.shared.pending.pop_front()?;
+                let before = self.shared.call_app_cpu_ns;
+                self.shared.execute(client, req_id, policy, &body, true, 0);
+                Some(self.shared.call_app_cpu_ns - before)
+            }
+        }
+    }
+
+    /// Whether [`Node::execute_next`] has work.
+    pub fn has_ready_execution(&self) -> bool {
+        match &self.replica {
+            Some(r) => r.has_ready_execution(),
+            None => !self.shared.pending.is_empty(),
         }
     }
 
@@ -442,6 +481,8 @@ mod tests {
             seed: 1,
             cluster: None,
             raft: RaftConfig::default(),
+            defer_execution: false,
+            exec_queue_capacity: 4096,
         })
         .unwrap()
     }

@@ -140,8 +140,17 @@ fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
         s.latency_us.max
     );
     for n in &s.per_node {
+        let app = n
+            .app_core_busy_fraction
+            .map(|f| format!(", app core {:.1}%", f * 100.0))
+            .unwrap_or_default();
+        let role = n
+            .replica
+            .as_ref()
+            .map(|r| format!(" ({:?}, term {})", r.role, r.term).to_lowercase())
+            .unwrap_or_default();
         println!(
-            "  node {}: cpu busy {:.1}%, rx {} pkts, tx {} pkts, replies {}, rx-queue drops {}",
+            "  node {}{role}: cpu busy {:.1}%{app}, rx {} pkts, tx {} pkts, replies {}, rx-queue drops {}",
             n.id,
             n.cpu_busy_fraction * 100.0,
             n.host.packets_rx,

@@ -97,6 +97,8 @@ pub struct NetworkSummary {
     pub rx_queue_drops: u64,
     /// Frames to an address no host has.
     pub unroutable: u64,
+    /// Frames lost by injected link loss.
+    pub lost: u64,
     pub switch_frames: u64,
     pub switch_bytes: u64,
 }
@@ -118,8 +120,11 @@ pub struct NodeSummary {
     pub role: &'static str,
     #[serde(flatten)]
     pub host: HostSummary,
-    /// Share of the measurement window the node's core was busy.
+    /// Share of the measurement window the node's (network and protocol) core was busy.
     pub cpu_busy_fraction: f64,
+    /// Same for the application core, when it is separate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app_core_busy_fraction: Option<f64>,
     pub cpu: CpuStats,
     pub protocol: NodeCounters,
     pub app_digest: String,

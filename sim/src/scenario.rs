@@ -98,9 +98,23 @@ impl Default for NetworkConfig {
     }
 }
 
+/// Where a server runs the application.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AppCore {
+    /// On a core of its own, beside the core that runs the network and protocol path (the
+    /// authors' servers). Replies are sent by the application core.
+    Separate,
+    /// On the same single core as everything else (run to completion).
+    Shared,
+}
+
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct CpuConfig {
+    pub app_core: AppCore,
+    /// Requests waiting for a separate application core; beyond it they are refused (DROP).
+    pub app_queue_requests: u32,
     /// CPU time to receive and parse one packet, in ns.
     pub rx_ns_per_packet: u64,
     /// CPU time to build and send one packet, in ns.
@@ -112,6 +126,8 @@ pub struct CpuConfig {
 impl Default for CpuConfig {
     fn default() -> Self {
         CpuConfig {
+            app_core: AppCore::Separate,
+            app_queue_requests: 4096,
             rx_ns_per_packet: 500,
             tx_ns_per_packet: 300,
             rx_queue_packets: 4096,
@@ -367,6 +383,9 @@ impl Scenario {
         positive("network.bandwidth_gbps", self.network.bandwidth_gbps)?;
         if self.network.bandwidth_gbps > 1000.0 {
             return Err(("network.bandwidth_gbps", "at most 1000 Gb/s".into()));
+        }
+        if self.cpu.app_queue_requests == 0 {
+            return Err(("cpu.app_queue_requests", "must be at least 1".into()));
         }
         if self.cpu.rx_queue_packets == 0 {
             return Err(("cpu.rx_queue_packets", "must be at least 1".into()));

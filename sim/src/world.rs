@@ -30,7 +30,7 @@ use crate::metrics::{
 use crate::network::link::{Bandwidth, Enqueued, TxQueue};
 use crate::network::topology::{Peer, Topology};
 use crate::network::wire_bytes;
-use crate::scenario::Scenario;
+use crate::scenario::{AppCore, Scenario};
 use crate::workload::Generator;
 
 pub const SERVER_PORT: u16 = 8000;
@@ -62,6 +62,7 @@ enum Ev {
     CpuFree { host: u32 },
     NodeTimer { host: u32, gen: u32 },
     StorageDone { host: u32, seq: u64 },
+    AppRun { host: u32 },
     ClientArrival { host: u32 },
     ClientTick { host: u32 },
 }
@@ -105,6 +106,12 @@ impl Slab {
 
 struct ServerHost {
     node: Node,
+    /// The application core (when separate): busy until, and whether an AppRun is pending.
+    app_busy_until_ns: u64,
+    app_run_scheduled: bool,
+    app_cpu: crate::cpu::CpuStats,
+    /// Persist requests handed to storage and not yet durable: (seq, last log index).
+    persisting: VecDeque<(u64, u64)>,
     /// The storage device is a FIFO: writes complete one after another.
     storage_busy_until_ns: u64,
     cpu: Cpu,
@@ -128,6 +135,10 @@ enum Role {
 
 struct Host {
     ip: Ipv4Addr,
+    /// Crashed: receives nothing, runs nothing.
+    down: bool,
+    /// Probability that a frame arriving here is lost, and whether only multicast frames are.
+    rx_loss: Option<(f64, bool)>,
     nic: TxQueue,
     packets_rx: u64,
     bytes_rx: u64,
@@ -140,8 +151,29 @@ struct SwitchState {
     ports: Vec<TxQueue>,
 }
 
+/// Something a test or checker can look at after (or during) a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub t_ns: u64,
+    pub host: usize,
+    pub what: Observed,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Observed {
+    Node(NodeEvent),
+    /// Storage made the node's log durable up to `last_index` (and its term and vote).
+    Persisted {
+        last_index: u64,
+    },
+}
+
 /// One simulation run.
 pub struct World {
+    net_rng: rand_chacha::ChaCha8Rng,
+    observe: bool,
+    observations: Vec<Observation>,
+    lost_frames: u64,
     scenario: Scenario,
     q: EventQueue<Ev>,
     topo: Topology,
@@ -184,6 +216,8 @@ impl World {
                     campaign_at_start: scenario.bootstrap_leader && i == 0,
                 }),
                 raft: scenario.raft.clone(),
+                defer_execution: scenario.cpu.app_core == AppCore::Separate,
+                exec_queue_capacity: scenario.cpu.app_queue_requests as usize,
             };
             let node = Node::new(cfg).expect("scenario validation admits only implemented modes");
             hosts.push(Host::new(
@@ -191,6 +225,10 @@ impl World {
                 TxQueue::new(bw, net.nic_tx_queue_bytes),
                 Role::Server(Box::new(ServerHost {
                     node,
+                    app_busy_until_ns: 0,
+                    app_run_scheduled: false,
+                    app_cpu: crate::cpu::CpuStats::default(),
+                    persisting: VecDeque::new(),
                     storage_busy_until_ns: 0,
                     cpu: Cpu::new(
                         scenario.cpu.clone(),
@@ -263,6 +301,10 @@ impl World {
         );
         let hard_end_ns = send_end_ns + cc.timeout_ms * 1_000_000 + 2 * CLIENT_TICK_NS;
         let mut w = World {
+            net_rng: stream_rng(scenario.seed, Stream::Network, 0),
+            observe: false,
+            observations: Vec::new(),
+            lost_frames: 0,
             q: EventQueue::new(),
             topo,
             hosts,
@@ -334,6 +376,63 @@ impl World {
         }
     }
 
+    /// Records node events and persistence completions for [`World::observations`].
+    pub fn set_observe(&mut self, on: bool) {
+        self.observe = on;
+    }
+
+    pub fn observations(&self) -> &[Observation] {
+        &self.observations
+    }
+
+    /// Crashes host `h`: from now on it receives and runs nothing. (Restart, with recovery
+    /// from persisted state, belongs to the fault-injection work.)
+    pub fn crash(&mut self, h: usize) {
+        self.hosts[h].down = true;
+        if let Role::Server(s) = &mut self.hosts[h].role {
+            let queued: Vec<u32> = s.cpu.rx_queue.drain(..).collect();
+            for p in queued {
+                self.packets.remove(p);
+            }
+        }
+    }
+
+    /// Frames arriving at host `h` are lost with probability `p` (only multicast ones if
+    /// `multicast_only`), drawn from the run's seeded network stream.
+    pub fn set_rx_loss(&mut self, h: usize, p: f64, multicast_only: bool) {
+        self.hosts[h].rx_loss = (p > 0.0).then_some((p, multicast_only));
+    }
+
+    /// Live server hosts that believe they lead, with their terms.
+    pub fn leaders(&self) -> Vec<(usize, u64)> {
+        self.hosts
+            .iter()
+            .enumerate()
+            .filter(|(_, h)| !h.down)
+            .filter_map(|(i, h)| match &h.role {
+                Role::Server(s) => s
+                    .node
+                    .replica()
+                    .filter(|r| r.role() == hovercraft_core::raft::Role::Leader)
+                    .map(|r| (i, r.term())),
+                Role::Client(_) => None,
+            })
+            .collect()
+    }
+
+    /// The node running on server host `h`.
+    pub fn node(&self, h: usize) -> Option<&Node> {
+        match &self.hosts.get(h)?.role {
+            Role::Server(s) => Some(&s.node),
+            Role::Client(_) => None,
+        }
+    }
+
+    /// Current virtual time.
+    pub fn now_ns(&self) -> u64 {
+        self.q.now_ns()
+    }
+
     /// Packets received by host `h` so far.
     pub fn host_packets_rx(&self, h: usize) -> u64 {
         self.hosts[h].packets_rx
@@ -359,6 +458,7 @@ impl World {
             Ev::CpuFree { host } => self.on_cpu_free(t, host as usize),
             Ev::NodeTimer { host, gen } => self.on_node_timer(t, host as usize, gen),
             Ev::StorageDone { host, seq } => self.on_storage_done(t, host as usize, seq),
+            Ev::AppRun { host } => self.on_app_run(t, host as usize),
             Ev::ClientArrival { host } => self.on_client_arrival(t, host as usize),
             Ev::ClientTick { host } => self.on_client_tick(t, host as usize),
         }
@@ -477,6 +577,19 @@ impl World {
 
     fn on_host_arrive(&mut self, t: u64, host: usize, pkt: u32) {
         let wb = self.packets.get(pkt).wire_bytes;
+        if self.hosts[host].down {
+            self.packets.remove(pkt);
+            return;
+        }
+        if let Some((p, multicast_only)) = self.hosts[host].rx_loss {
+            let multicast = self.packets.get(pkt).dst.ip().is_multicast();
+            if (multicast || !multicast_only) && rand::Rng::gen::<f64>(&mut self.net_rng) < p {
+                self.lost_frames += 1;
+                let lost = self.packets.remove(pkt);
+                trace!(self, t, "lost h{host} {}->{}", lost.src, lost.dst);
+                return;
+            }
+        }
         let h = &mut self.hosts[host];
         h.packets_rx += 1;
         h.bytes_rx += wb as u64;
@@ -529,6 +642,9 @@ impl World {
     }
 
     fn on_cpu_free(&mut self, t: u64, host: usize) {
+        if self.hosts[host].down {
+            return;
+        }
         let server = self.server_mut(host);
         server.cpu.free_scheduled = false;
         if server.cpu.timer_due {
@@ -548,6 +664,9 @@ impl World {
     }
 
     fn on_node_timer(&mut self, t: u64, host: usize, gen: u32) {
+        if self.hosts[host].down {
+            return;
+        }
         let server = self.server_mut(host);
         if gen != server.timer_gen {
             return; // superseded by a later deadline
@@ -564,6 +683,9 @@ impl World {
     }
 
     fn on_storage_done(&mut self, t: u64, host: usize, seq: u64) {
+        if self.hosts[host].down {
+            return;
+        }
         let server = self.server_mut(host);
         if server.cpu.is_idle(t) {
             self.run_persisted(t, host, seq);
@@ -576,8 +698,27 @@ impl World {
         }
     }
 
+    /// Storage finished persist requests up to `seq` on `host`.
+    fn note_persisted(&mut self, t: u64, host: usize, seq: u64) {
+        let Role::Server(server) = &mut self.hosts[host].role else {
+            return;
+        };
+        let mut last = None;
+        while server.persisting.front().is_some_and(|&(s, _)| s <= seq) {
+            last = server.persisting.pop_front().map(|(_, l)| l);
+        }
+        if let (true, Some(last_index)) = (self.observe, last) {
+            self.observations.push(Observation {
+                t_ns: t,
+                host,
+                what: Observed::Persisted { last_index },
+            });
+        }
+    }
+
     fn run_persisted(&mut self, t: u64, host: usize, seq: u64) {
         trace!(self, t, "persisted h{host} seq={seq}");
+        self.note_persisted(t, host, seq);
         self.server_mut(host)
             .node
             .handle_persisted(Instant::from_ns(t), seq);
@@ -606,11 +747,14 @@ impl World {
         // inside this handler; otherwise a StorageDone event reports it later.
         let write_ns = self.scenario.storage.write_latency_ns;
         let mut storage_done = Vec::new();
+        let mut persisted_now = Vec::new();
         while let Some(req) = server.node.poll_persist() {
+            server.persisting.push_back((req.seq, req.last_index));
             if write_ns == 0 {
                 server
                     .node
                     .handle_persisted(Instant::from_ns(now_ns), req.seq);
+                persisted_now.push(req.seq);
             } else {
                 let start = server.storage_busy_until_ns.max(now_ns);
                 server.storage_busy_until_ns = start + write_ns;
@@ -625,7 +769,12 @@ impl World {
         let end_ns = now_ns + server.node.take_app_cpu_ns() + n * tx_ns;
         server.cpu.charge(start_ns, end_ns);
         let mut lines = Vec::new();
+        let mut observed = Vec::new();
+        let observe = self.observe;
         while let Some(ev) = server.node.poll_event() {
+            if observe {
+                observed.push(ev.clone());
+            }
             if tracing {
                 lines.push(match ev {
                     NodeEvent::Executed {
@@ -680,6 +829,17 @@ impl World {
                 },
             );
         }
+        for seq in persisted_now {
+            self.note_persisted(now_ns, host, seq);
+        }
+        if self.observe {
+            self.observations
+                .extend(observed.into_iter().map(|what| Observation {
+                    t_ns: now_ns,
+                    host,
+                    what: Observed::Node(what),
+                }));
+        }
         for l in lines {
             trace!(self, now_ns, "{l}");
         }
@@ -688,6 +848,78 @@ impl World {
             self.host_send(at, host, src, dst, payload);
         }
         self.scratch_tx = out;
+        self.kick_app_core(end_ns, host);
+    }
+
+    /// Hands ready requests to a separate application core (if idle and not yet woken).
+    fn kick_app_core(&mut self, at_ns: u64, host: usize) {
+        let Role::Server(server) = &mut self.hosts[host].role else {
+            return;
+        };
+        if server.app_run_scheduled || !server.node.has_ready_execution() {
+            return;
+        }
+        server.app_run_scheduled = true;
+        let at = at_ns.max(server.app_busy_until_ns);
+        self.q.schedule(at, Ev::AppRun { host: host as u32 });
+    }
+
+    /// The application core runs one request: its service time, then its reply's TX cost.
+    fn on_app_run(&mut self, t: u64, host: usize) {
+        let tx_ns = self.scenario.cpu.tx_ns_per_packet;
+        let (w0, w1) = (self.metrics.window_start_ns, self.metrics.window_end_ns);
+        let observe = self.observe;
+        let tracing = self.trace.is_some();
+        let mut out = std::mem::take(&mut self.scratch_tx);
+        let Role::Server(server) = &mut self.hosts[host].role else {
+            return;
+        };
+        server.app_run_scheduled = false;
+        if self.hosts[host].down {
+            self.scratch_tx = out;
+            return;
+        }
+        let Role::Server(server) = &mut self.hosts[host].role else {
+            return;
+        };
+        let Some(cost) = server.node.execute_next(Instant::from_ns(t)) else {
+            self.scratch_tx = out;
+            return;
+        };
+        let _ = server.node.take_app_cpu_ns();
+        let mut n = 0;
+        while let Some(tx) = server.node.poll_transmit() {
+            n += 1;
+            out.push((t + cost + n * tx_ns, tx.dst, tx.payload));
+        }
+        let end = t + cost + n * tx_ns;
+        server.app_busy_until_ns = end;
+        server.app_cpu.busy_ns += end - t;
+        server.app_cpu.busy_in_window_ns += end.min(w1).saturating_sub(t.max(w0));
+        server.app_cpu.handlers += 1;
+        let mut events = Vec::new();
+        while let Some(ev) = server.node.poll_event() {
+            events.push(ev);
+        }
+        if tracing {
+            for ev in &events {
+                trace!(self, t, "app h{host} {ev:?}");
+            }
+        }
+        if observe {
+            self.observations
+                .extend(events.into_iter().map(|what| Observation {
+                    t_ns: t,
+                    host,
+                    what: Observed::Node(what),
+                }));
+        }
+        let src = SocketAddrV4::new(self.hosts[host].ip, SERVER_PORT);
+        for (at, dst, payload) in out.drain(..) {
+            self.host_send(at, host, src, dst, payload);
+        }
+        self.scratch_tx = out;
+        self.kick_app_core(end, host);
     }
 
     // ---- clients ---------------------------------------------------------------------------
@@ -896,6 +1128,10 @@ impl World {
                             s.cpu.stats.busy_in_window_ns as f64 / (m.window_s() * 1e9),
                         ),
                         cpu: s.cpu.stats,
+                        app_core_busy_fraction: (self.scenario.cpu.app_core == AppCore::Separate)
+                            .then(|| {
+                                round3(s.app_cpu.busy_in_window_ns as f64 / (m.window_s() * 1e9))
+                            }),
                         protocol: s.node.counters(),
                         app_digest: format!("{:016x}", s.node.app_digest()),
                         replica: s.node.replica().map(|r| ReplicaSummary {
@@ -935,6 +1171,7 @@ impl World {
             switch_queue_drops: switch_ports.clone().map(|p| p.stats.drops).sum(),
             rx_queue_drops,
             unroutable: m.unroutable,
+            lost: self.lost_frames,
             switch_frames: switch_ports.clone().map(|p| p.stats.frames).sum(),
             switch_bytes: switch_ports.map(|p| p.stats.bytes).sum(),
         };
@@ -979,6 +1216,8 @@ impl Host {
     fn new(ip: Ipv4Addr, nic: TxQueue, role: Role) -> Host {
         Host {
             ip,
+            down: false,
+            rx_loss: None,
             nic,
             packets_rx: 0,
             bytes_rx: 0,

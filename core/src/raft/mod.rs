@@ -481,27 +481,64 @@ impl Replica {
         self.body_complete_index = i;
     }
 
-    /// Applies committed entries in order; stops at one whose body is still missing.
+    /// Committed entries are ready to execute. With inline execution (one core for
+    /// everything) they run now; otherwise the driver runs them on the application core
+    /// through [`Replica::execute_next`].
     pub(crate) fn apply_committed(&mut self, shared: &mut Shared) {
-        while self.applied_index < self.commit_index {
-            let index = self.applied_index + 1;
-            let Some(e) = self.log.get(index) else { break };
-            let execute = self.must_execute(e);
-            if execute && e.body.is_none() {
-                break; // recovery will bring it
-            }
-            if execute {
-                let reply = e.replier == self.id;
-                let (client, req_id, policy) = (e.client, e.req_id, e.policy);
-                let body = e.body.clone().unwrap_or_default();
-                shared.execute(client, req_id, policy, &body, reply, index);
-            }
-            self.applied_index = index;
+        if !shared.defer_execution {
+            while self.execute_next(shared).is_some() {}
         }
+        self.skip_unexecuted();
+    }
+
+    /// Whether `execute_next` has work: a committed entry this node must execute, body present.
+    pub fn has_ready_execution(&self) -> bool {
+        self.applied_index < self.commit_index
+            && self
+                .log
+                .get(self.applied_index + 1)
+                .is_some_and(|e| !self.must_execute(e) || e.body.is_some())
+    }
+
+    /// Moves the applied index over committed entries this node does not execute (no-ops,
+    /// reads assigned to others): they cost nothing and must not wait behind the app core.
+    fn skip_unexecuted(&mut self) {
+        let before = self.applied_index;
+        while self.applied_index < self.commit_index {
+            match self.log.get(self.applied_index + 1) {
+                Some(e) if !self.must_execute(e) => self.applied_index += 1,
+                _ => break,
+            }
+        }
+        if self.applied_index > before {
+            self.after_applied();
+        }
+    }
+
+    fn after_applied(&mut self) {
         let id = self.id;
         let applied = self.applied_index;
         self.balancer.report_applied(id, applied);
         self.compact();
+    }
+
+    /// Executes the next committed entry this node must execute (in log order) and returns
+    /// its CPU cost; `None` if none is ready (or its body has not arrived yet).
+    pub fn execute_next(&mut self, shared: &mut Shared) -> Option<u64> {
+        self.skip_unexecuted();
+        if self.applied_index >= self.commit_index {
+            return None;
+        }
+        let index = self.applied_index + 1;
+        let e = self.log.get(index)?;
+        let body = e.body.as_ref()?; // recovery will bring it
+        let before = shared.call_app_cpu_ns;
+        let reply = e.replier == self.id;
+        shared.execute(e.client, e.req_id, e.policy, body, reply, index);
+        self.applied_index = index;
+        self.after_applied();
+        self.skip_unexecuted();
+        Some(shared.call_app_cpu_ns - before)
     }
 
     fn compact(&mut self) {

@@ -37,7 +37,7 @@ pub fn scenario(patch: serde_json::Value) -> Scenario {
     Scenario::from_json("<test>", &base.to_string()).expect("test scenario is valid")
 }
 
-fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
+pub fn merge(base: &mut serde_json::Value, patch: serde_json::Value) {
     match (base, patch) {
         (serde_json::Value::Object(b), serde_json::Value::Object(p)) => {
             for (k, v) in p {

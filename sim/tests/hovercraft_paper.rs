@@ -1,0 +1,395 @@
+//! One test per claim of the HovercRaft paper (and the Raft rules it builds on), in the manner
+//! of etcd's `raft_paper_test`: each fails if its mechanism is removed.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::scenario;
+use hovercraft_core::node::NodeEvent;
+use hovercraft_sim::world::{Observed, World};
+use hovercraft_sim::Scenario;
+use serde_json::{json, Value};
+
+fn cluster(mode: &str, nodes: u32, patch: Value) -> Scenario {
+    let mut base = json!({
+        "name": format!("{mode}-{nodes}"),
+        "mode": mode,
+        "nodes": nodes,
+        "duration_ms": 30,
+        "warmup_ms": 5,
+        "workload": { "rate_rps": 20000.0 }
+    });
+    common::merge(&mut base, patch);
+    scenario(base)
+}
+
+fn ms(x: u64) -> u64 {
+    x * 1_000_000
+}
+
+// ---- election (Raft §5.2) --------------------------------------------------------------------
+
+/// A healthy cluster elects exactly one leader within a few election timeouts; when that
+/// leader crashes, the others elect a new one in a higher term.
+#[test]
+fn election_one_leader_then_failover_to_a_higher_term() {
+    for seed in 1..=5 {
+        let s = cluster(
+            "hovercraft",
+            5,
+            json!({ "seed": seed, "bootstrap_leader": false, "duration_ms": 200 }),
+        );
+        let mut w = World::new(s);
+        // Election timeouts are 10–20 ms; allow three of them.
+        w.run_until(ms(60));
+        let leaders = w.leaders();
+        assert_eq!(
+            leaders.len(),
+            1,
+            "seed {seed}: exactly one leader, got {leaders:?}"
+        );
+        let (old, old_term) = leaders[0];
+        w.crash(old);
+        w.run_until(ms(120));
+        let leaders = w.leaders();
+        assert_eq!(
+            leaders.len(),
+            1,
+            "seed {seed}: one new leader, got {leaders:?}"
+        );
+        let (new, new_term) = leaders[0];
+        assert_ne!(new, old);
+        assert!(
+            new_term > old_term,
+            "seed {seed}: term {new_term} after {old_term}"
+        );
+    }
+}
+
+// ---- commit (Raft §5.3, §5.4) ---------------------------------------------------------------
+
+/// Nothing is executed (so nothing is replied) before a majority of nodes persisted the entry.
+/// Storage is slow here (50 µs a write), so a reply that skipped the wait would be caught.
+#[test]
+fn commit_nothing_applied_before_a_majority_persisted_it() {
+    for mode in ["raft", "hovercraft"] {
+        let s = cluster(mode, 5, json!({ "storage": { "write_latency_ns": 50000 } }));
+        let mut w = World::new(s);
+        w.set_observe(true);
+        w.run_until(ms(30));
+        // For each node, the durable log prefix over time.
+        let mut durable: BTreeMap<usize, Vec<(u64, u64)>> = BTreeMap::new();
+        let mut executed = 0;
+        for o in w.observations() {
+            match &o.what {
+                Observed::Persisted { last_index } => durable
+                    .entry(o.host)
+                    .or_default()
+                    .push((o.t_ns, *last_index)),
+                Observed::Node(NodeEvent::Executed { index, .. }) => {
+                    executed += 1;
+                    let holders = durable
+                        .values()
+                        .filter(|v| v.iter().any(|&(t, last)| t <= o.t_ns && last >= *index))
+                        .count();
+                    assert!(holders >= 3, "{mode}: entry {index} executed at {} ns on host {} with only {holders} durable copies", o.t_ns, o.host);
+                }
+                _ => {}
+            }
+        }
+        assert!(
+            executed > 1000,
+            "{mode}: the run executed requests ({executed})"
+        );
+    }
+}
+
+// ---- multicast separation (HovercRaft §4.1) ---------------------------------------------------
+
+/// Leader TX bytes per completed request.
+fn leader_tx_per_request(mode: &str, nodes: u32, request_bytes: u32) -> f64 {
+    let s = cluster(
+        mode,
+        nodes,
+        json!({ "duration_ms": 40, "warmup_ms": 5,
+                "workload": { "rate_rps": 20000.0, "request_bytes": request_bytes,
+                              "service_time": { "kind": "fixed", "ns": 1000 } } }),
+    );
+    let summary = World::new(s).run().unwrap();
+    let leader = summary
+        .per_node
+        .iter()
+        .find(|n| {
+            n.replica
+                .as_ref()
+                .is_some_and(|r| r.role == hovercraft_core::raft::Role::Leader)
+        })
+        .expect("a leader");
+    let completed = summary.completed_rps * (summary.duration_ms - summary.warmup_ms) as f64 / 1e3;
+    assert!(
+        summary.dropped == 0,
+        "{mode}/{nodes}/{request_bytes}: nothing dropped at this load"
+    );
+    leader.host.bytes_tx as f64 / completed.max(1.0)
+}
+
+/// In vanilla Raft the leader re-sends every request body to every follower, so its TX bytes
+/// per request grow with request size and with the number of followers. In HovercRaft the
+/// bodies travel once, by multicast from the client; the leader sends metadata only, so its TX
+/// per request does not depend on request size, and grows with followers only by the
+/// metadata (about 30 bytes per entry per follower).
+#[test]
+fn multicast_separation_leader_tx_independent_of_request_size() {
+    let raft_3_small = leader_tx_per_request("raft", 3, 64);
+    let raft_3_large = leader_tx_per_request("raft", 3, 1024);
+    let raft_9_large = leader_tx_per_request("raft", 9, 1024);
+    let hc_3_small = leader_tx_per_request("hovercraft", 3, 64);
+    let hc_3_large = leader_tx_per_request("hovercraft", 3, 1024);
+    let hc_9_small = leader_tx_per_request("hovercraft", 9, 64);
+    let hc_9_large = leader_tx_per_request("hovercraft", 9, 1024);
+    eprintln!("leader TX B/request raft: 3x64 {raft_3_small:.0}, 3x1K {raft_3_large:.0}, 9x1K {raft_9_large:.0}; hovercraft: 3x64 {hc_3_small:.0}, 3x1K {hc_3_large:.0}, 9x64 {hc_9_small:.0}, 9x1K {hc_9_large:.0}");
+    // Raft: +960 B of body per follower per request.
+    assert!(raft_3_large > raft_3_small + 2.0 * 900.0);
+    assert!(raft_9_large > raft_3_large + 6.0 * 900.0);
+    // HovercRaft: request size does not matter (within 10%)...
+    assert!((hc_3_large - hc_3_small).abs() / hc_3_small < 0.10);
+    assert!((hc_9_large - hc_9_small).abs() / hc_9_small < 0.10);
+    // ...and the leader sends a small fraction of what the Raft leader sends.
+    assert!(hc_9_large * 4.0 < raft_9_large);
+    assert!(hc_3_large * 2.0 < raft_3_large);
+}
+
+// ---- recovery (HovercRaft §4.1) ----------------------------------------------------------------
+
+/// With 2% loss on the multicast path to one follower, every request still completes (the
+/// follower fetches the bodies it missed from the leader), and recovery requests were sent.
+#[test]
+fn recovery_two_percent_multicast_loss_to_one_follower() {
+    let s = cluster(
+        "hovercraft",
+        3,
+        json!({ "duration_ms": 60, "workload": { "rate_rps": 30000.0, "read_only_fraction": 0.0 } }),
+    );
+    let mut w = World::new(s);
+    // Host 2 is a follower (node 0 leads from the start: bootstrap).
+    w.set_rx_loss(2, 0.02, true);
+    let summary = w.run().unwrap();
+    assert_eq!(summary.dropped, 0, "every request completes");
+    assert!(summary.measured_requests > 1000);
+    assert!(
+        summary.network.lost > 10,
+        "loss was injected ({})",
+        summary.network.lost
+    );
+    let follower = &summary.per_node[2].replica.as_ref().unwrap().counters;
+    assert!(
+        follower.recovery_requests > 0,
+        "the follower asked for missing bodies"
+    );
+    let leader = &summary.per_node[0].replica.as_ref().unwrap().counters;
+    assert!(leader.recovery_replies > 0);
+    // Every node applied everything: the state machines agree.
+    let digests: Vec<&String> = summary.per_node.iter().map(|n| &n.app_digest).collect();
+    assert!(
+        digests.iter().all(|d| *d == digests[0]),
+        "replicas diverged: {digests:?}"
+    );
+}
+
+// ---- reply load balancing (HovercRaft §4.2) ---------------------------------------------------
+
+/// At high load each node sends between 0.5× and 1.5× its fair share of replies.
+#[test]
+fn reply_load_balancing_spreads_replies_evenly() {
+    let s = cluster(
+        "hovercraft",
+        5,
+        json!({ "duration_ms": 40,
+        "workload": { "rate_rps": 150000.0, "read_only_fraction": 0.75,
+                      "service_time": { "kind": "fixed", "ns": 5000 } } }),
+    );
+    let summary = World::new(s).run().unwrap();
+    let replies: Vec<u64> = summary
+        .per_node
+        .iter()
+        .map(|n| n.protocol.replies_sent)
+        .collect();
+    let total: u64 = replies.iter().sum();
+    let fair = total as f64 / replies.len() as f64;
+    assert!(total > 4000);
+    for (i, &r) in replies.iter().enumerate() {
+        let share = r as f64 / fair;
+        assert!(
+            (0.5..=1.5).contains(&share),
+            "node {i} sent {share:.2}x its fair share ({replies:?})"
+        );
+    }
+}
+
+/// With the bound, no node ever has more outstanding (assigned, not yet applied) replies than
+/// the bound; under overload the leader refuses requests instead of exceeding it.
+#[test]
+fn reply_load_balancing_bound_is_never_exceeded() {
+    let bound = 4;
+    let s = cluster(
+        "hovercraft",
+        3,
+        json!({ "duration_ms": 20,
+        "raft": { "replier_bound": bound },
+        "workload": { "rate_rps": 400000.0, "service_time": { "kind": "fixed", "ns": 5000 } } }),
+    );
+    let mut w = World::new(s);
+    let mut samples = 0;
+    let mut t = 0;
+    while t < ms(20) {
+        t += 20_000;
+        w.run_until(t);
+        let leader = w.node(0).unwrap().replica().unwrap();
+        for n in 0..3 {
+            assert!(
+                leader.outstanding_replies(n) <= bound,
+                "node {n} over the bound at {t} ns"
+            );
+            samples += 1;
+        }
+    }
+    assert!(samples > 100);
+    let refused = w
+        .node(0)
+        .unwrap()
+        .replica()
+        .unwrap()
+        .counters
+        .drops_no_replier;
+    assert!(
+        refused > 0,
+        "the bound was reached and enforced by refusing requests"
+    );
+}
+
+// ---- read-only load balancing (HovercRaft §4.3) ------------------------------------------------
+
+/// A read-only (REPLICATED_ROUTE_NO_SE) request is executed by exactly one node, its designated
+/// replier; a write is executed by every node.
+#[test]
+fn read_only_executed_by_exactly_one_node() {
+    let s = cluster(
+        "hovercraft",
+        5,
+        json!({ "workload": { "rate_rps": 50000.0, "read_only_fraction": 0.5 } }),
+    );
+    let mut w = World::new(s);
+    w.set_observe(true);
+    w.run_until(ms(25));
+    let mut by_index: BTreeMap<u64, (bool, Vec<usize>)> = BTreeMap::new();
+    for o in w.observations() {
+        if let Observed::Node(NodeEvent::Executed {
+            index, read_only, ..
+        }) = &o.what
+        {
+            let e = by_index.entry(*index).or_insert((*read_only, Vec::new()));
+            e.1.push(o.host);
+        }
+    }
+    let applied_everywhere = (0..5)
+        .map(|h| w.node(h).unwrap().replica().unwrap().applied_index())
+        .min()
+        .unwrap();
+    let (mut reads, mut writes) = (0, 0);
+    for (index, (read_only, hosts)) in &by_index {
+        if *index > applied_everywhere {
+            continue;
+        }
+        if *read_only {
+            reads += 1;
+            assert_eq!(
+                hosts.len(),
+                1,
+                "read-only entry {index} executed on {hosts:?}"
+            );
+        } else {
+            writes += 1;
+            assert_eq!(hosts.len(), 5, "write {index} executed on {hosts:?}");
+        }
+    }
+    assert!(
+        reads > 300 && writes > 300,
+        "reads {reads}, writes {writes}"
+    );
+}
+
+// ---- flow control (HovercRaft §4.4) -------------------------------------------------------------
+
+/// Offered three times what the cluster can serve, the leader answers DROP once its log runs
+/// ahead of execution by the threshold; memory stays bounded and the cluster keeps serving.
+/// (The replier bound is lifted here so that the log-window threshold is what limits.)
+#[test]
+fn flow_control_overload_drops_and_keeps_serving() {
+    let threshold = 512;
+    let s = cluster(
+        "hovercraft",
+        3,
+        json!({ "duration_ms": 40,
+        "raft": { "flow_control_threshold": threshold, "unordered_capacity": 1024,
+                  "replier_bound": 1000000 },
+        "cpu": { "rx_queue_packets": 65536 },
+        "workload": { "rate_rps": 300000.0, "read_only_fraction": 0.0,
+                      "service_time": { "kind": "fixed", "ns": 10000 } } }),
+    );
+    // Every node executes every write on its application core: capacity ≈ 1 / (10 µs + TX).
+    let capacity = 1e9 / 10_300.0;
+    let mut w = World::new(s);
+    let mut t = 0;
+    while t < ms(40) {
+        t += 100_000;
+        w.run_until(t);
+        for h in 0..3 {
+            let r = w.node(h).unwrap().replica().unwrap();
+            assert!(
+                r.last_index() - r.applied_index() <= threshold + 64,
+                "log window of node {h}"
+            );
+            assert!(r.unordered_stats().high_water <= 1024);
+        }
+    }
+    let summary = w.run().unwrap();
+    let leader = summary.per_node[0].replica.as_ref().unwrap();
+    assert!(
+        leader.counters.drops_flow_control > 1000,
+        "DROPs sent: {}",
+        leader.counters.drops_flow_control
+    );
+    assert!(summary.dropped_by_server > 1000);
+    assert!(
+        summary.completed_rps > 0.9 * capacity,
+        "keeps serving: {} rps",
+        summary.completed_rps
+    );
+}
+
+/// With the default limits, overload is refused by DROPs too (the replier bound binds first:
+/// n × bound outstanding entries is far below the log-window threshold), nothing grows without
+/// bound, and throughput stays at capacity.
+#[test]
+fn flow_control_default_limits_refuse_overload() {
+    let s = cluster(
+        "hovercraft",
+        3,
+        json!({ "duration_ms": 40,
+        "workload": { "rate_rps": 300000.0, "read_only_fraction": 0.0,
+                      "service_time": { "kind": "fixed", "ns": 10000 } } }),
+    );
+    let summary = World::new(s).run().unwrap();
+    let leader = summary.per_node[0].replica.as_ref().unwrap();
+    assert!(leader.counters.drops_no_replier + leader.counters.drops_flow_control > 1000);
+    assert!(leader.last_index - leader.applied_index <= 3 * 64);
+    for n in &summary.per_node {
+        assert!(n.replica.as_ref().unwrap().unordered.high_water <= 4096);
+    }
+    assert!(
+        summary.completed_rps > 0.9 * 1e9 / 10_300.0,
+        "{} rps",
+        summary.completed_rps
+    );
+}
