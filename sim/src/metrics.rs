@@ -122,6 +122,8 @@ pub struct NodeSummary {
     pub host: HostSummary,
     /// Share of the measurement window the node's (network and protocol) core was busy.
     pub cpu_busy_fraction: f64,
+    /// Share of the measurement window the node's NIC was transmitting.
+    pub nic_busy_fraction: f64,
     /// Same for the application core, when it is separate.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app_core_busy_fraction: Option<f64>,

@@ -201,6 +201,10 @@ impl World {
         let net = &scenario.network;
         let bw = Bandwidth::from_gbps(net.bandwidth_gbps);
         let mut hosts = Vec::with_capacity(n_servers + n_clients);
+        let window_ns = (
+            scenario.warmup_ms * 1_000_000,
+            scenario.duration_ms * 1_000_000,
+        );
         let peers: Vec<SocketAddrV4> = (0..n_servers).map(server_addr).collect();
         for i in 0..n_servers {
             let cfg = NodeConfig {
@@ -222,7 +226,7 @@ impl World {
             let node = Node::new(cfg).expect("scenario validation admits only implemented modes");
             hosts.push(Host::new(
                 *server_addr(i).ip(),
-                TxQueue::new(bw, net.nic_tx_queue_bytes),
+                TxQueue::new(bw, net.nic_tx_queue_bytes).with_window(window_ns),
                 Role::Server(Box::new(ServerHost {
                     node,
                     app_busy_until_ns: 0,
@@ -265,7 +269,7 @@ impl World {
             );
             hosts.push(Host::new(
                 ip,
-                TxQueue::new(bw, net.nic_tx_queue_bytes),
+                TxQueue::new(bw, net.nic_tx_queue_bytes).with_window(window_ns),
                 Role::Client(Box::new(ClientHost {
                     ports,
                     leader_hint: 0,
@@ -1126,6 +1130,9 @@ impl World {
                         host: self.host_summary(i, format!("node{i}")),
                         cpu_busy_fraction: round3(
                             s.cpu.stats.busy_in_window_ns as f64 / (m.window_s() * 1e9),
+                        ),
+                        nic_busy_fraction: round3(
+                            h.nic.stats.busy_in_window_ns as f64 / (m.window_s() * 1e9),
                         ),
                         cpu: s.cpu.stats,
                         app_core_busy_fraction: (self.scenario.cpu.app_core == AppCore::Separate)

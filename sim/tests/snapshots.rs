@@ -38,3 +38,32 @@ fn unreplicated_overload_summary() {
     }));
     insta::assert_json_snapshot!(summary_without_manifest(s));
 }
+
+#[test]
+fn hovercraft_three_nodes_summary() {
+    let s = scenario(json!({
+        "name": "snap-hovercraft",
+        "seed": 11,
+        "mode": "hovercraft",
+        "nodes": 3,
+        "duration_ms": 8, "warmup_ms": 1,
+        "clients": { "machines": 2, "ports_per_machine": 2 },
+        "workload": { "rate_rps": 60000.0, "read_only_fraction": 0.75 }
+    }));
+    insta::assert_json_snapshot!(summary_without_manifest(s));
+}
+
+#[test]
+fn raft_three_nodes_summary() {
+    let s = scenario(json!({
+        "name": "snap-raft",
+        "seed": 12,
+        "mode": "raft",
+        "nodes": 3,
+        "duration_ms": 8, "warmup_ms": 1,
+        "storage": { "write_latency_ns": 2000 },
+        "clients": { "machines": 2, "ports_per_machine": 2 },
+        "workload": { "rate_rps": 40000.0, "read_only_fraction": 0.5 }
+    }));
+    insta::assert_json_snapshot!(summary_without_manifest(s));
+}

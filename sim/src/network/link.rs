@@ -45,6 +45,7 @@ pub struct TxQueue {
     // (end of serialization, bytes) of frames not yet gone, in order.
     in_queue: VecDeque<(u64, u32)>,
     queued_bytes: u64,
+    window_ns: (u64, u64),
     pub stats: TxStats,
 }
 
@@ -57,6 +58,8 @@ pub struct TxStats {
     pub max_queued_bytes: u64,
     /// Total time spent serializing, for utilisation.
     pub busy_ns: u64,
+    /// Serializing time inside the measurement window.
+    pub busy_in_window_ns: u64,
 }
 
 impl TxQueue {
@@ -67,8 +70,15 @@ impl TxQueue {
             busy_until_ns: 0,
             in_queue: VecDeque::new(),
             queued_bytes: 0,
+            window_ns: (0, u64::MAX),
             stats: TxStats::default(),
         }
+    }
+
+    /// Also account busy time inside `window_ns` (the measurement window).
+    pub fn with_window(mut self, window_ns: (u64, u64)) -> Self {
+        self.window_ns = window_ns;
+        self
     }
 
     /// Offers a frame of `wire_bytes` at time `now_ns`. Calls must come in non-decreasing
@@ -96,6 +106,8 @@ impl TxQueue {
         self.stats.frames += 1;
         self.stats.bytes += wire_bytes as u64;
         self.stats.busy_ns += ser;
+        let (w0, w1) = self.window_ns;
+        self.stats.busy_in_window_ns += end.min(w1).saturating_sub(start.max(w0));
         self.stats.max_queued_bytes = self.stats.max_queued_bytes.max(self.queued_bytes);
         Enqueued::Departs { end_ns: end }
     }
