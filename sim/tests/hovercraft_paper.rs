@@ -454,3 +454,30 @@ fn analytic_raft_leader_tx_bound_and_hovercraft_beats_it_twice() {
         raft.completed_rps
     );
 }
+
+/// A follower that stops answering is no longer chosen as a replier (after an election
+/// timeout of silence), so requests keep completing with a majority alive. (The replier bound
+/// is lifted: it would otherwise also stop assignments to the dead node, after `bound` of them.)
+#[test]
+fn reply_load_balancing_skips_a_silent_follower() {
+    let s = cluster(
+        "hovercraft",
+        3,
+        json!({ "duration_ms": 60, "warmup_ms": 35,
+        "raft": { "replier_bound": 1000000 },
+        "workload": { "rate_rps": 30000.0, "read_only_fraction": 0.75 } }),
+    );
+    let mut w = World::new(s);
+    w.run_until(ms(10));
+    w.crash(2);
+    let summary = w.run().unwrap();
+    assert!(summary.measured_requests > 500);
+    assert_eq!(
+        summary.dropped, 0,
+        "requests sent after the silence was noticed all complete"
+    );
+    assert_eq!(
+        summary.per_node[0].replica.as_ref().unwrap().role,
+        hovercraft_core::raft::Role::Leader
+    );
+}

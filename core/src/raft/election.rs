@@ -137,6 +137,7 @@ impl Replica {
             p.next_index = next;
             p.match_index = 0;
             p.in_flight_until = None;
+            p.last_heard = now;
         }
         self.balancer.reset();
         Replica::emit_event(

@@ -135,6 +135,9 @@ struct Progress {
     match_index: u64,
     /// An AppendEntries is in flight until this time (then it may be sent again).
     in_flight_until: Option<Instant>,
+    /// When this follower last answered; one silent for an election timeout is not given
+    /// replies to send (it may be down).
+    last_heard: Instant,
 }
 
 /// Raft/HovercRaft replica state: everything a node in a replicated mode adds.
@@ -213,6 +216,7 @@ impl Replica {
                     next_index: 1,
                     match_index: 0,
                     in_flight_until: None,
+                    last_heard: now,
                 })
                 .collect(),
             balancer: ReplyBalancer::new(n, policy, cfg.replier_bound),
@@ -434,7 +438,10 @@ impl Replica {
         }
         let index = self.log.last_index() + 1;
         let id = self.id;
-        let Some(replier) = self.balancer.choose(index, id, &mut self.rng, |_| true) else {
+        let silent = Duration::from_us(self.cfg.election_timeout_min_us);
+        let progress = &self.progress;
+        let live = |n: NodeId| n == id || progress[n as usize].last_heard + silent > now;
+        let Some(replier) = self.balancer.choose(index, id, &mut self.rng, live) else {
             self.counters.drops_no_replier += 1;
             shared.send_drop(client, req_id, policy, &[]);
             return;

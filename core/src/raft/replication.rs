@@ -206,6 +206,7 @@ impl Replica {
         let last = self.log.last_index();
         let p = &mut self.progress[from as usize];
         p.in_flight_until = None;
+        p.last_heard = now;
         match result {
             AppendResult::Success | AppendResult::PartialMissing => {
                 p.match_index = p.match_index.max(last_log_idx.min(last));
