@@ -12,6 +12,7 @@
 //! - [`r2p2`]: R2P2 endpoints — client (requests, timeouts, DROPs) and server (reassembly).
 //! - [`app`]: applications behind the [`app::StateMachine`] trait (synthetic, kv).
 //! - [`raft`]: Raft and HovercRaft replication (election, replication, reply load balancing).
+//! - [`switch`]: the HovercRaft++ in-switch aggregator (reference for the P4 program).
 //! - [`node`]: the server `Node` that drivers run, one per replica.
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod node;
 pub mod r2p2;
 pub mod raft;
 pub mod rng;
+pub mod switch;
 pub mod time;
 pub mod wire;
 

@@ -128,6 +128,9 @@ pub enum NodeEvent {
         req_id: u16,
         error: AppError,
     },
+    /// HovercRaft++ leader: replication moved off (`false`: fall-back to direct fan-out) or
+    /// back onto (`true`) the switch.
+    SwitchPath { via_switch: bool, term: u64 },
     /// Role, term or known leader changed.
     RoleChanged {
         role: Role,
@@ -260,10 +263,7 @@ impl Node {
     pub fn new_at(cfg: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
         let replica = match cfg.mode {
             Mode::Unreplicated => None,
-            Mode::HovercraftPlusPlus => {
-                return Err(ConfigError::ModeNotImplemented(cfg.mode.as_str()))
-            }
-            Mode::Raft | Mode::Hovercraft => {
+            Mode::Raft | Mode::Hovercraft | Mode::HovercraftPlusPlus => {
                 let cluster = cfg
                     .cluster
                     .clone()
@@ -274,6 +274,9 @@ impl Node {
                 }
                 if cfg.id as usize >= n {
                     return Err(ConfigError::BadId { id: cfg.id, n });
+                }
+                if cfg.mode == Mode::HovercraftPlusPlus && cluster.switch.is_none() {
+                    return Err(ConfigError::MissingCluster(cfg.mode.as_str()));
                 }
                 Some(Replica::new(
                     cfg.mode,
@@ -379,11 +382,19 @@ impl Node {
             }
             (t, Some(r)) if Replica::is_replica_message(t) => {
                 let m = RaftMessage::decode(&msg.body).map_err(NodeError::Raft)?;
-                // The sender must be the peer it claims to be.
-                if r.peer_id(msg.from) != Some(m.from) {
+                // The sender must be the peer it claims to be, or the switch aggregator
+                // (relaying the leader's AppendEntries, or sending a group reply).
+                let via_switch = r.switch_addr() == Some(msg.from);
+                if !via_switch && r.peer_id(msg.from) != Some(m.from) {
                     return Err(NodeError::UnknownSender(msg.from));
                 }
-                r.on_raft_message(&mut self.shared, now, m);
+                if via_switch
+                    && (m.from as usize) >= r.peers()
+                    && m.from != crate::switch::SWITCH_NODE_ID
+                {
+                    return Err(NodeError::UnknownSender(msg.from));
+                }
+                r.on_raft_message(&mut self.shared, now, m, via_switch);
                 Ok(())
             }
             (other, _) => Err(NodeError::Unexpected(other)),

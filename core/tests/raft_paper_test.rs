@@ -63,6 +63,7 @@ impl Cluster {
                         peers: (0..n).map(addr).collect(),
                         group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
                         campaign_at_start: false,
+                        switch: None,
                     }),
                     raft: raft.clone(),
                     defer_execution: false,

@@ -44,9 +44,34 @@ pub struct Scenario {
     /// timeout, so measurements do not start with 10–20 ms without a leader.
     #[serde(default = "default_true")]
     pub bootstrap_leader: bool,
+    /// Timed faults: what breaks when (the failure story of the run).
+    #[serde(default)]
+    pub faults: Vec<Fault>,
     /// The p99 latency objective, in µs (used by SLO searches; reported in the summary).
     #[serde(default)]
     pub slo_p99_us: Option<f64>,
+}
+
+/// One timed fault: what breaks, and when (`at_ms`, simulated ms from the start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Fault {
+    /// Server `node` crashes: it receives and runs nothing from then on.
+    CrashNode { at_ms: u64, node: u32 },
+    /// The switch's HovercRaft++ aggregator stops (packets to it are dropped).
+    AggregatorDown { at_ms: u64 },
+    /// The aggregator restarts with empty registers.
+    AggregatorUp { at_ms: u64 },
+}
+
+impl Fault {
+    pub fn at_ms(&self) -> u64 {
+        match *self {
+            Fault::CrashNode { at_ms, .. }
+            | Fault::AggregatorDown { at_ms }
+            | Fault::AggregatorUp { at_ms } => at_ms,
+        }
+    }
 }
 
 fn default_true() -> bool {
@@ -83,6 +108,10 @@ pub struct NetworkConfig {
     pub switch_queue_bytes: u64,
     /// NIC transmit queue of one host, in bytes; a frame that does not fit is dropped.
     pub nic_tx_queue_bytes: u64,
+    /// HovercRaft++: the aggregator's pipeline latency in the switch, in ns.
+    pub aggregator_latency_ns: u64,
+    /// HovercRaft++: register slots for AppendEntries in flight.
+    pub aggregator_slots: usize,
 }
 
 impl Default for NetworkConfig {
@@ -94,6 +123,8 @@ impl Default for NetworkConfig {
             switch_latency_ns: 500,
             switch_queue_bytes: 512 * 1024,
             nic_tx_queue_bytes: 4 * 1024 * 1024,
+            aggregator_latency_ns: 400,
+            aggregator_slots: 64,
         }
     }
 }
@@ -315,12 +346,46 @@ impl Scenario {
                 ),
             ));
         }
-        if self.mode == Mode::HovercraftPlusPlus {
+        if self.mode == Mode::HovercraftPlusPlus
+            && self.nodes as usize > hovercraft_core::wire::raft::MAX_GROUP_PEERS
+        {
             return Err((
-                "mode",
-                "mode hovercraft++ is not implemented yet; use unreplicated, raft or hovercraft"
-                    .into(),
+                "nodes",
+                format!(
+                    "hovercraft++ aggregates at most {} nodes in the switch",
+                    hovercraft_core::wire::raft::MAX_GROUP_PEERS
+                ),
             ));
+        }
+        if self.network.aggregator_slots == 0 || self.network.aggregator_slots > 65536 {
+            return Err(("network.aggregator_slots", "must be 1..=65536".into()));
+        }
+        for (i, f) in self.faults.iter().enumerate() {
+            if f.at_ms() > self.duration_ms {
+                return Err((
+                    "faults",
+                    format!("fault #{i} at {} ms is after duration_ms", f.at_ms()),
+                ));
+            }
+            if let Fault::CrashNode { node, .. } = *f {
+                if node >= self.nodes {
+                    return Err((
+                        "faults",
+                        format!(
+                            "fault #{i} crashes node {node}, but there are {} nodes",
+                            self.nodes
+                        ),
+                    ));
+                }
+            }
+            if matches!(f, Fault::AggregatorDown { .. } | Fault::AggregatorUp { .. })
+                && self.mode != Mode::HovercraftPlusPlus
+            {
+                return Err((
+                    "faults",
+                    format!("fault #{i}: the aggregator exists only in hovercraft++ mode"),
+                ));
+            }
         }
         let r = &self.raft;
         if r.election_timeout_min_us == 0 || r.election_timeout_max_us <= r.election_timeout_min_us

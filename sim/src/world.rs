@@ -17,6 +17,7 @@ use hovercraft_core::node::{Mode, Node, NodeConfig, NodeEvent};
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent};
 use hovercraft_core::raft::ClusterConfig;
 use hovercraft_core::rng::{derive_seed, stream_rng, Stream};
+use hovercraft_core::switch::{Aggregator, AggregatorConfig};
 use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::wire::framing::ReassemblyConfig;
 use hovercraft_core::wire::{Header, Policy};
@@ -30,7 +31,7 @@ use crate::metrics::{
 use crate::network::link::{Bandwidth, Enqueued, TxQueue};
 use crate::network::topology::{Peer, Topology};
 use crate::network::wire_bytes;
-use crate::scenario::{AppCore, Scenario};
+use crate::scenario::{AppCore, Fault, Scenario};
 use crate::workload::Generator;
 
 pub const SERVER_PORT: u16 = 8000;
@@ -48,6 +49,11 @@ pub fn server_addr(i: usize) -> SocketAddrV4 {
 
 pub fn client_ip(m: usize) -> Ipv4Addr {
     Ipv4Addr::new(10, 1, (m >> 8) as u8, (m & 0xFF) as u8 + 1)
+}
+
+/// The HovercRaft++ aggregator's address (it lives in the ToR switch).
+pub fn switch_addr() -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::new(10, 0, 255, 254), SERVER_PORT)
 }
 
 pub fn cluster_group() -> SocketAddrV4 {
@@ -79,6 +85,9 @@ enum Ev {
     },
     AppRun {
         host: u32,
+    },
+    Fault {
+        index: u32,
     },
     ClientArrival {
         host: u32,
@@ -193,6 +202,10 @@ pub enum Observed {
 
 /// One simulation run.
 pub struct World {
+    /// HovercRaft++: the aggregator in the ToR switch, `None` while it is down.
+    aggregator: Option<Aggregator>,
+    aggregator_cfg: Option<AggregatorConfig>,
+    aggregator_drops: u64,
     net_rng: rand_chacha::ChaCha8Rng,
     observe: bool,
     observations: Vec<Observation>,
@@ -241,6 +254,7 @@ impl World {
                     peers: peers.clone(),
                     group: cluster_group(),
                     campaign_at_start: scenario.bootstrap_leader && i == 0,
+                    switch: Some(switch_addr()),
                 }),
                 raft: scenario.raft.clone(),
                 defer_execution: scenario.cpu.app_core == AppCore::Separate,
@@ -328,7 +342,17 @@ impl World {
             cc.timeout_ms * 2_000_000 + 1_000_000,
         );
         let hard_end_ns = send_end_ns + cc.timeout_ms * 1_000_000 + 2 * CLIENT_TICK_NS;
+        let aggregator_cfg =
+            (scenario.mode == Mode::HovercraftPlusPlus).then(|| AggregatorConfig {
+                peers: peers.clone(),
+                slots: scenario.network.aggregator_slots,
+            });
         let mut w = World {
+            aggregator: aggregator_cfg
+                .clone()
+                .map(|c| Aggregator::new(c).expect("validated cluster size")),
+            aggregator_cfg,
+            aggregator_drops: 0,
             net_rng: stream_rng(scenario.seed, Stream::Network, 0),
             observe: false,
             observations: Vec::new(),
@@ -350,6 +374,9 @@ impl World {
             n_servers,
             scenario,
         };
+        for (i, f) in w.scenario.faults.clone().iter().enumerate() {
+            w.q.schedule(f.at_ms() * 1_000_000, Ev::Fault { index: i as u32 });
+        }
         for m in 0..n_clients {
             let host = (n_servers + m) as u32;
             let gap = w.client_mut(host as usize).generator.next_gap_ns();
@@ -493,6 +520,7 @@ impl World {
                 self.on_storage_done(t, host as usize, seq)
             }
             Ev::AppRun { host } => self.on_app_run(t, host as usize),
+            Ev::Fault { index } => self.on_fault(t, index as usize),
             Ev::ClientArrival { host } => self.on_client_arrival(t, host as usize),
             Ev::ClientTick { host } => self.on_client_tick(t, host as usize),
         }
@@ -537,6 +565,10 @@ impl World {
     }
 
     fn on_switch_arrive(&mut self, t: u64, s: usize, in_port: usize, pkt: u32) {
+        if self.aggregator_cfg.is_some() && self.packets.get(pkt).dst == switch_addr() {
+            self.on_aggregator(t, s, pkt);
+            return;
+        }
         let dst_ip = *self.packets.get(pkt).dst.ip();
         if dst_ip.is_multicast() {
             let ports = match self.groups.get(&dst_ip) {
@@ -571,9 +603,61 @@ impl World {
         }
     }
 
+    /// The switch's data path runs the HovercRaft++ aggregator on a packet addressed to it.
+    fn on_aggregator(&mut self, t: u64, s: usize, pkt: u32) {
+        let p = self.packets.remove(pkt);
+        let Some(agg) = self.aggregator.as_mut() else {
+            self.aggregator_drops += 1;
+            trace!(self, t, "drop aggregator-down {}", p.src);
+            return;
+        };
+        if let Err(e) = agg.handle_datagram(p.src, &p.payload) {
+            trace!(self, t, "aggregator-reject {}: {e}", p.src);
+        }
+        let egress_ns = t + self.scenario.network.aggregator_latency_ns;
+        let mut outs = Vec::new();
+        while let Some(tx) = agg.poll_transmit() {
+            outs.push(tx);
+        }
+        for tx in outs {
+            let Some(&h) = self.ip_to_host.get(tx.dst.ip()) else {
+                self.metrics.unroutable += 1;
+                continue;
+            };
+            let port = self.topo.switches[s].route[h];
+            let copy = self.packets.insert(Packet {
+                src: switch_addr(),
+                dst: tx.dst,
+                wire_bytes: wire_bytes(tx.payload.len()),
+                payload: Bytes::from(tx.payload),
+            });
+            self.forward_at(egress_ns, s, port, copy);
+        }
+    }
+
+    fn on_fault(&mut self, t: u64, index: usize) {
+        let f = self.scenario.faults[index];
+        trace!(self, t, "fault {f:?}");
+        match f {
+            Fault::CrashNode { node, .. } => self.crash(node as usize),
+            Fault::AggregatorDown { .. } => self.aggregator = None,
+            Fault::AggregatorUp { .. } => {
+                self.aggregator = self
+                    .aggregator_cfg
+                    .clone()
+                    .map(|c| Aggregator::new(c).expect("validated cluster size"));
+            }
+        }
+    }
+
     fn forward(&mut self, t: u64, s: usize, port: usize, pkt: u32) {
+        self.forward_at(t + self.scenario.network.switch_latency_ns, s, port, pkt);
+    }
+
+    /// Queues a frame on switch `s`'s egress `port` at `egress_ns`.
+    fn forward_at(&mut self, egress_ns: u64, s: usize, port: usize, pkt: u32) {
+        let t = egress_ns;
         let wb = self.packets.get(pkt).wire_bytes;
-        let egress_ns = t + self.scenario.network.switch_latency_ns;
         match self.switches[s].ports[port].enqueue(egress_ns, wb) {
             Enqueued::Dropped => {
                 let p = self.packets.remove(pkt);
@@ -823,6 +907,10 @@ impl World {
                     ),
                     NodeEvent::Dropped { client, req_id } => {
                         format!("drop-request h{host} {client}#{req_id}")
+                    }
+                    NodeEvent::SwitchPath { via_switch, term } => {
+                        let what = if via_switch { "return" } else { "fallback" };
+                        format!("switch-path h{host} {what} term={term}")
                     }
                     NodeEvent::RoleChanged { role, term, leader } => {
                         format!("role h{host} {role:?} term={term} leader={leader:?}")

@@ -138,8 +138,13 @@ impl Replica {
             p.match_index = 0;
             p.in_flight_until = None;
             p.last_heard = now;
+            p.lagging = false;
         }
         self.balancer.reset();
+        // HovercRaft++: the switch path starts at this term's first entry (the no-op below),
+        // so the switch only ever counts entries of the current term.
+        self.switch_next = self.log.last_index() + 1;
+        self.switch_in_flight = None;
         Replica::emit_event(
             shared,
             NodeEvent::RoleChanged {

@@ -6,6 +6,8 @@
 //! - [`reply_lb`]: the designated-replier choice (reply and read-only load balancing).
 //! - [`unordered`]: the bounded buffer of multicast request bodies awaiting their order.
 //! - [`log`]: the in-memory log with compaction.
+//! - [`switch_path`]: HovercRaft++ — AppendEntries through the switch aggregator, fall-back to
+//!   direct fan-out when it stops answering, and return when it is back.
 //!
 //! Durability follows etcd's rule "persist before you send": changes to term, vote and log
 //! are handed to the driver ([`Replica::poll_persist`]); a message that depends on them (a
@@ -17,6 +19,7 @@ pub mod election;
 pub mod log;
 pub mod replication;
 pub mod reply_lb;
+pub mod switch_path;
 pub mod unordered;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -52,6 +55,11 @@ pub struct RaftConfig {
     pub flow_control_threshold: u64,
     pub unordered_capacity: usize,
     pub unordered_expiry_us: u64,
+    /// HovercRaft++: an AppendEntries sent through the switch with no group reply after this
+    /// long makes the leader fall back to direct fan-out/fan-in.
+    pub switch_timeout_us: u64,
+    /// HovercRaft++ in fall-back: how often the leader probes the switch to return to it.
+    pub switch_probe_us: u64,
     /// A RECOVERY_REQ with no answer after this long is sent again.
     pub recovery_retry_us: u64,
     /// Recovery requests in flight at once per follower.
@@ -73,6 +81,8 @@ impl Default for RaftConfig {
             flow_control_threshold: 16_384,
             unordered_capacity: 4_096,
             unordered_expiry_us: 1_000_000,
+            switch_timeout_us: 1_000,
+            switch_probe_us: 5_000,
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
@@ -90,6 +100,8 @@ pub struct ClusterConfig {
     /// Start an election at once instead of after a timeout (tests and benchmarks skip the
     /// first 10–20 ms of leaderless time this way; it changes nothing else).
     pub campaign_at_start: bool,
+    /// HovercRaft++: the switch aggregator's address.
+    pub switch: Option<SocketAddrV4>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -128,6 +140,14 @@ pub struct ReplicaCounters {
     pub drops_not_leader: u64,
     pub stale_messages: u64,
     pub persists: u64,
+    /// Raft datagrams this node sent (every message type, every destination).
+    pub raft_packets_sent: u64,
+    /// Times the leader's commit index advanced.
+    pub commit_advances: u64,
+    pub switch_appends: u64,
+    pub group_replies: u64,
+    pub switch_fallbacks: u64,
+    pub switch_returns: u64,
 }
 
 struct Progress {
@@ -138,6 +158,10 @@ struct Progress {
     /// When this follower last answered; one silent for an election timeout is not given
     /// replies to send (it may be down).
     last_heard: Instant,
+    /// HovercRaft++: this follower fell behind the switch path and is caught up directly.
+    lagging: bool,
+    /// The highest `done` (applied index) seen from this follower.
+    reported_done: u64,
 }
 
 /// Raft/HovercRaft replica state: everything a node in a replicated mode adds.
@@ -176,6 +200,14 @@ pub struct Replica {
     persisted_index: u64,
     held: VecDeque<(u64, Transmit)>,
     next_msg_id: u16,
+
+    // HovercRaft++ (leader side).
+    use_switch: bool,
+    /// Last index sent through the switch and not yet confirmed, with its deadline.
+    switch_in_flight: Option<(u64, Instant)>,
+    switch_next: u64,
+    last_switch_append: Instant,
+    next_probe: Instant,
 
     pub counters: ReplicaCounters,
 }
@@ -217,6 +249,8 @@ impl Replica {
                     match_index: 0,
                     in_flight_until: None,
                     last_heard: now,
+                    lagging: false,
+                    reported_done: 0,
                 })
                 .collect(),
             balancer: ReplyBalancer::new(n, policy, cfg.replier_bound),
@@ -233,6 +267,11 @@ impl Replica {
             persisted_index: 0,
             held: VecDeque::new(),
             next_msg_id: 0,
+            use_switch: mode == Mode::HovercraftPlusPlus,
+            switch_in_flight: None,
+            switch_next: 1,
+            last_switch_append: Instant::ZERO,
+            next_probe: Instant::MAX,
             counters: ReplicaCounters::default(),
             cluster,
             cfg,
@@ -274,6 +313,10 @@ impl Replica {
     }
     pub fn replier_bound(&self) -> usize {
         self.balancer.bound()
+    }
+    /// Cluster size.
+    pub fn peers(&self) -> usize {
+        self.cluster.peers.len()
     }
     fn n(&self) -> usize {
         self.cluster.peers.len()
@@ -377,6 +420,7 @@ impl Replica {
             // below it (30 entries per AppendEntries).
             return;
         }
+        self.counters.raft_packets_sent += q.len() as u64;
         if dep > self.persisted_seq {
             self.held.extend(q.into_iter().map(|t| (dep, t)));
         } else {
@@ -386,6 +430,16 @@ impl Replica {
 
     fn peer(&self, id: NodeId) -> SocketAddrV4 {
         self.cluster.peers[id as usize]
+    }
+
+    /// The HovercRaft++ switch aggregator's address, if any.
+    pub fn switch_addr(&self) -> Option<SocketAddrV4> {
+        self.cluster.switch
+    }
+
+    /// Whether the leader currently replicates through the switch (HovercRaft++).
+    pub fn via_switch(&self) -> bool {
+        self.mode == Mode::HovercraftPlusPlus && self.use_switch && self.cluster.switch.is_some()
     }
 
     /// Which node sent from `addr`, if it is a peer.
@@ -574,6 +628,7 @@ impl Replica {
     pub fn handle_timeout(&mut self, shared: &mut Shared, now: Instant) {
         self.unordered.expire(now);
         if self.role == Role::Leader {
+            self.switch_timers(shared, now);
             if now >= self.heartbeat_deadline {
                 self.heartbeat(shared, now);
             }
@@ -592,6 +647,14 @@ impl Replica {
         if let Some(u) = self.unordered.next_expiry() {
             t = t.min(u);
         }
+        if self.role == Role::Leader {
+            if let Some((_, d)) = self.switch_in_flight {
+                t = t.min(d);
+            }
+            if !self.use_switch {
+                t = t.min(self.next_probe);
+            }
+        }
         if let Some(r) = self.recoveries.values().min() {
             t = t.min(*r + Duration::from_us(self.cfg.recovery_retry_us));
         }
@@ -603,7 +666,15 @@ impl Replica {
     }
 
     /// Handles a decoded Raft message from a peer.
-    pub fn on_raft_message(&mut self, shared: &mut Shared, now: Instant, msg: RaftMessage) {
+    /// Handles a decoded Raft message from a peer (`via_switch`: relayed or sent by the
+    /// HovercRaft++ aggregator).
+    pub fn on_raft_message(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        msg: RaftMessage,
+        via_switch: bool,
+    ) {
         use crate::wire::raft::RaftBody::*;
         let from = msg.from;
         if msg.term > self.term {
@@ -629,6 +700,7 @@ impl Replica {
                 prev_log_term,
                 leader_commit,
                 entries,
+                via_switch,
             ),
             AppendEntriesRep {
                 result,
@@ -648,8 +720,15 @@ impl Replica {
             AnnounceCommitReq { commit_idx } => {
                 self.on_announce_commit(shared, now, from, msg.term, commit_idx)
             }
+            AppendEntriesRepGroup {
+                last_log_idx,
+                commit_idx,
+                dones,
+            } if via_switch => {
+                self.on_group_reply(shared, now, msg.term, last_log_idx, commit_idx, &dones)
+            }
             AnnounceCommitRep { .. } | AppendEntriesRepGroup { .. } => {
-                // Not used in these modes (the switch aggregator is HovercRaft++).
+                // Only the switch sends group replies; nobody sends ANNOUNCE_COMMIT_REP.
                 self.counters.stale_messages += 1;
             }
             RecoveryReq {

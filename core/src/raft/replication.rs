@@ -16,6 +16,10 @@ pub const MAX_APPEND_BYTES: usize = 64 * 1024;
 impl Replica {
     /// Sends AppendEntries to every follower that has none in flight.
     pub(crate) fn broadcast_append(&mut self, shared: &mut Shared, now: Instant) {
+        if self.via_switch() {
+            self.send_switch_append(shared, now);
+            return;
+        }
         for peer in 0..self.n() as NodeId {
             if peer != self.id && self.progress[peer as usize].in_flight_until.is_none() {
                 self.send_append(shared, now, peer);
@@ -30,8 +34,11 @@ impl Replica {
     /// Heartbeat: every follower without a live AppendEntries in flight gets one (empty if
     /// it is up to date), which also retransmits lost ones.
     pub(crate) fn heartbeat(&mut self, shared: &mut Shared, now: Instant) {
+        // Through the switch, recent AppendEntries already reached every follower.
+        let switch_recent = self.via_switch()
+            && self.last_switch_append + Duration::from_us(self.cfg.heartbeat_us) > now;
         for peer in 0..self.n() as NodeId {
-            if peer == self.id {
+            if peer == self.id || (switch_recent && !self.catching_up(peer)) {
                 continue;
             }
             let live = self.progress[peer as usize]
@@ -47,7 +54,7 @@ impl Replica {
         }
     }
 
-    fn send_append(&mut self, shared: &mut Shared, now: Instant, peer: NodeId) {
+    pub(crate) fn send_append(&mut self, shared: &mut Shared, now: Instant, peer: NodeId) {
         let p = &self.progress[peer as usize];
         let next = p.next_index.max(self.log.first_index());
         let prev = next - 1;
@@ -105,6 +112,7 @@ impl Replica {
         prev_log_term: u64,
         leader_commit: u64,
         entries: Vec<LogEntry>,
+        via_switch: bool,
     ) {
         self.counters.append_entries_received += 1;
         if term < self.term {
@@ -120,9 +128,15 @@ impl Replica {
         self.reset_election_deadline(now);
 
         if self.log.term_at(prev_log_idx) != Some(prev_log_term) {
-            // Log matching fails: ask the leader to back up (hint: our last index).
+            // Log matching fails: ask the leader to back up (hint: our last index). Behind the
+            // switch this is "need more": the leader catches us up directly.
             let hint = self.log.last_index().min(prev_log_idx.saturating_sub(1));
-            let reply = self.append_reply(AppendResult::Failure, hint, 0);
+            let result = if via_switch {
+                AppendResult::NeedMore
+            } else {
+                AppendResult::Failure
+            };
+            let reply = self.append_reply(result, hint, 0);
             self.send(shared, self.peer(from), &reply, true);
             return;
         }
@@ -165,8 +179,14 @@ impl Replica {
             AppendResult::Success
         };
         let reply = self.append_reply(result, acked, matched);
+        // A full success for an AppendEntries the switch relayed goes back to the switch,
+        // which counts it; anything else goes to the leader, which handles it directly.
+        let to = match (via_switch, result, self.cluster.switch) {
+            (true, AppendResult::Success, Some(switch)) => switch,
+            _ => self.peer(from),
+        };
         // Durable: acknowledging entries promises they survive a crash.
-        self.send(shared, self.peer(from), &reply, true);
+        self.send(shared, to, &reply, true);
     }
 
     pub(crate) fn append_reply(
@@ -211,16 +231,22 @@ impl Replica {
             AppendResult::Success | AppendResult::PartialMissing => {
                 p.match_index = p.match_index.max(last_log_idx.min(last));
                 p.next_index = p.next_index.max(first_idx.max(last_log_idx).min(last) + 1);
+                if p.next_index >= self.switch_next {
+                    p.lagging = false;
+                }
             }
             AppendResult::Failure | AppendResult::NeedMore => {
                 p.next_index = (p.next_index.saturating_sub(1))
                     .min(last_log_idx + 1)
                     .max(1);
+                p.lagging = true;
             }
         }
         let more = self.progress[from as usize].next_index <= last;
         self.maybe_commit(shared, now);
-        if more || result == AppendResult::Failure {
+        // Behind the switch, direct AppendEntries only catch a follower up.
+        let direct = !self.via_switch() || self.catching_up(from);
+        if direct && (more || matches!(result, AppendResult::Failure | AppendResult::NeedMore)) {
             self.send_append(shared, now, from);
         }
     }
@@ -242,8 +268,10 @@ impl Replica {
         let candidate = matches[self.quorum() - 1];
         if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.term) {
             self.commit_index = candidate;
+            self.counters.commit_advances += 1;
             self.apply_committed(shared);
-            if self.mode != Mode::Raft {
+            // Through the switch, followers learn commits from its group replies.
+            if self.mode != Mode::Raft && !self.via_switch() {
                 self.announce_commit(shared);
             }
         }

@@ -1,0 +1,194 @@
+//! HovercRaft++ on the leader and followers: AppendEntries go once to the switch, which fans
+//! them out and answers with one APPEND_ENTRIES_REP_GROUP when a majority holds them. The
+//! leader's cost per batch then does not depend on the number of followers.
+//!
+//! If the switch stops answering (no group reply within `switch_timeout_us`), the leader
+//! falls back to HovercRaft's direct fan-out/fan-in and probes the switch every
+//! `switch_probe_us`; the first group reply brings it back. Correctness never depends on the
+//! switch: it only counts, and both paths commit by the same Raft rules.
+
+use super::{Replica, Role};
+use crate::node::{NodeEvent, Shared};
+use crate::time::{Duration, Instant};
+use crate::wire::raft::{GroupDone, NodeId, RaftBody};
+
+impl Replica {
+    /// A follower the leader is catching up directly (it lags the switch path).
+    pub(crate) fn catching_up(&self, peer: NodeId) -> bool {
+        self.progress[peer as usize].lagging
+    }
+
+    /// Leader, switch path: send the next batch to the switch unless one is in flight.
+    pub(crate) fn send_switch_append(&mut self, shared: &mut Shared, now: Instant) {
+        let Some(switch) = self.cluster.switch else {
+            return;
+        };
+        if self.switch_in_flight.is_some() || self.switch_next > self.log.last_index() {
+            return;
+        }
+        let next = self.switch_next.max(self.log.first_index());
+        let prev = next - 1;
+        let Some(prev_term) = self.log.term_at(prev) else {
+            return;
+        };
+        let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
+        for e in &mut entries {
+            e.body = None;
+        }
+        let last = prev + entries.len() as u64;
+        let msg = self.msg(RaftBody::AppendEntriesReq {
+            prev_log_idx: prev,
+            prev_log_term: prev_term,
+            leader_commit: self.commit_index,
+            entries,
+        });
+        self.counters.switch_appends += 1;
+        self.counters.append_entries_sent += 1;
+        self.switch_in_flight = Some((last, now + Duration::from_us(self.cfg.switch_timeout_us)));
+        self.switch_next = last + 1;
+        self.last_switch_append = now;
+        // Followers on the switch path get this batch too; lagging ones are caught up directly.
+        for (i, p) in self.progress.iter_mut().enumerate() {
+            if i != self.id as usize && !p.lagging {
+                p.next_index = p.next_index.max(last + 1);
+            }
+        }
+        // Durable: the switch counts the leader as holding these entries.
+        self.send(shared, switch, &msg, true);
+    }
+
+    /// Leader: the switch path's timers — fall back when it went silent, probe to return.
+    pub(crate) fn switch_timers(&mut self, shared: &mut Shared, now: Instant) {
+        if self.via_switch() {
+            if self
+                .switch_in_flight
+                .is_some_and(|(_, deadline)| deadline <= now)
+            {
+                self.fall_back(shared, now);
+            }
+        } else if self.mode == crate::node::Mode::HovercraftPlusPlus && now >= self.next_probe {
+            self.probe_switch(shared, now);
+        }
+    }
+
+    fn fall_back(&mut self, shared: &mut Shared, now: Instant) {
+        self.use_switch = false;
+        self.switch_in_flight = None;
+        self.counters.switch_fallbacks += 1;
+        self.next_probe = now + Duration::from_us(self.cfg.switch_probe_us);
+        shared.events.push_back(NodeEvent::SwitchPath {
+            via_switch: false,
+            term: self.term,
+        });
+        // Followers probably hold what went through the switch; those that do not say so
+        // (a failed AppendEntries) and the leader backs up for them.
+        let next = self.switch_next;
+        for (i, p) in self.progress.iter_mut().enumerate() {
+            if i != self.id as usize {
+                p.next_index = next;
+                p.in_flight_until = None;
+                p.lagging = false;
+            }
+        }
+        self.broadcast_append(shared, now);
+    }
+
+    /// In fall-back: send the newest entry through the switch; a group reply for it means the
+    /// switch is back. Direct replication goes on meanwhile, so nothing waits for the probe.
+    fn probe_switch(&mut self, shared: &mut Shared, now: Instant) {
+        self.next_probe = now + Duration::from_us(self.cfg.switch_probe_us);
+        let Some(switch) = self.cluster.switch else {
+            return;
+        };
+        let last = self.log.last_index();
+        // Only an entry of this term may be counted by the switch (Raft §5.4.2).
+        if self.log.term_at(last) != Some(self.term) || last == 0 {
+            return;
+        }
+        let Some(prev_term) = self.log.term_at(last - 1) else {
+            return;
+        };
+        let mut entries = self.log.slice(last, 1);
+        for e in &mut entries {
+            e.body = None;
+        }
+        let msg = self.msg(RaftBody::AppendEntriesReq {
+            prev_log_idx: last - 1,
+            prev_log_term: prev_term,
+            leader_commit: self.commit_index,
+            entries,
+        });
+        self.send(shared, switch, &msg, true);
+    }
+
+    /// A group reply from the switch: a majority holds `commit_idx`.
+    pub(crate) fn on_group_reply(
+        &mut self,
+        shared: &mut Shared,
+        now: Instant,
+        term: u64,
+        last_log_idx: u64,
+        commit_idx: u64,
+        dones: &[GroupDone],
+    ) {
+        if term != self.term {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        self.counters.group_replies += 1;
+        match self.role {
+            Role::Leader => {
+                for d in dones {
+                    let Some(p) = self.progress.get_mut(d.peer as usize) else {
+                        continue;
+                    };
+                    // A follower whose applied index moved is alive (it answers the switch,
+                    // not us, so this is how we hear from it).
+                    if d.done > p.reported_done {
+                        p.reported_done = d.done;
+                        p.last_heard = now;
+                    }
+                    self.balancer.report_applied(d.peer, d.done);
+                }
+                if !self.use_switch {
+                    // The probe came back: the switch works again.
+                    self.use_switch = true;
+                    self.counters.switch_returns += 1;
+                    self.switch_next = self.log.last_index() + 1;
+                    self.switch_in_flight = None;
+                    shared.events.push_back(NodeEvent::SwitchPath {
+                        via_switch: true,
+                        term: self.term,
+                    });
+                }
+                if self
+                    .switch_in_flight
+                    .is_some_and(|(idx, _)| last_log_idx >= idx)
+                {
+                    self.switch_in_flight = None;
+                }
+                // The switch only counts entries of this term; check anyway, it is cheap.
+                if commit_idx > self.commit_index
+                    && commit_idx <= self.log.last_index()
+                    && self.log.term_at(commit_idx) == Some(self.term)
+                {
+                    self.commit_index = commit_idx;
+                    self.counters.commit_advances += 1;
+                    self.apply_committed(shared);
+                }
+                self.send_switch_append(shared, now);
+            }
+            Role::Follower | Role::Candidate => {
+                // Same rule as ANNOUNCE_COMMIT: our log matches the leader's if it ends in
+                // an entry of this term.
+                if self.log.last_term() == self.term {
+                    let upto = commit_idx.min(self.log.last_index());
+                    if upto > self.commit_index {
+                        self.commit_index = upto;
+                        self.apply_committed(shared);
+                    }
+                }
+            }
+        }
+    }
+}

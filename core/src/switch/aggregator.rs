@@ -1,0 +1,277 @@
+//! The in-network fan-out/fan-in aggregator of HovercRaft++, written the way a P4 switch
+//! holds state: fixed-size register arrays indexed by peer id and by a slot derived from a
+//! log index, no allocation per packet, no loops over unbounded data.
+//!
+//! - APPEND_ENTRIES_REQ from the leader (to the switch's address): a higher term resets every
+//!   register (a new leader re-announces itself this way); a stale term is dropped. If it
+//!   carries entries, slot `last % SLOTS` is armed for index `last = prev + n_entries`. The
+//!   packet is forwarded unchanged to every other peer (fan-out).
+//! - APPEND_ENTRIES_REP with `result = success` from a follower: its `done` counter is stored;
+//!   if `last_log_idx` names the armed slot, the follower's bit is set (duplicates count once).
+//!   When the bits plus the leader reach a majority, one APPEND_ENTRIES_REP_GROUP goes to the
+//!   leader *and* every follower (fan-in), carrying the index now held by a majority (which
+//!   followers may commit) and every peer's `done`.
+//! - Anything else addressed to the switch (other results, other terms) is forwarded to the
+//!   leader untouched, or dropped when no leader is known.
+//!
+//! Only AppendEntries carrying entries arm a slot. The leader sends the switch entries of its
+//! own term only (a new leader's first entry is a no-op of its term), so a majority reported
+//! here is always for a current-term entry and may be committed (Raft §5.4.2).
+
+use std::collections::VecDeque;
+use std::net::SocketAddrV4;
+
+use crate::wire::raft::{AppendResult, GroupDone, NodeId, RaftBody, RaftMessage, MAX_GROUP_PEERS};
+use crate::wire::{Header, MsgType, Policy, Transmit, WireError};
+
+/// The node id the switch uses in the messages it originates.
+pub const SWITCH_NODE_ID: NodeId = 0xFF;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AggregatorConfig {
+    /// Replica addresses, indexed by node id (the switch maps ids to egress ports the same way).
+    pub peers: Vec<SocketAddrV4>,
+    /// Register slots for in-flight AppendEntries (a power of two in hardware).
+    pub slots: usize,
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum AggregatorError {
+    #[error(transparent)]
+    Wire(#[from] WireError),
+    #[error("multi-packet messages are not aggregated (a switch cannot reassemble)")]
+    MultiPacket,
+    #[error("{0} is not a replica")]
+    UnknownSender(SocketAddrV4),
+    #[error("unexpected message for the aggregator")]
+    Unexpected,
+    #[error("clusters of 1 to {MAX_GROUP_PEERS} nodes (got {0})")]
+    ClusterSize(usize),
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AggregatorStats {
+    pub appends_forwarded: u64,
+    pub replies_counted: u64,
+    pub duplicate_replies: u64,
+    pub group_replies: u64,
+    pub stale_dropped: u64,
+    pub forwarded_to_leader: u64,
+    pub resets: u64,
+    pub rejected: u64,
+}
+
+pub struct Aggregator {
+    cfg: AggregatorConfig,
+    term: u64,
+    leader: Option<NodeId>,
+    // Registers, one entry per slot.
+    slot_index: Vec<u64>,
+    slot_acks: Vec<u64>,
+    slot_count: Vec<u8>,
+    slot_sent: Vec<bool>,
+    // Registers, one entry per peer.
+    done: Vec<u64>,
+    next_msg_id: u16,
+    out: VecDeque<Transmit>,
+    pub stats: AggregatorStats,
+}
+
+impl Aggregator {
+    pub fn new(cfg: AggregatorConfig) -> Result<Aggregator, AggregatorError> {
+        let n = cfg.peers.len();
+        if n == 0 || n > MAX_GROUP_PEERS {
+            return Err(AggregatorError::ClusterSize(n));
+        }
+        let slots = cfg.slots.max(1);
+        Ok(Aggregator {
+            term: 0,
+            leader: None,
+            slot_index: vec![0; slots],
+            slot_acks: vec![0; slots],
+            slot_count: vec![0; slots],
+            slot_sent: vec![false; slots],
+            done: vec![0; n],
+            next_msg_id: 0,
+            out: VecDeque::new(),
+            stats: AggregatorStats::default(),
+            cfg: AggregatorConfig { slots, ..cfg },
+        })
+    }
+
+    pub fn term(&self) -> u64 {
+        self.term
+    }
+
+    pub fn leader(&self) -> Option<NodeId> {
+        self.leader
+    }
+
+    fn quorum(&self) -> usize {
+        self.cfg.peers.len() / 2 + 1
+    }
+
+    fn reset(&mut self, term: u64, leader: NodeId) {
+        self.term = term;
+        self.leader = Some(leader);
+        self.slot_index.iter_mut().for_each(|x| *x = 0);
+        self.slot_acks.iter_mut().for_each(|x| *x = 0);
+        self.slot_count.iter_mut().for_each(|x| *x = 0);
+        self.slot_sent.iter_mut().for_each(|x| *x = false);
+        self.done.iter_mut().for_each(|x| *x = 0);
+        self.stats.resets += 1;
+    }
+
+    /// One datagram addressed to the switch.
+    pub fn handle_datagram(
+        &mut self,
+        from: SocketAddrV4,
+        bytes: &[u8],
+    ) -> Result<(), AggregatorError> {
+        let r = self.handle_inner(from, bytes);
+        if r.is_err() {
+            self.stats.rejected += 1;
+        }
+        r
+    }
+
+    fn handle_inner(&mut self, from: SocketAddrV4, bytes: &[u8]) -> Result<(), AggregatorError> {
+        let (header, body) = Header::decode(bytes)?;
+        if !(header.first && header.last) {
+            return Err(AggregatorError::MultiPacket);
+        }
+        let sender = self
+            .cfg
+            .peers
+            .iter()
+            .position(|&p| p == from)
+            .ok_or(AggregatorError::UnknownSender(from))? as NodeId;
+        let msg = RaftMessage::decode(body)?;
+        if msg.from != sender {
+            return Err(AggregatorError::UnknownSender(from));
+        }
+        match msg.body {
+            RaftBody::AppendEntriesReq {
+                prev_log_idx,
+                ref entries,
+                ..
+            } => {
+                if msg.term < self.term {
+                    self.stats.stale_dropped += 1;
+                    return Ok(());
+                }
+                if msg.term > self.term || self.leader.is_none() {
+                    self.reset(msg.term, sender);
+                } else if self.leader != Some(sender) {
+                    // Two leaders in one term cannot happen; drop rather than mix their state.
+                    self.stats.stale_dropped += 1;
+                    return Ok(());
+                }
+                if !entries.is_empty() {
+                    let last = prev_log_idx + entries.len() as u64;
+                    let s = (last % self.cfg.slots as u64) as usize;
+                    self.slot_index[s] = last;
+                    self.slot_acks[s] = 0;
+                    self.slot_count[s] = 0;
+                    self.slot_sent[s] = false;
+                }
+                for (i, &peer) in self.cfg.peers.iter().enumerate() {
+                    if i != sender as usize {
+                        self.out.push_back(Transmit {
+                            dst: peer,
+                            payload: bytes.to_vec(),
+                            after_app_cpu_ns: 0,
+                        });
+                    }
+                }
+                self.stats.appends_forwarded += 1;
+                Ok(())
+            }
+            RaftBody::AppendEntriesRep {
+                result: AppendResult::Success,
+                last_log_idx,
+                done,
+                ..
+            } if msg.term == self.term && self.leader.is_some() => {
+                let p = sender as usize;
+                self.done[p] = self.done[p].max(done);
+                let s = (last_log_idx % self.cfg.slots as u64) as usize;
+                if self.slot_index[s] != last_log_idx || last_log_idx == 0 {
+                    // Not an index we armed (overwritten slot, or a reply to a direct AE).
+                    return Ok(());
+                }
+                if self.slot_acks[s] & (1 << p) != 0 {
+                    self.stats.duplicate_replies += 1;
+                    return Ok(());
+                }
+                self.slot_acks[s] |= 1 << p;
+                self.slot_count[s] += 1;
+                self.stats.replies_counted += 1;
+                // The leader holds what it sent: it counts as one.
+                if self.slot_count[s] as usize + 1 >= self.quorum() && !self.slot_sent[s] {
+                    self.slot_sent[s] = true;
+                    self.emit_group(last_log_idx);
+                }
+                Ok(())
+            }
+            RaftBody::AppendEntriesRep { .. } | RaftBody::AppendEntriesRepGroup { .. } => {
+                self.forward_to_leader(bytes)
+            }
+            _ => self.forward_to_leader(bytes),
+        }
+    }
+
+    fn forward_to_leader(&mut self, bytes: &[u8]) -> Result<(), AggregatorError> {
+        let Some(leader) = self.leader else {
+            return Err(AggregatorError::Unexpected);
+        };
+        self.out.push_back(Transmit {
+            dst: self.cfg.peers[leader as usize],
+            payload: bytes.to_vec(),
+            after_app_cpu_ns: 0,
+        });
+        self.stats.forwarded_to_leader += 1;
+        Ok(())
+    }
+
+    fn emit_group(&mut self, index: u64) {
+        let msg = RaftMessage {
+            from: SWITCH_NODE_ID,
+            term: self.term,
+            body: RaftBody::AppendEntriesRepGroup {
+                last_log_idx: index,
+                commit_idx: index,
+                dones: (0..self.cfg.peers.len())
+                    .map(|p| GroupDone {
+                        peer: p as NodeId,
+                        done: self.done[p],
+                    })
+                    .collect(),
+            },
+        };
+        let header = Header {
+            msg_type: MsgType::RaftMsg,
+            policy: Policy::FixedRoute,
+            first: true,
+            last: true,
+            req_id: self.next_msg_id,
+            packet_order: 1,
+        };
+        self.next_msg_id = self.next_msg_id.wrapping_add(1);
+        let mut payload = header.encode().to_vec();
+        msg.encode(&mut payload);
+        for &peer in &self.cfg.peers {
+            self.out.push_back(Transmit {
+                dst: peer,
+                payload: payload.clone(),
+                after_app_cpu_ns: 0,
+            });
+        }
+        self.stats.group_replies += 1;
+    }
+
+    #[must_use]
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.out.pop_front()
+    }
+}
