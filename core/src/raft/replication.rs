@@ -34,9 +34,11 @@ impl Replica {
     /// Heartbeat: every follower without a live AppendEntries in flight gets one (empty if
     /// it is up to date), which also retransmits lost ones.
     pub(crate) fn heartbeat(&mut self, shared: &mut Shared, now: Instant) {
-        // Through the switch, recent AppendEntries already reached every follower.
+        // Through the switch, recent AppendEntries already reached every follower, and an idle
+        // heartbeat is one datagram to the switch.
         let switch_recent = self.via_switch()
-            && self.last_switch_append + Duration::from_us(self.cfg.heartbeat_us) > now;
+            && (self.last_switch_append + Duration::from_us(self.cfg.heartbeat_us) > now
+                || self.switch_heartbeat(shared, now));
         for peer in 0..self.n() as NodeId {
             if peer == self.id || (switch_recent && !self.catching_up(peer)) {
                 continue;

@@ -97,16 +97,37 @@ impl Replica {
     /// switch is back. Direct replication goes on meanwhile, so nothing waits for the probe.
     fn probe_switch(&mut self, shared: &mut Shared, now: Instant) {
         self.next_probe = now + Duration::from_us(self.cfg.switch_probe_us);
+        self.send_last_entry_via_switch(shared);
+    }
+
+    /// Idle heartbeat through the switch: re-send the newest entry (one datagram for the
+    /// leader, however many followers). Its group reply also proves the switch alive; none
+    /// within the switch timeout makes the leader fall back. Returns false if not possible.
+    pub(crate) fn switch_heartbeat(&mut self, shared: &mut Shared, now: Instant) -> bool {
+        if self.switch_in_flight.is_some() {
+            return true; // a batch in flight already reaches every follower
+        }
+        if !self.send_last_entry_via_switch(shared) {
+            return false;
+        }
+        let last = self.log.last_index();
+        self.switch_in_flight = Some((last, now + Duration::from_us(self.cfg.switch_timeout_us)));
+        self.last_switch_append = now;
+        true
+    }
+
+    /// AppendEntries(prev = last − 1, [last]) to the switch, if the last entry is of this term
+    /// (only such an entry may be counted by the switch: Raft §5.4.2).
+    fn send_last_entry_via_switch(&mut self, shared: &mut Shared) -> bool {
         let Some(switch) = self.cluster.switch else {
-            return;
+            return false;
         };
         let last = self.log.last_index();
-        // Only an entry of this term may be counted by the switch (Raft §5.4.2).
-        if self.log.term_at(last) != Some(self.term) || last == 0 {
-            return;
+        if last == 0 || self.log.term_at(last) != Some(self.term) {
+            return false;
         }
         let Some(prev_term) = self.log.term_at(last - 1) else {
-            return;
+            return false;
         };
         let mut entries = self.log.slice(last, 1);
         for e in &mut entries {
@@ -119,6 +140,7 @@ impl Replica {
             entries,
         });
         self.send(shared, switch, &msg, true);
+        true
     }
 
     /// A group reply from the switch: a majority holds `commit_idx`.
