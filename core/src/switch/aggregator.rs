@@ -11,8 +11,12 @@
 //!   When the bits plus the leader reach a majority, one APPEND_ENTRIES_REP_GROUP goes to the
 //!   leader *and* every follower (fan-in), carrying the index now held by a majority (which
 //!   followers may commit) and every peer's `done`.
-//! - Anything else addressed to the switch (other results, other terms) is forwarded to the
-//!   leader untouched, or dropped when no leader is known.
+//! - Anything else addressed to the switch (other results, other terms, other messages) is
+//!   forwarded to the leader untouched, or dropped when no leader is known.
+//!
+//! Like the P4 parser, it reads fixed headers only (R2P2, the Raft common header, the fixed
+//! part of APPEND_ENTRIES_REQ, APPEND_ENTRIES_REP) and never the entries, and forwards the
+//! leader's packet byte for byte.
 //!
 //! Only AppendEntries carrying entries arm a slot. The leader sends the switch entries of its
 //! own term only (a new leader's first entry is a no-op of its term), so a majority reported
@@ -21,8 +25,29 @@
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
-use crate::wire::raft::{AppendResult, GroupDone, NodeId, RaftBody, RaftMessage, MAX_GROUP_PEERS};
+use crate::wire::raft::{
+    AppendResult, GroupDone, NodeId, RaftBody, RaftMessage, RaftType, COMMON_HEADER_LEN,
+    MAX_GROUP_PEERS,
+};
 use crate::wire::{Header, MsgType, Policy, Transmit, WireError};
+
+/// Fixed part of APPEND_ENTRIES_REQ after the common header (prev, prev term, commit, count).
+const AE_REQ_FIXED_LEN: usize = 26;
+/// APPEND_ENTRIES_REP after the common header (result, last index, first index, done).
+const AE_REP_LEN: usize = 25;
+
+fn fixed(body: &[u8], len: usize) -> Result<&[u8], WireError> {
+    body.get(..len).ok_or(WireError::Truncated {
+        need: len,
+        have: body.len(),
+    })
+}
+
+fn be64(b: &[u8]) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[..8]);
+    u64::from_be_bytes(a)
+}
 
 /// The node id the switch uses in the messages it originates.
 pub const SWITCH_NODE_ID: NodeId = 0xFF;
@@ -136,7 +161,11 @@ impl Aggregator {
     }
 
     fn handle_inner(&mut self, from: SocketAddrV4, bytes: &[u8]) -> Result<(), AggregatorError> {
+        // Parse exactly what the P4 parser parses: fixed headers, never the entries.
         let (header, body) = Header::decode(bytes)?;
+        if bytes[1] as usize != crate::wire::header::HEADER_LEN {
+            return Err(WireError::BadHeaderSize(bytes[1]).into());
+        }
         if !(header.first && header.last) {
             return Err(AggregatorError::MultiPacket);
         }
@@ -146,78 +175,96 @@ impl Aggregator {
             .iter()
             .position(|&p| p == from)
             .ok_or(AggregatorError::UnknownSender(from))? as NodeId;
-        let msg = RaftMessage::decode(body)?;
-        if msg.from != sender {
+        let common = fixed(body, COMMON_HEADER_LEN)?;
+        let (raft_type, msg_from, term) = (common[0], common[1], be64(&common[2..10]));
+        if msg_from != sender {
             return Err(AggregatorError::UnknownSender(from));
         }
-        match msg.body {
-            RaftBody::AppendEntriesReq {
-                prev_log_idx,
-                ref entries,
-                ..
-            } => {
-                if msg.term < self.term {
-                    self.stats.stale_dropped += 1;
-                    return Ok(());
-                }
-                if msg.term > self.term || self.leader.is_none() {
-                    self.reset(msg.term, sender);
-                } else if self.leader != Some(sender) {
-                    // Two leaders in one term cannot happen; drop rather than mix their state.
-                    self.stats.stale_dropped += 1;
-                    return Ok(());
-                }
-                if !entries.is_empty() {
-                    let last = prev_log_idx + entries.len() as u64;
-                    let s = (last % self.cfg.slots as u64) as usize;
-                    self.slot_index[s] = last;
-                    self.slot_acks[s] = 0;
-                    self.slot_count[s] = 0;
-                    self.slot_sent[s] = false;
-                }
-                for (i, &peer) in self.cfg.peers.iter().enumerate() {
-                    if i != sender as usize {
-                        self.out.push_back(Transmit {
-                            dst: peer,
-                            payload: bytes.to_vec(),
-                            after_app_cpu_ns: 0,
-                        });
-                    }
-                }
-                self.stats.appends_forwarded += 1;
+        match raft_type {
+            t if t == RaftType::AppendEntriesReq as u8 => {
+                let b = fixed(body, COMMON_HEADER_LEN + AE_REQ_FIXED_LEN)?;
+                let prev_log_idx = be64(&b[10..18]);
+                let n_entries = u16::from_be_bytes([b[34], b[35]]) as u64;
+                self.on_append(sender, term, prev_log_idx, n_entries, bytes);
                 Ok(())
             }
-            RaftBody::AppendEntriesRep {
-                result: AppendResult::Success,
-                last_log_idx,
-                done,
-                ..
-            } if msg.term == self.term && self.leader.is_some() => {
-                let p = sender as usize;
-                self.done[p] = self.done[p].max(done);
-                let s = (last_log_idx % self.cfg.slots as u64) as usize;
-                if self.slot_index[s] != last_log_idx || last_log_idx == 0 {
-                    // Not an index we armed (overwritten slot, or a reply to a direct AE).
-                    return Ok(());
+            t if t == RaftType::AppendEntriesRep as u8 => {
+                let b = fixed(body, COMMON_HEADER_LEN + AE_REP_LEN)?;
+                let (result, last_log_idx, done) = (b[10], be64(&b[11..19]), be64(&b[27..35]));
+                if result == AppendResult::Success as u8
+                    && term == self.term
+                    && self.leader.is_some()
+                {
+                    self.on_success(sender, last_log_idx, done);
+                    Ok(())
+                } else {
+                    self.forward_to_leader(bytes)
                 }
-                if self.slot_acks[s] & (1 << p) != 0 {
-                    self.stats.duplicate_replies += 1;
-                    return Ok(());
-                }
-                self.slot_acks[s] |= 1 << p;
-                self.slot_count[s] += 1;
-                self.stats.replies_counted += 1;
-                // The leader holds what it sent: it counts as one.
-                if self.slot_count[s] as usize + 1 >= self.quorum() && !self.slot_sent[s] {
-                    self.slot_sent[s] = true;
-                    self.emit_group(last_log_idx);
-                }
-                Ok(())
-            }
-            RaftBody::AppendEntriesRep { .. } | RaftBody::AppendEntriesRepGroup { .. } => {
-                self.forward_to_leader(bytes)
             }
             _ => self.forward_to_leader(bytes),
+        }
+    }
+
+    /// Rule 1: the leader's AppendEntries — reset on a new term, arm a slot, fan out.
+    fn on_append(
+        &mut self,
+        sender: NodeId,
+        term: u64,
+        prev_log_idx: u64,
+        n_entries: u64,
+        bytes: &[u8],
+    ) {
+        if term < self.term {
+            self.stats.stale_dropped += 1;
+            return;
+        }
+        if term > self.term || self.leader.is_none() {
+            self.reset(term, sender);
+        } else if self.leader != Some(sender) {
+            // Two leaders in one term cannot happen; drop rather than mix their state.
+            self.stats.stale_dropped += 1;
+            return;
+        }
+        if n_entries > 0 {
+            let last = prev_log_idx + n_entries;
+            let s = (last % self.cfg.slots as u64) as usize;
+            self.slot_index[s] = last;
+            self.slot_acks[s] = 0;
+            self.slot_count[s] = 0;
+            self.slot_sent[s] = false;
+        }
+        for (i, &peer) in self.cfg.peers.iter().enumerate() {
+            if i != sender as usize {
+                self.out.push_back(Transmit {
+                    dst: peer,
+                    payload: bytes.to_vec(),
+                    after_app_cpu_ns: 0,
+                });
+            }
+        }
+        self.stats.appends_forwarded += 1;
+    }
+
+    /// Rule 2: a follower's success — record `done`, count the ack, answer a majority.
+    fn on_success(&mut self, sender: NodeId, last_log_idx: u64, done: u64) {
+        let p = sender as usize;
+        self.done[p] = self.done[p].max(done);
+        let s = (last_log_idx % self.cfg.slots as u64) as usize;
+        if self.slot_index[s] != last_log_idx || last_log_idx == 0 {
+            // Not an index we armed (overwritten slot, or a reply to a direct AE).
+            return;
+        }
+        if self.slot_acks[s] & (1 << p) != 0 {
+            self.stats.duplicate_replies += 1;
+            return;
+        }
+        self.slot_acks[s] |= 1 << p;
+        self.slot_count[s] += 1;
+        self.stats.replies_counted += 1;
+        // The leader holds what it sent: it counts as one.
+        if self.slot_count[s] as usize + 1 >= self.quorum() && !self.slot_sent[s] {
+            self.slot_sent[s] = true;
+            self.emit_group(last_log_idx);
         }
     }
 
@@ -273,5 +320,136 @@ impl Aggregator {
     #[must_use]
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
         self.out.pop_front()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wire::framing;
+    use crate::wire::raft::LogEntry;
+
+    fn peers(n: usize) -> Vec<SocketAddrV4> {
+        (0..n)
+            .map(|i| SocketAddrV4::new([10, 0, 0, i as u8 + 1].into(), 8000))
+            .collect()
+    }
+
+    fn packet(msg: &RaftMessage) -> Vec<u8> {
+        let mut body = Vec::new();
+        msg.encode(&mut body);
+        let mut out = Vec::new();
+        framing::fragment(msg.r2p2_type(), Policy::FixedRoute, 1, &body, |p| {
+            out.push(p)
+        })
+        .unwrap();
+        out.remove(0)
+    }
+
+    fn append(from: NodeId, term: u64, prev: u64, n: usize) -> Vec<u8> {
+        let e = LogEntry {
+            term,
+            client: SocketAddrV4::new([10, 1, 0, 1].into(), 9000),
+            req_id: 1,
+            policy: Policy::ReplicatedRoute,
+            replier: 0,
+            body: None,
+        };
+        packet(&RaftMessage {
+            from,
+            term,
+            body: RaftBody::AppendEntriesReq {
+                prev_log_idx: prev,
+                prev_log_term: term,
+                leader_commit: 0,
+                entries: vec![e; n],
+            },
+        })
+    }
+
+    fn success(from: NodeId, term: u64, idx: u64, done: u64) -> Vec<u8> {
+        packet(&RaftMessage {
+            from,
+            term,
+            body: RaftBody::AppendEntriesRep {
+                result: AppendResult::Success,
+                last_log_idx: idx,
+                first_idx: idx,
+                done,
+            },
+        })
+    }
+
+    #[test]
+    fn fan_out_then_one_group_reply_at_the_majority() {
+        let p = peers(5);
+        let mut a = Aggregator::new(AggregatorConfig {
+            peers: p.clone(),
+            slots: 64,
+        })
+        .unwrap();
+        a.handle_datagram(p[0], &append(0, 3, 10, 2)).unwrap();
+        let fanned: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        assert_eq!(
+            fanned.iter().map(|t| t.dst).collect::<Vec<_>>(),
+            p[1..].to_vec()
+        );
+        a.handle_datagram(p[1], &success(1, 3, 12, 7)).unwrap();
+        a.handle_datagram(p[1], &success(1, 3, 12, 7)).unwrap(); // duplicate counts once
+        assert!(a.poll_transmit().is_none());
+        a.handle_datagram(p[2], &success(2, 3, 12, 8)).unwrap();
+        let group: Vec<_> = std::iter::from_fn(|| a.poll_transmit()).collect();
+        assert_eq!(group.len(), 5, "to the leader and every follower");
+        let (h, body) = Header::decode(&group[0].payload).unwrap();
+        assert_eq!(h.msg_type, MsgType::RaftMsg);
+        let m = RaftMessage::decode(body).unwrap();
+        assert_eq!(m.from, SWITCH_NODE_ID);
+        match m.body {
+            RaftBody::AppendEntriesRepGroup {
+                commit_idx, dones, ..
+            } => {
+                assert_eq!(commit_idx, 12);
+                assert_eq!(dones[1].done, 7);
+                assert_eq!(dones[2].done, 8);
+            }
+            b => panic!("{b:?}"),
+        }
+        // A fourth reply after the majority emits nothing more.
+        a.handle_datagram(p[3], &success(3, 3, 12, 1)).unwrap();
+        assert!(a.poll_transmit().is_none());
+        assert_eq!(a.stats.duplicate_replies, 1);
+    }
+
+    #[test]
+    fn stale_terms_and_strangers_are_refused() {
+        let p = peers(3);
+        let mut a = Aggregator::new(AggregatorConfig {
+            peers: p.clone(),
+            slots: 64,
+        })
+        .unwrap();
+        a.handle_datagram(p[0], &append(0, 5, 0, 1)).unwrap();
+        while a.poll_transmit().is_some() {}
+        a.handle_datagram(p[1], &append(1, 4, 0, 1)).unwrap();
+        assert!(
+            a.poll_transmit().is_none(),
+            "an older term's AppendEntries is dropped"
+        );
+        assert_eq!(a.stats.stale_dropped, 1);
+        let stranger = SocketAddrV4::new([6, 6, 6, 6].into(), 1);
+        assert!(matches!(
+            a.handle_datagram(stranger, &success(1, 5, 1, 0)),
+            Err(AggregatorError::UnknownSender(_))
+        ));
+        assert!(matches!(
+            a.handle_datagram(p[2], &success(1, 5, 1, 0)),
+            Err(AggregatorError::UnknownSender(_))
+        ));
+        assert!(a.handle_datagram(p[1], &[0xCC, 8, 0x61]).is_err());
+        assert!(Aggregator::new(AggregatorConfig {
+            peers: vec![],
+            slots: 4
+        })
+        .is_err());
     }
 }
