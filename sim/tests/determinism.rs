@@ -44,3 +44,30 @@ fn tracing_does_not_change_the_run() {
     let untraced = hovercraft_sim::run_scenario(quick(), None).unwrap();
     assert_eq!(traced, untraced);
 }
+
+/// The replicated modes, with a fault schedule, replay byte for byte too.
+#[test]
+fn replicated_runs_with_faults_replay_byte_for_byte() {
+    for mode in ["raft", "hovercraft", "hovercraft++"] {
+        let mut patch = json!({
+            "mode": mode, "nodes": 5, "duration_ms": 20, "warmup_ms": 2,
+            "bootstrap_leader": false,
+            "storage": { "write_latency_ns": 3000 },
+            "workload": { "rate_rps": 40000.0, "read_only_fraction": 0.5,
+                          "service_time": { "kind": "exponential", "mean_ns": 5000 } },
+            "faults": [ { "action": "crash_node", "at_ms": 12, "node": 3 } ]
+        });
+        if mode == "hovercraft++" {
+            patch["faults"] = json!([
+                { "action": "aggregator_down", "at_ms": 10 },
+                { "action": "aggregator_up", "at_ms": 15 },
+                { "action": "crash_node", "at_ms": 12, "node": 3 }
+            ]);
+        }
+        let (a, sa) = traced_run(scenario(patch.clone()));
+        let (b, sb) = traced_run(scenario(patch));
+        assert!(a.len() > 10_000, "{mode}");
+        assert!(a == b, "{mode}: same seed, same trace bytes");
+        assert_eq!(sa, sb, "{mode}");
+    }
+}
