@@ -11,7 +11,7 @@ use std::net::SocketAddrV4;
 
 use crate::app::{self, kv::KvCosts, AppError, AppKind, StateMachine};
 use crate::r2p2::server::{self, Endpoint, Message, RxError};
-use crate::raft::{ClusterConfig, PersistRequest, RaftConfig, Replica, Role};
+use crate::raft::{ClusterConfig, DurableState, PersistRequest, RaftConfig, Replica, Role};
 use crate::time::Instant;
 use crate::wire::framing::ReassemblyConfig;
 use crate::wire::raft::RaftMessage;
@@ -117,9 +117,15 @@ pub enum NodeEvent {
         read_only: bool,
         cpu_ns: u64,
         index: u64,
+        /// Term of the log entry (0 when unreplicated).
+        term: u64,
     },
-    /// A reply went out to a client.
-    Replied { client: SocketAddrV4, req_id: u16 },
+    /// A reply went out to a client (`index`: the request's log index; 0 when unreplicated).
+    Replied {
+        client: SocketAddrV4,
+        req_id: u16,
+        index: u64,
+    },
     /// A request was refused with DROP.
     Dropped { client: SocketAddrV4, req_id: u16 },
     /// The application rejected a malformed request (an empty reply was sent).
@@ -199,6 +205,7 @@ impl Shared {
         body: &[u8],
         reply: bool,
         index: u64,
+        term: u64,
     ) {
         self.reply_buf.clear();
         match self.app.execute(body, &mut self.reply_buf) {
@@ -211,6 +218,7 @@ impl Shared {
                     read_only: policy == Policy::ReplicatedRouteNoSe,
                     cpu_ns: exec.cpu_ns,
                     index,
+                    term,
                 });
             }
             Err(error) => {
@@ -239,7 +247,11 @@ impl Shared {
         ) {
             Ok(_) => {
                 self.counters.replies_sent += 1;
-                self.events.push_back(NodeEvent::Replied { client, req_id });
+                self.events.push_back(NodeEvent::Replied {
+                    client,
+                    req_id,
+                    index,
+                });
             }
             // Only reachable with a reply over MAX_MESSAGE_BYTES, which apps bound far below.
             Err(_) => self.counters.app_errors += 1,
@@ -258,6 +270,19 @@ impl Node {
     /// Builds a node; `now` starts its timers (the election timeout of a replica).
     pub fn new(cfg: NodeConfig) -> Result<Node, ConfigError> {
         Self::new_at(cfg, Instant::ZERO)
+    }
+
+    /// A replica restarting after a crash, from what its storage made durable.
+    pub fn restored(
+        cfg: NodeConfig,
+        now: Instant,
+        durable: DurableState,
+    ) -> Result<Node, ConfigError> {
+        let mut node = Self::new_at(cfg, now)?;
+        if let Some(r) = node.replica.as_mut() {
+            r.restore(durable);
+        }
+        Ok(node)
     }
 
     pub fn new_at(cfg: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
@@ -359,7 +384,7 @@ impl Node {
                 let (client, req_id, policy) = (msg.from, msg.header.req_id, msg.header.policy);
                 // Unreplicated: execute and answer the client directly.
                 if !s.defer_execution {
-                    s.execute(client, req_id, policy, &msg.body, true, 0);
+                    s.execute(client, req_id, policy, &msg.body, true, 0, 0);
                 } else if s.pending.len() < s.pending_capacity {
                     s.pending
                         .push_back((client, req_id, policy, msg.body.into_owned()));
@@ -419,7 +444,8 @@ impl Node {
             None => {
                 let (client, req_id, policy, body) = self.shared.pending.pop_front()?;
                 let before = self.shared.call_app_cpu_ns;
-                self.shared.execute(client, req_id, policy, &body, true, 0);
+                self.shared
+                    .execute(client, req_id, policy, &body, true, 0, 0);
                 Some(self.shared.call_app_cpu_ns - before)
             }
         }

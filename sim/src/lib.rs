@@ -7,6 +7,7 @@
 //! - [`cpu`]: the single busy-polling core of each server node.
 //! - [`workload`]: open-loop Poisson clients and service-time distributions.
 //! - [`world`]: hosts and the event loop that glues it all to the core.
+//! - [`storage`]: each replica's storage device (write latency, what a crash loses).
 //! - [`metrics`]: latency histograms, counters and `summary.json`.
 //! - [`scenario`]: scenario files, validation, errors that name file and field.
 //! - [`bench`]: the `bench` subcommand (event-loop baseline vs model).
@@ -21,6 +22,7 @@ pub mod engine;
 pub mod metrics;
 pub mod network;
 pub mod scenario;
+pub mod storage;
 pub mod workload;
 pub mod world;
 

@@ -56,8 +56,10 @@ pub struct Scenario {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
-    /// Server `node` crashes: it receives and runs nothing from then on.
+    /// Server `node` crashes: it receives and runs nothing, and writes in flight are lost.
     CrashNode { at_ms: u64, node: u32 },
+    /// Server `node` restarts from what its storage made durable (term, vote, log).
+    RestartNode { at_ms: u64, node: u32 },
     /// The switch's HovercRaft++ aggregator stops (packets to it are dropped).
     AggregatorDown { at_ms: u64 },
     /// The aggregator restarts with empty registers.
@@ -68,6 +70,7 @@ impl Fault {
     pub fn at_ms(&self) -> u64 {
         match *self {
             Fault::CrashNode { at_ms, .. }
+            | Fault::RestartNode { at_ms, .. }
             | Fault::AggregatorDown { at_ms }
             | Fault::AggregatorUp { at_ms } => at_ms,
         }
@@ -367,7 +370,7 @@ impl Scenario {
                     format!("fault #{i} at {} ms is after duration_ms", f.at_ms()),
                 ));
             }
-            if let Fault::CrashNode { node, .. } = *f {
+            if let Fault::CrashNode { node, .. } | Fault::RestartNode { node, .. } = *f {
                 if node >= self.nodes {
                     return Err((
                         "faults",

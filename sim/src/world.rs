@@ -32,6 +32,7 @@ use crate::network::link::{Bandwidth, Enqueued, TxQueue};
 use crate::network::topology::{Peer, Topology};
 use crate::network::wire_bytes;
 use crate::scenario::{AppCore, Fault, Scenario};
+use crate::storage::Storage;
 use crate::workload::Generator;
 
 pub const SERVER_PORT: u16 = 8000;
@@ -79,9 +80,11 @@ enum Ev {
         host: u32,
         gen: u32,
     },
-    /// The host's oldest storage write finished (writes complete in order).
+    /// The host's oldest storage write finished (writes complete in order). `epoch` tells
+    /// writes of a crashed incarnation (lost) from current ones.
     StorageDone {
         host: u32,
+        epoch: u32,
     },
     AppRun {
         host: u32,
@@ -136,16 +139,16 @@ impl Slab {
 
 struct ServerHost {
     node: Node,
-    /// Storage writes in flight (persist seq), oldest first; one StorageDone event each.
-    storage_writes: VecDeque<u64>,
+    /// The node's storage device (durable term, vote and log).
+    storage: Storage,
+    /// How to rebuild the node after a crash.
+    config: NodeConfig,
+    /// Incremented at each crash: storage completions of an older epoch are void.
+    storage_epoch: u32,
     /// The application core (when separate): busy until, and whether an AppRun is pending.
     app_busy_until_ns: u64,
     app_run_scheduled: bool,
     app_cpu: crate::cpu::CpuStats,
-    /// Persist requests handed to storage and not yet durable: (seq, last log index).
-    persisting: VecDeque<(u64, u64)>,
-    /// The storage device is a FIFO: writes complete one after another.
-    storage_busy_until_ns: u64,
     cpu: Cpu,
     timer_deadline: Option<u64>,
     timer_gen: u32,
@@ -242,6 +245,11 @@ impl World {
             scenario.duration_ms * 1_000_000,
         );
         let peers: Vec<SocketAddrV4> = (0..n_servers).map(server_addr).collect();
+        // A durable log image costs a copy of every entry; keep one only if nodes restart.
+        let keep_image = scenario
+            .faults
+            .iter()
+            .any(|f| matches!(f, Fault::RestartNode { .. }));
         for i in 0..n_servers {
             let cfg = NodeConfig {
                 id: i as u8,
@@ -260,18 +268,19 @@ impl World {
                 defer_execution: scenario.cpu.app_core == AppCore::Separate,
                 exec_queue_capacity: scenario.cpu.app_queue_requests as usize,
             };
-            let node = Node::new(cfg).expect("scenario validation admits only implemented modes");
+            let node =
+                Node::new(cfg.clone()).expect("scenario validation admits only implemented modes");
             hosts.push(Host::new(
                 *server_addr(i).ip(),
                 TxQueue::new(bw, net.nic_tx_queue_bytes).with_window(window_ns),
                 Role::Server(Box::new(ServerHost {
                     node,
-                    storage_writes: VecDeque::new(),
+                    storage: Storage::new(scenario.storage.write_latency_ns, keep_image),
+                    config: cfg.clone(),
+                    storage_epoch: 0,
                     app_busy_until_ns: 0,
                     app_run_scheduled: false,
                     app_cpu: crate::cpu::CpuStats::default(),
-                    persisting: VecDeque::new(),
-                    storage_busy_until_ns: 0,
                     cpu: Cpu::new(
                         scenario.cpu.clone(),
                         (
@@ -449,7 +458,41 @@ impl World {
             for p in queued {
                 self.packets.remove(p);
             }
+            s.storage.crash();
+            s.storage_epoch = s.storage_epoch.wrapping_add(1);
         }
+    }
+
+    /// Restarts crashed server host `h` from its durable state (term, vote, log): the node
+    /// rejoins as a follower and rebuilds its application state by re-executing the log.
+    pub fn restart(&mut self, t: u64, h: usize) {
+        if !self.hosts[h].down {
+            return;
+        }
+        let Role::Server(s) = &mut self.hosts[h].role else {
+            return;
+        };
+        let durable = s.storage.image().clone();
+        let node = match Node::restored(s.config.clone(), Instant::from_ns(t), durable) {
+            Ok(n) => n,
+            Err(_) => return,
+        };
+        s.node = node;
+        let stats = s.cpu.stats;
+        s.cpu = Cpu::new(
+            self.scenario.cpu.clone(),
+            (self.metrics.window_start_ns, self.metrics.window_end_ns),
+        );
+        s.cpu.stats = stats;
+        s.cpu.busy_until_ns = t;
+        s.app_busy_until_ns = t;
+        s.app_run_scheduled = false;
+        s.timer_gen = s.timer_gen.wrapping_add(1);
+        s.timer_deadline = None;
+        self.hosts[h].down = false;
+        trace!(self, t, "restart h{h}");
+        // Arm its election timer.
+        self.after_handler(t, t, h);
     }
 
     /// Frames arriving at host `h` are lost with probability `p` (only multicast ones if
@@ -512,12 +555,15 @@ impl World {
             Ev::HostArrive { host, pkt } => self.on_host_arrive(t, host as usize, pkt),
             Ev::CpuFree { host } => self.on_cpu_free(t, host as usize),
             Ev::NodeTimer { host, gen } => self.on_node_timer(t, host as usize, gen),
-            Ev::StorageDone { host } => {
-                let seq = match &mut self.hosts[host as usize].role {
-                    Role::Server(s) => s.storage_writes.pop_front().unwrap_or(0),
-                    Role::Client(_) => 0,
+            Ev::StorageDone { host, epoch } => {
+                let done = match &mut self.hosts[host as usize].role {
+                    Role::Server(s) if s.storage_epoch == epoch => s.storage.complete_oldest(),
+                    _ => None,
                 };
-                self.on_storage_done(t, host as usize, seq)
+                if let Some((seq, last_index)) = done {
+                    self.note_persisted(t, host as usize, last_index);
+                    self.on_storage_done(t, host as usize, seq);
+                }
             }
             Ev::AppRun { host } => self.on_app_run(t, host as usize),
             Ev::Fault { index } => self.on_fault(t, index as usize),
@@ -640,6 +686,7 @@ impl World {
         trace!(self, t, "fault {f:?}");
         match f {
             Fault::CrashNode { node, .. } => self.crash(node as usize),
+            Fault::RestartNode { node, .. } => self.restart(t, node as usize),
             Fault::AggregatorDown { .. } => self.aggregator = None,
             Fault::AggregatorUp { .. } => {
                 self.aggregator = self
@@ -816,16 +863,9 @@ impl World {
         }
     }
 
-    /// Storage finished persist requests up to `seq` on `host`.
-    fn note_persisted(&mut self, t: u64, host: usize, seq: u64) {
-        let Role::Server(server) = &mut self.hosts[host].role else {
-            return;
-        };
-        let mut last = None;
-        while server.persisting.front().is_some_and(|&(s, _)| s <= seq) {
-            last = server.persisting.pop_front().map(|(_, l)| l);
-        }
-        if let (true, Some(last_index)) = (self.observe, last) {
+    /// Storage made `host`'s log durable up to `last_index`.
+    fn note_persisted(&mut self, t: u64, host: usize, last_index: u64) {
+        if self.observe {
             self.observations.push(Observation {
                 t_ns: t,
                 host,
@@ -836,7 +876,6 @@ impl World {
 
     fn run_persisted(&mut self, t: u64, host: usize, seq: u64) {
         trace!(self, t, "persisted h{host} seq={seq}");
-        self.note_persisted(t, host, seq);
         self.server_mut(host)
             .node
             .handle_persisted(Instant::from_ns(t), seq);
@@ -863,21 +902,26 @@ impl World {
         };
         // Hand new durable state to storage. With zero write latency it is durable at once,
         // inside this handler; otherwise a StorageDone event reports it later.
-        let write_ns = self.scenario.storage.write_latency_ns;
         let mut storage_done = Vec::new();
         let mut persisted_now = Vec::new();
         while let Some(req) = server.node.poll_persist() {
-            server.persisting.push_back((req.seq, req.last_index));
-            if write_ns == 0 {
-                server
-                    .node
-                    .handle_persisted(Instant::from_ns(now_ns), req.seq);
-                persisted_now.push(req.seq);
-            } else {
-                let start = server.storage_busy_until_ns.max(now_ns);
-                server.storage_busy_until_ns = start + write_ns;
-                server.storage_writes.push_back(req.seq);
-                storage_done.push(start + write_ns);
+            let entries = match (
+                server.storage.keeps_image(),
+                req.log_from,
+                server.node.replica(),
+            ) {
+                (true, Some(from), Some(r)) => r
+                    .log()
+                    .slice(from, (req.last_index + 1).saturating_sub(from) as usize),
+                _ => Vec::new(),
+            };
+            let (seq, last_index) = (req.seq, req.last_index);
+            match server.storage.submit(now_ns, req, entries) {
+                None => {
+                    server.node.handle_persisted(Instant::from_ns(now_ns), seq);
+                    persisted_now.push(last_index);
+                }
+                Some(at) => storage_done.push(at),
             }
         }
         let mut n = 0u64;
@@ -902,6 +946,7 @@ impl World {
                         read_only,
                         cpu_ns,
                         index,
+                        ..
                     } => format!(
                         "exec h{host} {client}#{req_id} idx={index} ro={read_only} cpu_ns={cpu_ns}"
                     ),
@@ -915,7 +960,7 @@ impl World {
                     NodeEvent::RoleChanged { role, term, leader } => {
                         format!("role h{host} {role:?} term={term} leader={leader:?}")
                     }
-                    NodeEvent::Replied { client, req_id } => {
+                    NodeEvent::Replied { client, req_id, .. } => {
                         format!("reply h{host} {client}#{req_id}")
                     }
                     NodeEvent::AppRejected {
@@ -943,11 +988,21 @@ impl World {
                 );
             }
         }
+        let epoch = match &self.hosts[host].role {
+            Role::Server(s) => s.storage_epoch,
+            Role::Client(_) => 0,
+        };
         for at in storage_done {
-            self.q.schedule(at, Ev::StorageDone { host: host as u32 });
+            self.q.schedule(
+                at,
+                Ev::StorageDone {
+                    host: host as u32,
+                    epoch,
+                },
+            );
         }
-        for seq in persisted_now {
-            self.note_persisted(now_ns, host, seq);
+        for last_index in persisted_now {
+            self.note_persisted(now_ns, host, last_index);
         }
         if self.observe {
             self.observations

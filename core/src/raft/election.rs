@@ -129,6 +129,10 @@ impl Replica {
     }
 
     pub(crate) fn become_leader(&mut self, shared: &mut Shared, now: Instant) {
+        // Restarted and elected before hearing of any commit: what we hold may have been
+        // applied and answered before the crash; stay silent for it.
+        let last = self.log.last_index();
+        self.end_recovery(last);
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.counters.times_leader += 1;

@@ -112,6 +112,15 @@ pub enum Role {
     Leader,
 }
 
+/// What storage holds for a replica: enough to restart it after a crash.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DurableState {
+    pub term: u64,
+    pub voted_for: Option<NodeId>,
+    /// Log entries from index 1.
+    pub entries: Vec<LogEntry>,
+}
+
 /// What the driver must make durable before the node may send what depends on it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PersistRequest {
@@ -201,6 +210,11 @@ pub struct Replica {
     held: VecDeque<(u64, Transmit)>,
     next_msg_id: u16,
 
+    /// Restarted from storage and not yet told the commit index by a leader.
+    recovering: bool,
+    /// Entries up to here are re-executed silently (applied before a crash).
+    replay_until: u64,
+
     // HovercRaft++ (leader side).
     use_switch: bool,
     /// Last index sent through the switch and not yet confirmed, with its deadline.
@@ -267,6 +281,8 @@ impl Replica {
             persisted_index: 0,
             held: VecDeque::new(),
             next_msg_id: 0,
+            recovering: false,
+            replay_until: 0,
             use_switch: mode == Mode::HovercraftPlusPlus,
             switch_in_flight: None,
             switch_next: 1,
@@ -282,6 +298,27 @@ impl Replica {
             r.reset_election_deadline(now);
         }
         r
+    }
+
+    /// Loads durable state after a crash: term, vote and log survive; everything else is
+    /// rebuilt (commit index from the leader, application state by re-executing the log).
+    pub(crate) fn restore(&mut self, durable: DurableState) {
+        self.term = durable.term;
+        self.voted_for = durable.voted_for;
+        for e in durable.entries {
+            self.log.append(e);
+        }
+        self.persisted_index = self.log.last_index();
+        self.recovering = true;
+        self.replay_until = self.log.last_index();
+    }
+
+    /// A leader told us its commit index (or we became leader): replies resume after it.
+    pub(crate) fn end_recovery(&mut self, commit: u64) {
+        if self.recovering {
+            self.recovering = false;
+            self.replay_until = commit.min(self.log.last_index());
+        }
     }
 
     pub fn role(&self) -> Role {
@@ -594,8 +631,10 @@ impl Replica {
         let e = self.log.get(index)?;
         let body = e.body.as_ref()?; // recovery will bring it
         let before = shared.call_app_cpu_ns;
-        let reply = e.replier == self.id;
-        shared.execute(e.client, e.req_id, e.policy, body, reply, index);
+        // A restarted node re-executes what it applied before its crash without answering
+        // again: it may have answered already, and a client must not get two replies.
+        let reply = e.replier == self.id && index > self.replay_until;
+        shared.execute(e.client, e.req_id, e.policy, body, reply, index, e.term);
         self.applied_index = index;
         self.after_applied();
         self.skip_unexecuted();

@@ -142,6 +142,7 @@ impl Replica {
             self.send(shared, self.peer(from), &reply, true);
             return;
         }
+        self.end_recovery(leader_commit);
         let n_entries = entries.len() as u64;
         for (i, mut e) in entries.into_iter().enumerate() {
             let index = prev_log_idx + 1 + i as u64;

@@ -1,0 +1,144 @@
+//! The storage device of a replica: a FIFO of writes, each taking the configured latency.
+//! What completed is durable and survives a crash; what was still pending is lost. A restart
+//! rebuilds the node from the durable image (term, vote, log).
+
+use std::collections::VecDeque;
+
+use hovercraft_core::raft::{DurableState, PersistRequest};
+use hovercraft_core::wire::raft::LogEntry;
+
+struct PendingWrite {
+    req: PersistRequest,
+    /// The log entries `req.log_from..=req.last_index` as they were when the write began.
+    entries: Vec<LogEntry>,
+}
+
+pub struct Storage {
+    pub write_latency_ns: u64,
+    busy_until_ns: u64,
+    pending: VecDeque<PendingWrite>,
+    /// Keep a durable image of the log (needed only when nodes may restart).
+    keep_image: bool,
+    image: DurableState,
+    /// A latency spike: writes that start before `until` take `latency` instead.
+    spike: Option<(u64, u64)>,
+}
+
+impl Storage {
+    pub fn new(write_latency_ns: u64, keep_image: bool) -> Self {
+        Storage {
+            write_latency_ns,
+            busy_until_ns: 0,
+            pending: VecDeque::new(),
+            keep_image,
+            image: DurableState::default(),
+            spike: None,
+        }
+    }
+
+    pub fn keeps_image(&self) -> bool {
+        self.keep_image
+    }
+
+    /// Writes starting before `until_ns` take `latency_ns`.
+    pub fn set_spike(&mut self, until_ns: u64, latency_ns: u64) {
+        self.spike = Some((until_ns, latency_ns));
+    }
+
+    fn latency_at(&self, t: u64) -> u64 {
+        match self.spike {
+            Some((until, latency)) if t < until => latency,
+            _ => self.write_latency_ns,
+        }
+    }
+
+    /// Starts a write at `now_ns`. Returns when it completes, or `None` if it is durable at
+    /// once (zero latency).
+    pub fn submit(
+        &mut self,
+        now_ns: u64,
+        req: PersistRequest,
+        entries: Vec<LogEntry>,
+    ) -> Option<u64> {
+        let latency = self.latency_at(now_ns);
+        let w = PendingWrite { req, entries };
+        if latency == 0 && self.pending.is_empty() {
+            self.apply(w);
+            return None;
+        }
+        let start = self.busy_until_ns.max(now_ns);
+        self.busy_until_ns = start + latency;
+        self.pending.push_back(w);
+        Some(start + latency)
+    }
+
+    /// The oldest pending write finished: returns its (seq, last log index).
+    pub fn complete_oldest(&mut self) -> Option<(u64, u64)> {
+        let w = self.pending.pop_front()?;
+        let done = (w.req.seq, w.req.last_index);
+        self.apply(w);
+        Some(done)
+    }
+
+    /// The (seq, last index) of a write `submit` made durable at once.
+    fn apply(&mut self, w: PendingWrite) {
+        self.image.term = w.req.term;
+        self.image.voted_for = w.req.voted_for;
+        if self.keep_image {
+            if let Some(from) = w.req.log_from {
+                self.image.entries.truncate(from.saturating_sub(1) as usize);
+                self.image.entries.extend(w.entries);
+            }
+            self.image.entries.truncate(w.req.last_index as usize);
+        }
+    }
+
+    /// Power loss: writes in flight never happened.
+    pub fn crash(&mut self) {
+        self.pending.clear();
+        self.busy_until_ns = 0;
+    }
+
+    pub fn image(&self) -> &DurableState {
+        &self.image
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(seq: u64, term: u64, log_from: Option<u64>, last_index: u64) -> PersistRequest {
+        PersistRequest {
+            seq,
+            term,
+            voted_for: Some(1),
+            log_from,
+            last_index,
+        }
+    }
+
+    #[test]
+    fn fifo_writes_and_crash_loses_pending() {
+        let mut s = Storage::new(100, true);
+        let e = |t| LogEntry {
+            term: t,
+            client: std::net::SocketAddrV4::new([1, 1, 1, 1].into(), 1),
+            req_id: 0,
+            policy: hovercraft_core::wire::Policy::ReplicatedRoute,
+            replier: 0,
+            body: None,
+        };
+        assert_eq!(
+            s.submit(0, req(1, 1, Some(1), 2), vec![e(1), e(1)]),
+            Some(100)
+        );
+        assert_eq!(s.submit(10, req(2, 2, Some(2), 2), vec![e(2)]), Some(200));
+        assert_eq!(s.complete_oldest(), Some((1, 2)));
+        assert_eq!(s.image().entries.len(), 2);
+        s.crash();
+        assert_eq!(s.complete_oldest(), None, "the second write was lost");
+        assert_eq!(s.image().term, 1);
+        assert_eq!(s.image().entries[1].term, 1);
+    }
+}
