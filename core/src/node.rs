@@ -157,6 +157,16 @@ pub struct NodeCounters {
     pub rx_errors: u64,
 }
 
+/// One request to execute: who asked, what, and where it sits in the log (0 when unreplicated).
+pub(crate) struct Execute<'a> {
+    pub client: SocketAddrV4,
+    pub req_id: u16,
+    pub policy: Policy,
+    pub body: &'a [u8],
+    pub index: u64,
+    pub term: u64,
+}
+
 /// The parts of a node every mode uses: the application and the output queues.
 pub struct Shared {
     pub(crate) app: Box<dyn StateMachine + Send>,
@@ -197,16 +207,15 @@ impl Shared {
     }
 
     /// Executes a request and, if `reply`, answers the client.
-    pub(crate) fn execute(
-        &mut self,
-        client: SocketAddrV4,
-        req_id: u16,
-        policy: Policy,
-        body: &[u8],
-        reply: bool,
-        index: u64,
-        term: u64,
-    ) {
+    pub(crate) fn execute(&mut self, req: Execute<'_>, reply: bool) {
+        let Execute {
+            client,
+            req_id,
+            policy,
+            body,
+            index,
+            term,
+        } = req;
         self.reply_buf.clear();
         match self.app.execute(body, &mut self.reply_buf) {
             Ok(exec) => {
@@ -384,7 +393,16 @@ impl Node {
                 let (client, req_id, policy) = (msg.from, msg.header.req_id, msg.header.policy);
                 // Unreplicated: execute and answer the client directly.
                 if !s.defer_execution {
-                    s.execute(client, req_id, policy, &msg.body, true, 0, 0);
+                    let body = &msg.body;
+                    let req = Execute {
+                        client,
+                        req_id,
+                        policy,
+                        body,
+                        index: 0,
+                        term: 0,
+                    };
+                    s.execute(req, true);
                 } else if s.pending.len() < s.pending_capacity {
                     s.pending
                         .push_back((client, req_id, policy, msg.body.into_owned()));
@@ -444,8 +462,17 @@ impl Node {
             None => {
                 let (client, req_id, policy, body) = self.shared.pending.pop_front()?;
                 let before = self.shared.call_app_cpu_ns;
-                self.shared
-                    .execute(client, req_id, policy, &body, true, 0, 0);
+                self.shared.execute(
+                    Execute {
+                        client,
+                        req_id,
+                        policy,
+                        body: &body,
+                        index: 0,
+                        term: 0,
+                    },
+                    true,
+                );
                 Some(self.shared.call_app_cpu_ns - before)
             }
         }

@@ -579,11 +579,15 @@ fn switch_failure_falls_back_and_returns_without_losing_or_duplicating() {
 fn restart_from_storage_catches_up_without_double_replies() {
     for mode in ["raft", "hovercraft", "hovercraft++"] {
         for victim in [0u32, 2] {
-            let s = cluster(mode, 3, json!({ "duration_ms": 60,
+            let s = cluster(
+                mode,
+                3,
+                json!({ "duration_ms": 60,
                 "storage": { "write_latency_ns": 2000 },
                 "workload": { "rate_rps": 20000.0, "read_only_fraction": 0.5 },
                 "faults": [ { "action": "crash_node", "at_ms": 10, "node": victim },
-                            { "action": "restart_node", "at_ms": 25, "node": victim } ] }));
+                            { "action": "restart_node", "at_ms": 25, "node": victim } ] }),
+            );
             let mut w = World::new(s);
             w.set_observe(true);
             w.run_until(ms(80));
@@ -593,11 +597,22 @@ fn restart_from_storage_catches_up_without_double_replies() {
                     *replies.entry(index).or_default() += 1;
                 }
             }
-            assert!(replies.values().all(|&n| n == 1), "{mode}/{victim}: an index answered twice");
-            let applied: Vec<u64> = (0..3).map(|h| w.node(h).unwrap().replica().unwrap().applied_index()).collect();
+            assert!(
+                replies.values().all(|&n| n == 1),
+                "{mode}/{victim}: an index answered twice"
+            );
+            let applied: Vec<u64> = (0..3)
+                .map(|h| w.node(h).unwrap().replica().unwrap().applied_index())
+                .collect();
             let digests: Vec<u64> = (0..3).map(|h| w.node(h).unwrap().app_digest()).collect();
-            assert!(applied.iter().all(|&a| a == applied[0]) && applied[0] > 500, "{mode}/{victim}: {applied:?}");
-            assert!(digests.iter().all(|&d| d == digests[0]), "{mode}/{victim}: replicas diverged");
+            assert!(
+                applied.iter().all(|&a| a == applied[0]) && applied[0] > 500,
+                "{mode}/{victim}: {applied:?}"
+            );
+            assert!(
+                digests.iter().all(|&d| d == digests[0]),
+                "{mode}/{victim}: replicas diverged"
+            );
         }
     }
 }

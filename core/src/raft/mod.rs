@@ -634,7 +634,15 @@ impl Replica {
         // A restarted node re-executes what it applied before its crash without answering
         // again: it may have answered already, and a client must not get two replies.
         let reply = e.replier == self.id && index > self.replay_until;
-        shared.execute(e.client, e.req_id, e.policy, body, reply, index, e.term);
+        let req = crate::node::Execute {
+            client: e.client,
+            req_id: e.req_id,
+            policy: e.policy,
+            body,
+            index,
+            term: e.term,
+        };
+        shared.execute(req, reply);
         self.applied_index = index;
         self.after_applied();
         self.skip_unexecuted();
