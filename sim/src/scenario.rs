@@ -52,8 +52,9 @@ pub struct Scenario {
     pub slo_p99_us: Option<f64>,
 }
 
-/// One timed fault: what breaks, and when (`at_ms`, simulated ms from the start).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// One timed fault: what breaks, and when (`at_ms`, simulated ms from the start). Faults
+/// with `heal_ms` last until then; they compose (several may be active at once).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fault {
     /// Server `node` crashes: it receives and runs nothing, and writes in flight are lost.
@@ -64,6 +65,41 @@ pub enum Fault {
     AggregatorDown { at_ms: u64 },
     /// The aggregator restarts with empty registers.
     AggregatorUp { at_ms: u64 },
+    /// Servers in different groups cannot reach each other (both directions). Servers not
+    /// listed form one more group. Clients and the switch aggregator reach everyone.
+    Partition {
+        at_ms: u64,
+        heal_ms: u64,
+        groups: Vec<Vec<u32>>,
+    },
+    /// Whoever leads at `at_ms` is cut off from every other server until `heal_ms`.
+    IsolateLeader { at_ms: u64, heal_ms: u64 },
+    /// Frames from server `from` to server `to` are lost (the other direction works).
+    OneWay {
+        at_ms: u64,
+        heal_ms: u64,
+        from: u32,
+        to: u32,
+    },
+    /// Frames arriving at server `node` are lost, duplicated or delayed (delays up to
+    /// `delay_max_us`, uniformly, which also reorders them).
+    LinkChaos {
+        at_ms: u64,
+        heal_ms: u64,
+        node: u32,
+        loss: f64,
+        duplicate: f64,
+        delay_max_us: u64,
+    },
+    /// Storage writes of server `node` take `write_latency_ns` until `heal_ms`.
+    StorageSlow {
+        at_ms: u64,
+        heal_ms: u64,
+        node: u32,
+        write_latency_ns: u64,
+    },
+    /// From `at_ms`, server `node`'s clock runs fast (ppm > 0) or slow (ppm < 0).
+    ClockSkew { at_ms: u64, node: u32, ppm: i64 },
 }
 
 impl Fault {
@@ -72,7 +108,39 @@ impl Fault {
             Fault::CrashNode { at_ms, .. }
             | Fault::RestartNode { at_ms, .. }
             | Fault::AggregatorDown { at_ms }
-            | Fault::AggregatorUp { at_ms } => at_ms,
+            | Fault::AggregatorUp { at_ms }
+            | Fault::Partition { at_ms, .. }
+            | Fault::IsolateLeader { at_ms, .. }
+            | Fault::OneWay { at_ms, .. }
+            | Fault::LinkChaos { at_ms, .. }
+            | Fault::StorageSlow { at_ms, .. }
+            | Fault::ClockSkew { at_ms, .. } => at_ms,
+        }
+    }
+
+    /// When the fault ends (for faults that heal).
+    pub fn heal_ms(&self) -> Option<u64> {
+        match *self {
+            Fault::Partition { heal_ms, .. }
+            | Fault::IsolateLeader { heal_ms, .. }
+            | Fault::OneWay { heal_ms, .. }
+            | Fault::LinkChaos { heal_ms, .. }
+            | Fault::StorageSlow { heal_ms, .. } => Some(heal_ms),
+            _ => None,
+        }
+    }
+
+    /// Servers the fault names.
+    fn nodes(&self) -> Vec<u32> {
+        match self {
+            Fault::CrashNode { node, .. }
+            | Fault::RestartNode { node, .. }
+            | Fault::LinkChaos { node, .. }
+            | Fault::StorageSlow { node, .. }
+            | Fault::ClockSkew { node, .. } => vec![*node],
+            Fault::OneWay { from, to, .. } => vec![*from, *to],
+            Fault::Partition { groups, .. } => groups.iter().flatten().copied().collect(),
+            _ => Vec::new(),
         }
     }
 }
@@ -370,16 +438,49 @@ impl Scenario {
                     format!("fault #{i} at {} ms is after duration_ms", f.at_ms()),
                 ));
             }
-            if let Fault::CrashNode { node, .. } | Fault::RestartNode { node, .. } = *f {
+            for node in f.nodes() {
                 if node >= self.nodes {
                     return Err((
                         "faults",
                         format!(
-                            "fault #{i} crashes node {node}, but there are {} nodes",
+                            "fault #{i} names node {node}, but there are {} nodes",
                             self.nodes
                         ),
                     ));
                 }
+            }
+            if let Some(heal) = f.heal_ms() {
+                if heal < f.at_ms() {
+                    return Err((
+                        "faults",
+                        format!("fault #{i} heals at {heal} ms, before it starts"),
+                    ));
+                }
+            }
+            match *f {
+                Fault::LinkChaos {
+                    loss,
+                    duplicate,
+                    delay_max_us,
+                    ..
+                } => {
+                    if !(0.0..=1.0).contains(&loss) || !(0.0..=1.0).contains(&duplicate) {
+                        return Err((
+                            "faults",
+                            format!("fault #{i}: loss and duplicate are probabilities in 0..=1"),
+                        ));
+                    }
+                    if delay_max_us > 1_000_000 {
+                        return Err(("faults", format!("fault #{i}: delay_max_us at most 1 s")));
+                    }
+                }
+                Fault::ClockSkew { ppm, .. } if ppm.abs() > 100_000 => {
+                    return Err((
+                        "faults",
+                        format!("fault #{i}: clock skew within ±100000 ppm (±10%)"),
+                    ));
+                }
+                _ => {}
             }
             if matches!(f, Fault::AggregatorDown { .. } | Fault::AggregatorUp { .. })
                 && self.mode != Mode::HovercraftPlusPlus

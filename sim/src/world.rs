@@ -145,6 +145,8 @@ struct ServerHost {
     config: NodeConfig,
     /// Incremented at each crash: storage completions of an older epoch are void.
     storage_epoch: u32,
+    /// The node's clock (skew).
+    clock: Clock,
     /// The application core (when separate): busy until, and whether an AppRun is pending.
     app_busy_until_ns: u64,
     app_run_scheduled: bool,
@@ -186,6 +188,52 @@ struct SwitchState {
     ports: Vec<TxQueue>,
 }
 
+/// A network fault in force until `until_ns` (turmoil-style rules that compose).
+struct LinkRule {
+    until_ns: u64,
+    kind: RuleKind,
+}
+
+enum RuleKind {
+    /// Servers in different groups cannot talk (`group_of[server]`, MAX = unlisted).
+    Groups(Vec<usize>),
+    /// Frames from one server to another are lost.
+    OneWay(usize, usize),
+    /// Frames arriving at `node` may be lost, duplicated or delayed.
+    Chaos {
+        node: usize,
+        loss: f64,
+        duplicate: f64,
+        delay_max_ns: u64,
+    },
+}
+
+/// A node's view of time: it may run fast or slow from some point on (clock skew).
+#[derive(Clone, Copy, Debug, Default)]
+struct Clock {
+    since_ns: u64,
+    base_ns: u64,
+    ppm: i64,
+}
+
+impl Clock {
+    fn to_node(self, t: u64) -> u64 {
+        let d = t.saturating_sub(self.since_ns) as i128;
+        (self.base_ns as i128 + d + d * self.ppm as i128 / 1_000_000).max(0) as u64
+    }
+    /// The simulated time at which the node's clock reads `tn` (rounded up).
+    fn from_node(self, tn: u64) -> u64 {
+        let d = tn as i128 - self.base_ns as i128;
+        let real = if self.ppm == 0 {
+            d
+        } else {
+            // Round up, so the node's clock has reached `tn` when the event fires.
+            (d * 1_000_000 + 999_999 + self.ppm as i128) / (1_000_000 + self.ppm as i128)
+        };
+        (self.since_ns as i128 + real).max(0) as u64
+    }
+}
+
 /// Something a test or checker can look at after (or during) a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -205,6 +253,9 @@ pub enum Observed {
 
 /// One simulation run.
 pub struct World {
+    rules: Vec<LinkRule>,
+    /// Frames re-delivered by a delay or duplication rule (not subject to it again).
+    late: Vec<u32>,
     /// HovercRaft++: the aggregator in the ToR switch, `None` while it is down.
     aggregator: Option<Aggregator>,
     aggregator_cfg: Option<AggregatorConfig>,
@@ -278,6 +329,7 @@ impl World {
                     storage: Storage::new(scenario.storage.write_latency_ns, keep_image),
                     config: cfg.clone(),
                     storage_epoch: 0,
+                    clock: Clock::default(),
                     app_busy_until_ns: 0,
                     app_run_scheduled: false,
                     app_cpu: crate::cpu::CpuStats::default(),
@@ -357,6 +409,8 @@ impl World {
                 slots: scenario.network.aggregator_slots,
             });
         let mut w = World {
+            rules: Vec::new(),
+            late: Vec::new(),
             aggregator: aggregator_cfg
                 .clone()
                 .map(|c| Aggregator::new(c).expect("validated cluster size")),
@@ -473,7 +527,11 @@ impl World {
             return;
         };
         let durable = s.storage.image().clone();
-        let node = match Node::restored(s.config.clone(), Instant::from_ns(t), durable) {
+        let node = match Node::restored(
+            s.config.clone(),
+            Instant::from_ns(s.clock.to_node(t)),
+            durable,
+        ) {
             Ok(n) => n,
             Err(_) => return,
         };
@@ -682,8 +740,9 @@ impl World {
     }
 
     fn on_fault(&mut self, t: u64, index: usize) {
-        let f = self.scenario.faults[index];
+        let f = self.scenario.faults[index].clone();
         trace!(self, t, "fault {f:?}");
+        let heal_ns = f.heal_ms().map_or(u64::MAX, |h| h * 1_000_000);
         match f {
             Fault::CrashNode { node, .. } => self.crash(node as usize),
             Fault::RestartNode { node, .. } => self.restart(t, node as usize),
@@ -693,6 +752,67 @@ impl World {
                     .aggregator_cfg
                     .clone()
                     .map(|c| Aggregator::new(c).expect("validated cluster size"));
+            }
+            Fault::Partition { groups, .. } => {
+                let mut group_of = vec![usize::MAX; self.n_servers];
+                for (g, members) in groups.iter().enumerate() {
+                    for &n in members {
+                        group_of[n as usize] = g;
+                    }
+                }
+                self.rules.push(LinkRule {
+                    until_ns: heal_ns,
+                    kind: RuleKind::Groups(group_of),
+                });
+            }
+            Fault::IsolateLeader { .. } => {
+                if let Some(&(leader, _)) = self.leaders().iter().max_by_key(|(_, term)| *term) {
+                    let group_of = (0..self.n_servers)
+                        .map(|h| usize::from(h == leader))
+                        .collect();
+                    trace!(self, t, "isolate h{leader}");
+                    self.rules.push(LinkRule {
+                        until_ns: heal_ns,
+                        kind: RuleKind::Groups(group_of),
+                    });
+                }
+            }
+            Fault::OneWay { from, to, .. } => self.rules.push(LinkRule {
+                until_ns: heal_ns,
+                kind: RuleKind::OneWay(from as usize, to as usize),
+            }),
+            Fault::LinkChaos {
+                node,
+                loss,
+                duplicate,
+                delay_max_us,
+                ..
+            } => self.rules.push(LinkRule {
+                until_ns: heal_ns,
+                kind: RuleKind::Chaos {
+                    node: node as usize,
+                    loss,
+                    duplicate,
+                    delay_max_ns: delay_max_us * 1_000,
+                },
+            }),
+            Fault::StorageSlow {
+                node,
+                write_latency_ns,
+                ..
+            } => {
+                if let Role::Server(s) = &mut self.hosts[node as usize].role {
+                    s.storage.set_spike(heal_ns, write_latency_ns);
+                }
+            }
+            Fault::ClockSkew { node, ppm, .. } => {
+                if let Role::Server(s) = &mut self.hosts[node as usize].role {
+                    s.clock = Clock {
+                        since_ns: t,
+                        base_ns: s.clock.to_node(t),
+                        ppm,
+                    };
+                }
             }
         }
     }
@@ -740,10 +860,97 @@ impl World {
         }
     }
 
+    /// Applies the network fault rules to a frame arriving at `host`; true if it was taken
+    /// away (lost, or delayed to arrive later).
+    fn apply_rules(&mut self, t: u64, host: usize, pkt: u32) -> bool {
+        self.rules.retain(|r| r.until_ns > t);
+        let src = self.ip_to_host.get(self.packets.get(pkt).src.ip()).copied();
+        let servers = self.n_servers;
+        let mut delay = 0;
+        for r in &self.rules {
+            match &r.kind {
+                RuleKind::Groups(group_of) => {
+                    if let Some(s) = src.filter(|&s| s < servers && host < servers) {
+                        if group_of[s] != group_of[host] {
+                            self.lost_frames += 1;
+                            self.packets.remove(pkt);
+                            return true;
+                        }
+                    }
+                }
+                RuleKind::OneWay(from, to) => {
+                    if src == Some(*from) && host == *to {
+                        self.lost_frames += 1;
+                        self.packets.remove(pkt);
+                        return true;
+                    }
+                }
+                RuleKind::Chaos {
+                    node,
+                    loss,
+                    duplicate,
+                    delay_max_ns,
+                } => {
+                    if host != *node {
+                        continue;
+                    }
+                    use rand::Rng;
+                    if self.net_rng.gen::<f64>() < *loss {
+                        self.lost_frames += 1;
+                        self.packets.remove(pkt);
+                        return true;
+                    }
+                    if self.net_rng.gen::<f64>() < *duplicate {
+                        let p = self.packets.get(pkt);
+                        let copy = Packet {
+                            src: p.src,
+                            dst: p.dst,
+                            payload: p.payload.clone(),
+                            wire_bytes: p.wire_bytes,
+                        };
+                        let c = self.packets.insert(copy);
+                        let at = t + self.net_rng.gen_range(0..=*delay_max_ns);
+                        // The copy is exempt from further chaos: it is marked delivered-late.
+                        self.late.push(c);
+                        self.q.schedule(
+                            at,
+                            Ev::HostArrive {
+                                host: host as u32,
+                                pkt: c,
+                            },
+                        );
+                    }
+                    if *delay_max_ns > 0 && !self.late.contains(&pkt) {
+                        delay = delay.max(self.net_rng.gen_range(0..=*delay_max_ns));
+                    }
+                }
+            }
+        }
+        if let Some(i) = self.late.iter().position(|&p| p == pkt) {
+            self.late.swap_remove(i);
+            return false;
+        }
+        if delay > 0 {
+            self.late.push(pkt);
+            self.q.schedule(
+                t + delay,
+                Ev::HostArrive {
+                    host: host as u32,
+                    pkt,
+                },
+            );
+            return true;
+        }
+        false
+    }
+
     fn on_host_arrive(&mut self, t: u64, host: usize, pkt: u32) {
         let wb = self.packets.get(pkt).wire_bytes;
         if self.hosts[host].down {
             self.packets.remove(pkt);
+            return;
+        }
+        if !self.rules.is_empty() && self.apply_rules(t, host, pkt) {
             return;
         }
         if let Some((p, multicast_only)) = self.hosts[host].rx_loss {
@@ -797,10 +1004,11 @@ impl World {
         let rx_ns = self.scenario.cpu.rx_ns_per_packet;
         let now = t + rx_ns;
         let server = self.server_mut(host);
-        if let Err(e) = server
-            .node
-            .handle_datagram(Instant::from_ns(now), p.src, &p.payload)
-        {
+        if let Err(e) = server.node.handle_datagram(
+            Instant::from_ns(server.clock.to_node(now)),
+            p.src,
+            &p.payload,
+        ) {
             trace!(self, now, "reject h{host} {}: {e}", p.src);
         }
         self.after_handler(t, now, host);
@@ -876,16 +1084,16 @@ impl World {
 
     fn run_persisted(&mut self, t: u64, host: usize, seq: u64) {
         trace!(self, t, "persisted h{host} seq={seq}");
-        self.server_mut(host)
-            .node
-            .handle_persisted(Instant::from_ns(t), seq);
+        let server = self.server_mut(host);
+        let now = Instant::from_ns(server.clock.to_node(t));
+        server.node.handle_persisted(now, seq);
         self.after_handler(t, t, host);
     }
 
     fn run_timer(&mut self, t: u64, host: usize) {
-        self.server_mut(host)
-            .node
-            .handle_timeout(Instant::from_ns(t));
+        let server = self.server_mut(host);
+        let now = Instant::from_ns(server.clock.to_node(t));
+        server.node.handle_timeout(now);
         self.after_handler(t, t, host);
     }
 
@@ -918,7 +1126,8 @@ impl World {
             let (seq, last_index) = (req.seq, req.last_index);
             match server.storage.submit(now_ns, req, entries) {
                 None => {
-                    server.node.handle_persisted(Instant::from_ns(now_ns), seq);
+                    let now = Instant::from_ns(server.clock.to_node(now_ns));
+                    server.node.handle_persisted(now, seq);
                     persisted_now.push(last_index);
                 }
                 Some(at) => storage_done.push(at),
@@ -973,7 +1182,12 @@ impl World {
                 });
             }
         }
-        let next = server.node.poll_timeout().map(|i| i.as_ns());
+        // The node's deadline is on its own (possibly skewed) clock.
+        let clock = server.clock;
+        let next = server
+            .node
+            .poll_timeout()
+            .map(|i| clock.from_node(i.as_ns()));
         if next != server.timer_deadline {
             server.timer_deadline = next;
             server.timer_gen = server.timer_gen.wrapping_add(1);
@@ -1054,7 +1268,8 @@ impl World {
         let Role::Server(server) = &mut self.hosts[host].role else {
             return;
         };
-        let Some(cost) = server.node.execute_next(Instant::from_ns(t)) else {
+        let now = Instant::from_ns(server.clock.to_node(t));
+        let Some(cost) = server.node.execute_next(now) else {
             self.scratch_tx = out;
             return;
         };
