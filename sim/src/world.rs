@@ -222,7 +222,7 @@ impl Clock {
         (self.base_ns as i128 + d + d * self.ppm as i128 / 1_000_000).max(0) as u64
     }
     /// The simulated time at which the node's clock reads `tn` (rounded up).
-    fn from_node(self, tn: u64) -> u64 {
+    fn sim_time_of(self, tn: u64) -> u64 {
         let d = tn as i128 - self.base_ns as i128;
         let real = if self.ppm == 0 {
             d
@@ -1187,7 +1187,7 @@ impl World {
         let next = server
             .node
             .poll_timeout()
-            .map(|i| clock.from_node(i.as_ns()));
+            .map(|i| clock.sim_time_of(i.as_ns()));
         if next != server.timer_deadline {
             server.timer_deadline = next;
             server.timer_gen = server.timer_gen.wrapping_add(1);
