@@ -10,6 +10,7 @@
 //! - [`storage`]: each replica's storage device (write latency, what a crash loses).
 //! - [`metrics`]: latency histograms, counters and `summary.json`.
 //! - [`scenario`]: scenario files, validation, errors that name file and field.
+//! - [`check`]: safety and liveness checkers, swarm worlds from seeds.
 //! - [`bench`]: the `bench` subcommand (event-loop baseline vs model).
 //!
 //! Determinism: no wall clock, no unseeded randomness, no iteration over randomly hashed
@@ -17,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 pub mod bench;
+pub mod check;
 pub mod cpu;
 pub mod engine;
 pub mod metrics;

@@ -38,6 +38,35 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// Swarm-test seeds: each seed derives a world (cluster, mode, workload, faults) and runs
+    /// it with every safety and liveness checker. Exit 0: all passed; 1: a safety violation;
+    /// 3: a liveness failure; 4: a run crashed.
+    Check {
+        /// Seeds to run, as A..B (B excluded).
+        #[arg(long, default_value = "0..100")]
+        seeds: String,
+        /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
+        /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery).
+        #[arg(long)]
+        canary: Option<String>,
+        /// For each failing seed, also search for a smaller fault schedule that still fails
+        /// and write it as a scenario file.
+        #[arg(long)]
+        shrink: bool,
+        /// Where failing scenarios are written.
+        #[arg(long, default_value = "results/check")]
+        out: PathBuf,
+    },
+    /// Replay one seed of `check` with every checker on and print what it finds.
+    Replay {
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        canary: Option<String>,
+        /// Also write a trace of the run.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
     /// Measure simulator speed: a bare event loop vs the model, as a ratio.
     Bench {
         /// A shorter run (for CI smoke tests).
@@ -59,6 +88,23 @@ fn main() -> ExitCode {
             bench(quick);
             Ok(())
         }
+        Command::Check {
+            seeds,
+            canary,
+            shrink,
+            out,
+        } => match check(&seeds, canary.as_deref(), shrink, &out) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
+        Command::Replay {
+            seed,
+            canary,
+            trace,
+        } => match replay(seed, canary.as_deref(), trace) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -164,6 +210,179 @@ fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
         s.network.nic_tx_drops, s.network.switch_queue_drops, s.network.rx_queue_drops
     );
     println!("  wrote {}", file.display());
+}
+
+fn parse_seeds(s: &str) -> anyhow::Result<std::ops::Range<u64>> {
+    let (a, b) = s
+        .split_once("..")
+        .ok_or_else(|| anyhow::anyhow!("--seeds: expected A..B, got {s:?}"))?;
+    let a: u64 = a
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--seeds: start {a:?}: {e}"))?;
+    let b: u64 = b
+        .trim()
+        .parse()
+        .map_err(|e| anyhow::anyhow!("--seeds: end {b:?}: {e}"))?;
+    anyhow::ensure!(a < b, "--seeds: empty range {a}..{b}");
+    Ok(a..b)
+}
+
+fn check_canary(canary: Option<&str>) -> anyhow::Result<()> {
+    if let Some(c) = canary {
+        let known: Vec<&str> = hovercraft_core::raft::Canary::ALL
+            .iter()
+            .map(|c| c.name())
+            .collect();
+        anyhow::ensure!(
+            known.contains(&c),
+            "--canary: unknown {c:?}; known: {}",
+            known.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn replay_command(seed: u64, canary: Option<&str>) -> String {
+    match canary {
+        Some(c) => format!("hovercraft-sim replay --seed {seed} --canary {c}"),
+        None => format!("hovercraft-sim replay --seed {seed}"),
+    }
+}
+
+fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow::Result<u8> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use rayon::prelude::*;
+    let range = parse_seeds(seeds)?;
+    check_canary(canary)?;
+    let n = range.end - range.start;
+    let bar = ProgressBar::new(n);
+    bar.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    let started = wall_now();
+    let mut outcomes: Vec<_> = range
+        .into_par_iter()
+        .map(|seed| {
+            let o = hovercraft_sim::check::run_seed(seed, canary);
+            bar.inc(1);
+            o
+        })
+        .collect();
+    bar.finish_and_clear();
+    outcomes.sort_by_key(|o| o.seed);
+    let wall_s = started.elapsed().as_secs_f64();
+    let safety: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !o.report.safety.is_empty())
+        .collect();
+    let liveness: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.report.safety.is_empty() && !o.report.liveness.is_empty())
+        .collect();
+    let crashes: Vec<_> = outcomes.iter().filter(|o| o.panic.is_some()).collect();
+    let simulated_s: f64 = outcomes.iter().map(|o| o.simulated_ns as f64 / 1e9).sum();
+    for o in safety
+        .iter()
+        .chain(liveness.iter())
+        .chain(crashes.iter())
+        .take(10)
+    {
+        let what = o
+            .panic
+            .clone()
+            .or_else(|| o.report.safety.first().cloned())
+            .or_else(|| o.report.liveness.first().cloned())
+            .unwrap_or_default();
+        println!("seed {}: {what}", o.seed);
+        println!("  replay: {}", replay_command(o.seed, canary));
+        let json = hovercraft_sim::check::swarm::scenario_json(o.seed, canary);
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let file = out.join(format!("seed-{}.json", o.seed));
+        std::fs::write(&file, serde_json::to_string_pretty(&json)? + "\n")
+            .with_context(|| format!("writing {}", file.display()))?;
+        println!(
+            "  scenario: {} (run it with `hovercraft-sim run`)",
+            file.display()
+        );
+        if shrink && o.panic.is_none() {
+            if let Some(small) = hovercraft_sim::check::shrink(o.seed, canary) {
+                let file = out.join(format!("seed-{}-shrunk.json", o.seed));
+                std::fs::write(&file, serde_json::to_string_pretty(&small)? + "\n")
+                    .with_context(|| format!("writing {}", file.display()))?;
+                println!(
+                    "  shrunk to {} fault(s): {}",
+                    small["faults"].as_array().map_or(0, |f| f.len()),
+                    file.display()
+                );
+            }
+        }
+    }
+    println!(
+        "simulated {:.1} s in {:.1} s wall ({:.1} simulated s per wall s)",
+        simulated_s,
+        wall_s,
+        simulated_s / wall_s.max(1e-9)
+    );
+    println!(
+        "seeds {} safety_violations {} liveness_failures {} crashes {}",
+        n,
+        safety.len(),
+        liveness.len(),
+        crashes.len()
+    );
+    Ok(if !crashes.is_empty() {
+        4
+    } else if !safety.is_empty() {
+        1
+    } else if !liveness.is_empty() {
+        3
+    } else {
+        0
+    })
+}
+
+fn replay(seed: u64, canary: Option<&str>, trace: Option<PathBuf>) -> anyhow::Result<u8> {
+    check_canary(canary)?;
+    let scenario = hovercraft_sim::check::swarm::scenario_for_seed(seed, canary);
+    println!(
+        "seed {seed}: {} with {} nodes, {} fault(s)",
+        scenario.mode.as_str(),
+        scenario.nodes,
+        scenario.faults.len()
+    );
+    for f in &scenario.faults {
+        println!("  {f:?}");
+    }
+    if let Some(t) = &trace {
+        let f =
+            fs::File::create(t).with_context(|| format!("creating trace file {}", t.display()))?;
+        let mut w = hovercraft_sim::World::new(scenario.clone());
+        w.set_trace(Box::new(BufWriter::with_capacity(1 << 20, f)));
+        w.run_to_end();
+        w.finish()
+            .with_context(|| format!("writing trace {}", t.display()))?;
+    }
+    let o = hovercraft_sim::check::run_seed(seed, canary);
+    if let Some(p) = &o.panic {
+        println!("crash: {p}");
+        return Ok(4);
+    }
+    for v in &o.report.safety {
+        println!("safety: {v}");
+    }
+    for v in &o.report.liveness {
+        println!("liveness: {v}");
+    }
+    Ok(if !o.report.safety.is_empty() {
+        1
+    } else if !o.report.liveness.is_empty() {
+        3
+    } else {
+        println!("ok: no violation");
+        0
+    })
 }
 
 fn bench(quick: bool) {

@@ -253,6 +253,10 @@ pub enum Observed {
 
 /// One simulation run.
 pub struct World {
+    /// Requests sent from here on must be answered (liveness phase); those that time out
+    /// are counted in `liveness_timeouts`.
+    liveness_from_ns: u64,
+    liveness_timeouts: u64,
     rules: Vec<LinkRule>,
     /// Frames re-delivered by a delay or duplication rule (not subject to it again).
     late: Vec<u32>,
@@ -409,6 +413,8 @@ impl World {
                 slots: scenario.network.aggregator_slots,
             });
         let mut w = World {
+            liveness_from_ns: u64::MAX,
+            liveness_timeouts: 0,
             rules: Vec::new(),
             late: Vec::new(),
             aggregator: aggregator_cfg
@@ -469,12 +475,23 @@ impl World {
 
     /// Runs to the end and returns the summary (manifest left for the caller to fill).
     pub fn run(mut self) -> Result<Summary, std::io::Error> {
+        self.run_to_end();
+        self.finish()
+    }
+
+    /// Runs every event up to the end of the run (sends stop at `duration_ms`; the drain
+    /// lasts the client timeout).
+    pub fn run_to_end(&mut self) {
         while let Some((t, ev)) = self.q.pop() {
             if t > self.hard_end_ns {
                 break;
             }
             self.dispatch(t, ev);
         }
+    }
+
+    /// Flushes the trace and returns the summary.
+    pub fn finish(&mut self) -> Result<Summary, std::io::Error> {
         if let Some(out) = self.trace.as_mut() {
             if let Err(e) = out.flush() {
                 self.trace_error.get_or_insert(e);
@@ -582,6 +599,28 @@ impl World {
             Role::Server(s) => Some(&s.node),
             Role::Client(_) => None,
         }
+    }
+
+    /// Requests sent from `t_ns` on must all be answered (the liveness phase).
+    pub fn set_liveness_from(&mut self, t_ns: u64) {
+        self.liveness_from_ns = t_ns;
+    }
+
+    /// Requests of the liveness phase that were never answered.
+    pub fn liveness_timeouts(&self) -> u64 {
+        self.liveness_timeouts
+    }
+
+    /// Server hosts that are up.
+    pub fn live_servers(&self) -> Vec<usize> {
+        (0..self.n_servers)
+            .filter(|&h| !self.hosts[h].down)
+            .collect()
+    }
+
+    /// Number of server hosts.
+    pub fn servers(&self) -> usize {
+        self.n_servers
     }
 
     /// Current virtual time.
@@ -1357,7 +1396,9 @@ impl World {
         let port = c.next_port;
         c.next_port = (port + 1) % c.ports.len();
         let client = &mut c.ports[port];
-        let result = client.send_request(Instant::from_ns(t), dst, policy, &body, measured as u64);
+        // The tag is the send time: it says whether the request is measured, and lets the
+        // liveness check find requests sent after the faults healed.
+        let result = client.send_request(Instant::from_ns(t), dst, policy, &body, t);
         let src = client.local_addr();
         while let Some(tx) = client.poll_transmit() {
             out.push((t, tx.dst, tx.payload));
@@ -1435,7 +1476,7 @@ impl World {
                     if in_window {
                         self.metrics.completed_in_window += 1;
                     }
-                    if tag == 1 {
+                    if self.metrics.in_window(tag) {
                         self.metrics.latency_ns.saturating_record(latency_ns);
                     }
                     if let Some(i) = server_index(from, n_servers) {
@@ -1450,7 +1491,7 @@ impl World {
                 ClientEvent::Dropped {
                     req_id, tag, body, ..
                 } => {
-                    if tag == 1 {
+                    if self.metrics.in_window(tag) {
                         self.metrics.measured_dropped += 1;
                     }
                     // A non-leader's DROP names the leader; an empty one is flow control.
@@ -1467,7 +1508,10 @@ impl World {
                     }
                 }
                 ClientEvent::TimedOut { req_id, tag } => {
-                    if tag == 1 {
+                    if tag >= self.liveness_from_ns {
+                        self.liveness_timeouts += 1;
+                    }
+                    if self.metrics.in_window(tag) {
                         self.metrics.measured_timed_out += 1;
                     }
                     // No answer at all: the believed leader may be gone; try the next one.

@@ -96,16 +96,19 @@ impl Replica {
                 .log
                 .candidate_is_up_to_date(last_log_idx, last_log_term)
             && !(self.role == Role::Leader);
+        let forget_vote = self.cfg.canary == Some(super::Canary::VoteNotPersisted);
         if granted {
             if self.voted_for != Some(from) {
                 self.voted_for = Some(from);
-                self.mark_hard_state();
+                if !forget_vote {
+                    self.mark_hard_state();
+                }
             }
             self.reset_election_deadline(now);
         }
         let reply = self.msg(RaftBody::VoteReply { granted });
         // Durable: a granted vote must not be forgotten by a crash (one vote per term).
-        self.send(shared, self.peer(from), &reply, true);
+        self.send(shared, self.peer(from), &reply, !forget_vote);
     }
 
     pub(crate) fn on_vote_reply(
@@ -129,10 +132,6 @@ impl Replica {
     }
 
     pub(crate) fn become_leader(&mut self, shared: &mut Shared, now: Instant) {
-        // Restarted and elected before hearing of any commit: what we hold may have been
-        // applied and answered before the crash; stay silent for it.
-        let last = self.log.last_index();
-        self.end_recovery(last);
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.counters.times_leader += 1;

@@ -66,6 +66,45 @@ pub struct RaftConfig {
     pub max_recoveries_in_flight: usize,
     /// Entries kept behind the applied index (so lagging followers can catch up).
     pub log_retention_entries: u64,
+    /// Re-introduces a known bug, so tests can show the checkers catch it. Off by default;
+    /// never set it outside checker tests.
+    pub canary: Option<Canary>,
+}
+
+/// Known bugs that can be switched on to prove the checkers catch them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Canary {
+    /// Commit an entry of an earlier term by counting replicas (Raft Figure 8).
+    CommitPreviousTerm,
+    /// Grant votes without persisting them: after a restart a node may vote twice in a term.
+    VoteNotPersisted,
+    /// The leader applies (and answers) entries as soon as it appends them.
+    ReplyBeforeCommit,
+    /// Followers accept AppendEntries without the previous-index/term check.
+    SkipPrevLogCheck,
+    /// A restarted node answers again the requests it re-executes while recovering.
+    ApplyTwiceAfterRecovery,
+}
+
+impl Canary {
+    pub const ALL: [Canary; 5] = [
+        Canary::CommitPreviousTerm,
+        Canary::VoteNotPersisted,
+        Canary::ReplyBeforeCommit,
+        Canary::SkipPrevLogCheck,
+        Canary::ApplyTwiceAfterRecovery,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Canary::CommitPreviousTerm => "commit-previous-term",
+            Canary::VoteNotPersisted => "vote-not-persisted",
+            Canary::ReplyBeforeCommit => "reply-before-commit",
+            Canary::SkipPrevLogCheck => "skip-prev-log-check",
+            Canary::ApplyTwiceAfterRecovery => "apply-twice-after-recovery",
+        }
+    }
 }
 
 impl Default for RaftConfig {
@@ -86,6 +125,7 @@ impl Default for RaftConfig {
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
+            canary: None,
         }
     }
 }
@@ -197,8 +237,10 @@ pub struct Replica {
     progress: Vec<Progress>,
     balancer: ReplyBalancer,
     unordered: UnorderedBuffer,
-    /// Missing bodies requested from the leader: log index → when asked.
+    /// Missing bodies requested: log index → when asked.
     recoveries: BTreeMap<u64, Instant>,
+    /// How many times each missing body was asked for (picks the next peer to ask).
+    recovery_attempts: BTreeMap<u64, u64>,
 
     // Persistence barrier.
     hard_state_dirty: bool,
@@ -210,8 +252,6 @@ pub struct Replica {
     held: VecDeque<(u64, Transmit)>,
     next_msg_id: u16,
 
-    /// Restarted from storage and not yet told the commit index by a leader.
-    recovering: bool,
     /// Entries up to here are re-executed silently (applied before a crash).
     replay_until: u64,
 
@@ -273,6 +313,7 @@ impl Replica {
                 Duration::from_us(cfg.unordered_expiry_us),
             ),
             recoveries: BTreeMap::new(),
+            recovery_attempts: BTreeMap::new(),
             hard_state_dirty: false,
             log_dirty_from: None,
             persist_seq: 0,
@@ -281,7 +322,6 @@ impl Replica {
             persisted_index: 0,
             held: VecDeque::new(),
             next_msg_id: 0,
-            recovering: false,
             replay_until: 0,
             use_switch: mode == Mode::HovercraftPlusPlus,
             switch_in_flight: None,
@@ -309,16 +349,11 @@ impl Replica {
             self.log.append(e);
         }
         self.persisted_index = self.log.last_index();
-        self.recovering = true;
+        // Whatever this node applied before the crash lies within its durable log; it may
+        // have answered any of it, so it answers none of it again (at most once). Entries it
+        // never held get answered as usual. (Seed 674 of `check` found the earlier version,
+        // which trusted the next leader's commit index, answering a request twice.)
         self.replay_until = self.log.last_index();
-    }
-
-    /// A leader told us its commit index (or we became leader): replies resume after it.
-    pub(crate) fn end_recovery(&mut self, commit: u64) {
-        if self.recovering {
-            self.recovering = false;
-            self.replay_until = commit.min(self.log.last_index());
-        }
     }
 
     pub fn role(&self) -> Role {
@@ -397,7 +432,12 @@ impl Replica {
         let req = PersistRequest {
             seq: self.persist_seq,
             term: self.term,
-            voted_for: self.voted_for,
+            // The canary forgets votes across restarts: it never writes them.
+            voted_for: if self.cfg.canary == Some(Canary::VoteNotPersisted) {
+                None
+            } else {
+                self.voted_for
+            },
             log_from: self.log_dirty_from,
             last_index: self.log.last_index(),
         };
@@ -431,6 +471,8 @@ impl Replica {
         if self.role == Role::Leader {
             self.maybe_commit(shared, now);
         }
+        // Newly durable entries may be committed already: apply them.
+        self.apply_committed(shared);
     }
 
     /// Sends a Raft message; a `durable` one waits for every change made so far to persist.
@@ -589,9 +631,18 @@ impl Replica {
         self.skip_unexecuted();
     }
 
+    /// How far this node may apply: committed entries it has itself made durable. Applying only
+    /// what is in its own storage means a restarted node knows everything it may have
+    /// answered (its durable log), so it never answers twice (etcd also persists before it
+    /// applies). Seed 1959 of `check` found a follower with slow storage answering an entry it
+    /// had not persisted, then answering it again after a crash.
+    fn apply_limit(&self) -> u64 {
+        self.commit_index.min(self.persisted_index)
+    }
+
     /// Whether `execute_next` has work: a committed entry this node must execute, body present.
     pub fn has_ready_execution(&self) -> bool {
-        self.applied_index < self.commit_index
+        self.applied_index < self.apply_limit()
             && self
                 .log
                 .get(self.applied_index + 1)
@@ -602,7 +653,7 @@ impl Replica {
     /// reads assigned to others): they cost nothing and must not wait behind the app core.
     fn skip_unexecuted(&mut self) {
         let before = self.applied_index;
-        while self.applied_index < self.commit_index {
+        while self.applied_index < self.apply_limit() {
             match self.log.get(self.applied_index + 1) {
                 Some(e) if !self.must_execute(e) => self.applied_index += 1,
                 _ => break,
@@ -623,8 +674,11 @@ impl Replica {
     /// Executes the next committed entry this node must execute (in log order) and returns
     /// its CPU cost; `None` if none is ready (or its body has not arrived yet).
     pub fn execute_next(&mut self, shared: &mut Shared) -> Option<u64> {
+        if self.cfg.canary == Some(Canary::ReplyBeforeCommit) && self.role == Role::Leader {
+            self.commit_index = self.commit_index.max(self.log.last_index());
+        }
         self.skip_unexecuted();
-        if self.applied_index >= self.commit_index {
+        if self.applied_index >= self.apply_limit() {
             return None;
         }
         let index = self.applied_index + 1;
@@ -633,7 +687,9 @@ impl Replica {
         let before = shared.call_app_cpu_ns;
         // A restarted node re-executes what it applied before its crash without answering
         // again: it may have answered already, and a client must not get two replies.
-        let reply = e.replier == self.id && index > self.replay_until;
+        let replay =
+            index <= self.replay_until && self.cfg.canary != Some(Canary::ApplyTwiceAfterRecovery);
+        let reply = e.replier == self.id && !replay;
         let req = crate::node::Execute {
             client: e.client,
             req_id: e.req_id,

@@ -129,7 +129,9 @@ impl Replica {
         }
         self.reset_election_deadline(now);
 
-        if self.log.term_at(prev_log_idx) != Some(prev_log_term) {
+        let skip_check = self.cfg.canary == Some(super::Canary::SkipPrevLogCheck)
+            && prev_log_idx <= self.log.last_index();
+        if self.log.term_at(prev_log_idx) != Some(prev_log_term) && !skip_check {
             // Log matching fails: ask the leader to back up (hint: our last index). Behind the
             // switch this is "need more": the leader catches us up directly.
             let hint = self.log.last_index().min(prev_log_idx.saturating_sub(1));
@@ -142,7 +144,6 @@ impl Replica {
             self.send(shared, self.peer(from), &reply, true);
             return;
         }
-        self.end_recovery(leader_commit);
         let n_entries = entries.len() as u64;
         for (i, mut e) in entries.into_iter().enumerate() {
             let index = prev_log_idx + 1 + i as u64;
@@ -269,7 +270,9 @@ impl Replica {
             .collect();
         matches.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matches[self.quorum() - 1];
-        if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.term) {
+        let term_ok = self.log.term_at(candidate) == Some(self.term)
+            || self.cfg.canary == Some(super::Canary::CommitPreviousTerm);
+        if candidate > self.commit_index && term_ok {
             self.commit_index = candidate;
             self.counters.commit_advances += 1;
             self.apply_committed(shared);
@@ -326,7 +329,10 @@ impl Replica {
     /// Follower: ask the leader for bodies of entries up to `upto` that we must execute but
     /// never received (lost multicast, evicted or expired from the unordered buffer).
     fn request_missing_bodies(&mut self, shared: &mut Shared, now: Instant, upto: u64) {
-        let Some(leader) = self.leader else { return };
+        let n = self.n() as u64;
+        if n < 2 {
+            return;
+        }
         let mut index = self.body_complete_index + 1;
         while index <= upto && self.recoveries.len() < self.cfg.max_recoveries_in_flight {
             if let Some(e) = self.log.get(index) {
@@ -337,9 +343,22 @@ impl Replica {
                         client: e.client,
                         req_id: e.req_id,
                     });
+                    // Ask the leader first; on each retry the next peer. Any replica that
+                    // holds the body answers, so a body survives as long as one copy does
+                    // (a new leader may lack bodies its predecessor ordered).
+                    let attempt = self.recovery_attempts.get(&index).copied().unwrap_or(0);
+                    let base = self
+                        .leader
+                        .filter(|&l| l != self.id)
+                        .unwrap_or((self.id + 1) % n as u8) as u64;
+                    let mut target = (base + attempt) % n;
+                    if target == self.id as u64 {
+                        target = (target + 1) % n;
+                    }
+                    self.recovery_attempts.insert(index, attempt + 1);
                     self.recoveries.insert(index, now);
                     self.counters.recovery_requests += 1;
-                    self.send(shared, self.peer(leader), &msg, false);
+                    self.send(shared, self.peer(target as NodeId), &msg, false);
                 }
             }
             index += 1;
@@ -357,10 +376,13 @@ impl Replica {
         for k in due {
             self.recoveries.remove(&k);
         }
-        if self.role == Role::Follower {
-            let upto = self.log.last_index();
-            self.request_missing_bodies(shared, now, upto);
-        }
+        let below = self.body_complete_index;
+        self.recovery_attempts.retain(|&k, _| k > below);
+        let upto = self.log.last_index().min(
+            self.commit_index
+                .max(self.body_complete_index + self.cfg.max_recoveries_in_flight as u64),
+        );
+        self.request_missing_bodies(shared, now, upto);
     }
 
     /// Leader: send the body of entry `log_idx` to a follower that lacks it.
@@ -373,10 +395,9 @@ impl Replica {
         client: SocketAddrV4,
         req_id: u16,
     ) {
-        if term != self.term || self.role != Role::Leader {
-            self.counters.stale_messages += 1;
-            return;
-        }
+        // Any replica holding the body answers, whatever its role or term: a body is a
+        // fact about (index, client, req_id), checked by the asker.
+        let _ = term;
         let Some(e) = self.log.get(log_idx) else {
             return;
         };
@@ -408,10 +429,7 @@ impl Replica {
         body: Vec<u8>,
     ) {
         self.recoveries.remove(&log_idx);
-        if term != self.term {
-            self.counters.stale_messages += 1;
-            return;
-        }
+        let _ = term;
         let Some(e) = self.log.get_mut(log_idx) else {
             return;
         };
