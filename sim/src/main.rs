@@ -140,7 +140,20 @@ fn run(
         None => None,
     };
     let started = wall_now();
-    let mut summary = hovercraft_sim::run_scenario(scenario, trace_writer).with_context(|| {
+    // Scenarios with faults run with every checker on (safety, exactly-once, liveness).
+    let checking = !scenario.faults.is_empty();
+    let liveness_from_ms = hovercraft_sim::check::liveness_from_ms(&scenario);
+    let mut world = hovercraft_sim::World::new(scenario);
+    if let Some(t) = trace_writer {
+        world.set_trace(t);
+    }
+    if checking {
+        world.set_observe(true);
+        world.set_liveness_from(liveness_from_ms * 1_000_000);
+    }
+    world.run_to_end();
+    let report = checking.then(|| hovercraft_sim::check::check_world(&world));
+    let mut summary = world.finish().with_context(|| {
         format!(
             "writing trace {}",
             trace.as_deref().unwrap_or(Path::new("?")).display()
@@ -158,6 +171,19 @@ fn run(
     let json = serde_json::to_string_pretty(&summary).context("serializing summary")?;
     fs::write(&file, json + "\n").with_context(|| format!("writing {}", file.display()))?;
     print_summary(&summary, &file, wall.as_secs_f64());
+    if let Some(r) = report {
+        for v in &r.safety {
+            println!("  safety violation: {v}");
+        }
+        for v in &r.liveness {
+            println!("  liveness failure: {v}");
+        }
+        if r.ok() {
+            println!("  checkers: safety ok, exactly-once ok, liveness ok (requests sent from {liveness_from_ms} ms on all answered)");
+        } else {
+            anyhow::bail!("checkers failed (see above)");
+        }
+    }
     Ok(())
 }
 
@@ -209,6 +235,15 @@ fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
         "  network drops: nic {}, switch {}, rx-queue {}",
         s.network.nic_tx_drops, s.network.switch_queue_drops, s.network.rx_queue_drops
     );
+    if !s.story.is_empty() {
+        println!("  story:");
+        for l in &s.story {
+            println!("    {:>10.1} µs  {}", l.t_us, l.what);
+        }
+    }
+    for f in &s.failover_us {
+        println!("  failover: new leader {f:.1} µs after the leader was lost");
+    }
     println!("  wrote {}", file.display());
 }
 

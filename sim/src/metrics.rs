@@ -191,7 +191,17 @@ pub struct Summary {
     pub network: NetworkSummary,
     pub per_node: Vec<NodeSummary>,
     pub clients: Vec<ClientMachineSummary>,
+    /// What happened, in order: faults, leader changes, switch-path changes.
+    pub story: Vec<StoryLine>,
+    /// For each fault that took the leader away: time until the next leader, in µs.
+    pub failover_us: Vec<f64>,
     pub manifest: Manifest,
+}
+
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct StoryLine {
+    pub t_us: f64,
+    pub what: String,
 }
 
 /// Rounds to 3 decimals so summaries stay readable and stable.

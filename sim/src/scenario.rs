@@ -72,6 +72,8 @@ pub enum Fault {
         heal_ms: u64,
         groups: Vec<Vec<u32>>,
     },
+    /// Whoever leads at `at_ms` crashes; it restarts from storage at `restart_ms`.
+    CrashLeader { at_ms: u64, restart_ms: u64 },
     /// Whoever leads at `at_ms` is cut off from every other server until `heal_ms`.
     IsolateLeader { at_ms: u64, heal_ms: u64 },
     /// Frames from server `from` to server `to` are lost (the other direction works).
@@ -111,6 +113,7 @@ impl Fault {
             | Fault::AggregatorUp { at_ms }
             | Fault::Partition { at_ms, .. }
             | Fault::IsolateLeader { at_ms, .. }
+            | Fault::CrashLeader { at_ms, .. }
             | Fault::OneWay { at_ms, .. }
             | Fault::LinkChaos { at_ms, .. }
             | Fault::StorageSlow { at_ms, .. }
@@ -121,7 +124,11 @@ impl Fault {
     /// When the fault ends (for faults that heal).
     pub fn heal_ms(&self) -> Option<u64> {
         match *self {
-            Fault::Partition { heal_ms, .. }
+            Fault::CrashLeader {
+                restart_ms: heal_ms,
+                ..
+            }
+            | Fault::Partition { heal_ms, .. }
             | Fault::IsolateLeader { heal_ms, .. }
             | Fault::OneWay { heal_ms, .. }
             | Fault::LinkChaos { heal_ms, .. }

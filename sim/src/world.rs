@@ -26,7 +26,7 @@ use crate::cpu::{Admit, Cpu};
 use crate::engine::EventQueue;
 use crate::metrics::{
     round3, ClientMachineSummary, HostSummary, LatencyUs, Manifest, Metrics, NetworkSummary,
-    NodeSummary, ReplicaSummary, Summary,
+    NodeSummary, ReplicaSummary, StoryLine, Summary,
 };
 use crate::network::link::{Bandwidth, Enqueued, TxQueue};
 use crate::network::topology::{Peer, Topology};
@@ -253,6 +253,13 @@ pub enum Observed {
 
 /// One simulation run.
 pub struct World {
+    /// Persist-before-send violations seen (only when observing).
+    contract_violations: Vec<String>,
+    /// Restarts scheduled by CrashLeader faults: (when, host).
+    pending_restarts: Vec<(u64, usize)>,
+    story: Vec<StoryLine>,
+    leader_lost_at: Option<u64>,
+    failovers_ns: Vec<u64>,
     /// Requests sent from here on must be answered (liveness phase); those that time out
     /// are counted in `liveness_timeouts`.
     liveness_from_ns: u64,
@@ -304,7 +311,7 @@ impl World {
         let keep_image = scenario
             .faults
             .iter()
-            .any(|f| matches!(f, Fault::RestartNode { .. }));
+            .any(|f| matches!(f, Fault::RestartNode { .. } | Fault::CrashLeader { .. }));
         for i in 0..n_servers {
             let cfg = NodeConfig {
                 id: i as u8,
@@ -413,6 +420,11 @@ impl World {
                 slots: scenario.network.aggregator_slots,
             });
         let mut w = World {
+            contract_violations: Vec::new(),
+            pending_restarts: Vec::new(),
+            story: Vec::new(),
+            leader_lost_at: None,
+            failovers_ns: Vec::new(),
             liveness_from_ns: u64::MAX,
             liveness_timeouts: 0,
             rules: Vec::new(),
@@ -606,6 +618,11 @@ impl World {
         self.liveness_from_ns = t_ns;
     }
 
+    /// Persist-before-send violations seen while observing.
+    pub fn contract_violations(&self) -> &[String] {
+        &self.contract_violations
+    }
+
     /// Requests of the liveness phase that were never answered.
     pub fn liveness_timeouts(&self) -> u64 {
         self.liveness_timeouts
@@ -778,9 +795,48 @@ impl World {
         }
     }
 
+    /// Records a line of the run's story (faults, leader changes, switch path changes) and
+    /// measures failover: from a fault that took the leader away to the next leader.
+    fn note_story(&mut self, t: u64, what: String) {
+        if what.contains(" leads term ") {
+            if let Some(since) = self.leader_lost_at.take() {
+                self.failovers_ns.push(t - since);
+            }
+        }
+        self.story.push(StoryLine {
+            t_us: round3(t as f64 / 1e3),
+            what,
+        });
+    }
+
     fn on_fault(&mut self, t: u64, index: usize) {
+        if index == u32::MAX as usize {
+            // A restart scheduled by CrashLeader.
+            let due: Vec<usize> = self
+                .pending_restarts
+                .iter()
+                .filter(|&&(at, _)| at <= t)
+                .map(|&(_, h)| h)
+                .collect();
+            self.pending_restarts.retain(|&(at, _)| at > t);
+            for h in due {
+                self.restart(t, h);
+            }
+            return;
+        }
         let f = self.scenario.faults[index].clone();
         trace!(self, t, "fault {f:?}");
+        let takes_leader = match f {
+            Fault::CrashNode { node, .. } => {
+                self.leaders().iter().any(|&(h, _)| h == node as usize)
+            }
+            Fault::IsolateLeader { .. } | Fault::CrashLeader { .. } => !self.leaders().is_empty(),
+            _ => false,
+        };
+        if takes_leader {
+            self.leader_lost_at.get_or_insert(t);
+        }
+        self.note_story(t, format!("fault: {f:?}"));
         let heal_ns = f.heal_ms().map_or(u64::MAX, |h| h * 1_000_000);
         match f {
             Fault::CrashNode { node, .. } => self.crash(node as usize),
@@ -803,6 +859,15 @@ impl World {
                     until_ns: heal_ns,
                     kind: RuleKind::Groups(group_of),
                 });
+            }
+            Fault::CrashLeader { restart_ms, .. } => {
+                if let Some(&(leader, _)) = self.leaders().iter().max_by_key(|(_, term)| *term) {
+                    self.crash(leader);
+                    self.note_story(t, format!("node {leader} (the leader) crashes"));
+                    self.pending_restarts.push((restart_ms * 1_000_000, leader));
+                    self.q
+                        .schedule(restart_ms * 1_000_000, Ev::Fault { index: u32::MAX });
+                }
             }
             Fault::IsolateLeader { .. } => {
                 if let Some(&(leader, _)) = self.leaders().iter().max_by_key(|(_, term)| *term) {
@@ -1175,6 +1240,12 @@ impl World {
         let mut n = 0u64;
         while let Some(tx) = server.node.poll_transmit() {
             n += 1;
+            if self.observe {
+                if let Some(v) = persist_before_send_violation(&server.storage, &tx.payload, host) {
+                    self.contract_violations
+                        .push(format!("at {now_ns} ns: {v}"));
+                }
+            }
             out.push((now_ns + tx.after_app_cpu_ns + n * tx_ns, tx.dst, tx.payload));
         }
         let end_ns = now_ns + server.node.take_app_cpu_ns() + n * tx_ns;
@@ -1182,9 +1253,25 @@ impl World {
         let mut lines = Vec::new();
         let mut observed = Vec::new();
         let observe = self.observe;
+        let mut story = Vec::new();
         while let Some(ev) = server.node.poll_event() {
             if observe {
                 observed.push(ev.clone());
+            }
+            match ev {
+                NodeEvent::RoleChanged {
+                    role: hovercraft_core::raft::Role::Leader,
+                    term,
+                    ..
+                } => {
+                    story.push(format!("node {host} leads term {term}"));
+                }
+                NodeEvent::SwitchPath { via_switch, .. } => story.push(if via_switch {
+                    format!("node {host} returns to the switch path")
+                } else {
+                    format!("node {host} falls back to direct fan-out (switch silent)")
+                }),
+                _ => {}
             }
             if tracing {
                 lines.push(match ev {
@@ -1267,6 +1354,9 @@ impl World {
         }
         for l in lines {
             trace!(self, now_ns, "{l}");
+        }
+        for line in story {
+            self.note_story(now_ns, line);
         }
         let src = SocketAddrV4::new(self.hosts[host].ip, SERVER_PORT);
         for (at, dst, payload) in out.drain(..) {
@@ -1636,6 +1726,12 @@ impl World {
             network,
             per_node,
             clients,
+            story: self.story.clone(),
+            failover_us: self
+                .failovers_ns
+                .iter()
+                .map(|&ns| round3(ns as f64 / 1e3))
+                .collect(),
             manifest: Manifest::default(),
         }
     }
@@ -1665,6 +1761,41 @@ impl Host {
             role,
         }
     }
+}
+
+/// Persist before send (DESIGN.md §4): a granted vote goes out only once storage holds that
+/// vote, and an AppendEntries acknowledgement only once storage holds the acknowledged
+/// entries (checked when the storage keeps a log image). Returns what was violated.
+fn persist_before_send_violation(storage: &Storage, payload: &[u8], host: usize) -> Option<String> {
+    use hovercraft_core::wire::raft::{AppendResult, RaftBody, RaftMessage};
+    let (h, body) = Header::decode(payload).ok()?;
+    if h.msg_type != hovercraft_core::wire::MsgType::RaftRep || !(h.first && h.last) {
+        return None;
+    }
+    let m = RaftMessage::decode(body).ok()?;
+    let image = storage.image();
+    match m.body {
+        RaftBody::VoteReply { granted: true }
+            if image.term != m.term || image.voted_for.is_none() =>
+        {
+            return Some(format!(
+                "node {host} granted a vote in term {} before storage held it (durable term {}, vote {:?})",
+                m.term, image.term, image.voted_for
+            ));
+        }
+        RaftBody::AppendEntriesRep {
+            result: AppendResult::Success | AppendResult::PartialMissing,
+            last_log_idx,
+            ..
+        } if storage.keeps_image() && (image.entries.len() as u64) < last_log_idx => {
+            return Some(format!(
+                "node {host} acknowledged index {last_log_idx} with only {} entries durable",
+                image.entries.len()
+            ));
+        }
+        _ => {}
+    }
+    None
 }
 
 /// Which server owns `addr`, if any.

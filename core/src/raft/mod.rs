@@ -595,6 +595,11 @@ impl Replica {
         self.counters.entries_appended += 1;
         self.mark_log_from(index);
         self.advance_body_complete();
+        if self.cfg.canary == Some(Canary::ReplyBeforeCommit) {
+            // The bug: treat an entry as committed as soon as the leader has it.
+            self.commit_index = self.log.last_index();
+            self.apply_committed(shared);
+        }
         self.broadcast_append(shared, now);
     }
 
@@ -674,9 +679,6 @@ impl Replica {
     /// Executes the next committed entry this node must execute (in log order) and returns
     /// its CPU cost; `None` if none is ready (or its body has not arrived yet).
     pub fn execute_next(&mut self, shared: &mut Shared) -> Option<u64> {
-        if self.cfg.canary == Some(Canary::ReplyBeforeCommit) && self.role == Role::Leader {
-            self.commit_index = self.commit_index.max(self.log.last_index());
-        }
         self.skip_unexecuted();
         if self.applied_index >= self.apply_limit() {
             return None;

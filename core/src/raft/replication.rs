@@ -229,8 +229,18 @@ impl Replica {
         self.balancer.report_applied(from, done);
         let last = self.log.last_index();
         let p = &mut self.progress[from as usize];
-        p.in_flight_until = None;
         p.last_heard = now;
+        // A follower that recovered missing bodies reports its new acknowledged index on its
+        // own (first_idx = 0). That answers no AppendEntries: it must neither free the
+        // follower's one in-flight slot nor trigger a send, or every recovery would add one
+        // more AppendEntries in flight and the leader would flood the follower (the
+        // scenarios/faults/leader-crash.json restart did exactly that).
+        if result == AppendResult::Success && first_idx == 0 && last_log_idx > 0 {
+            p.match_index = p.match_index.max(last_log_idx.min(last));
+            self.maybe_commit(shared, now);
+            return;
+        }
+        p.in_flight_until = None;
         match result {
             AppendResult::Success | AppendResult::PartialMissing => {
                 p.match_index = p.match_index.max(last_log_idx.min(last));

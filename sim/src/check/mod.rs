@@ -3,6 +3,8 @@
 //! - Raft safety: at most one leader per term; state machine safety (no two nodes execute
 //!   different entries at one index, which with per-node log order also covers log matching
 //!   for everything executed).
+//! - Persist before send: no granted vote or AppendEntries acknowledgement leaves a node
+//!   before its storage holds what it promises.
 //! - Exactly-once replies: at most one reply per log index, only from the entry's designated
 //!   replier, and only for an entry that ended up committed.
 //! - Liveness (phase 2, as in TigerBeetle's VOPR): once every fault has healed and the cluster
@@ -33,6 +35,18 @@ impl Report {
     }
 }
 
+/// When the liveness phase starts: 60 ms (a few election timeouts) after the last fault
+/// healed.
+pub fn liveness_from_ms(scenario: &crate::Scenario) -> u64 {
+    let last_fault_ms = scenario
+        .faults
+        .iter()
+        .map(|f| f.heal_ms().unwrap_or(f.at_ms()))
+        .max()
+        .unwrap_or(0);
+    last_fault_ms + 60
+}
+
 /// The outcome of one seed.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct SeedOutcome {
@@ -53,14 +67,8 @@ pub fn run_seed(seed: u64, canary: Option<&str>) -> SeedOutcome {
 /// `swarm::LIVENESS_FROM_MS` (or 60 ms after the last fault, whichever is later).
 pub fn run_checked(seed: u64, scenario: crate::Scenario) -> SeedOutcome {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let last_fault_ms = scenario
-            .faults
-            .iter()
-            .map(|f| f.heal_ms().unwrap_or(f.at_ms()))
-            .max()
-            .unwrap_or(0);
         let liveness_from_ms =
-            (last_fault_ms + 60).max(swarm::LIVENESS_FROM_MS.min(scenario.duration_ms));
+            liveness_from_ms(&scenario).max(swarm::LIVENESS_FROM_MS.min(scenario.duration_ms));
         let mut w = World::new(scenario);
         w.set_observe(true);
         w.set_liveness_from(liveness_from_ms * 1_000_000);
@@ -226,6 +234,9 @@ pub fn check_world(w: &World) -> Report {
                 ));
             }
         }
+    }
+    for v in w.contract_violations().iter().take(5) {
+        r.safety.push(format!("persist before send: {v}"));
     }
     // Liveness.
     if w.liveness_timeouts() > 0 {

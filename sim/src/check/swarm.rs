@@ -57,7 +57,19 @@ pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
                 faults.push(json!({ "action": "crash_node", "at_ms": at, "node": node }));
                 faults.push(json!({ "action": "restart_node", "at_ms": restart, "node": node }));
             }
-            2 => faults.push(json!({ "action": "isolate_leader", "at_ms": at, "heal_ms": heal })),
+            2 => {
+                if rng.gen_bool(0.5) {
+                    faults.push(json!({ "action": "isolate_leader", "at_ms": at, "heal_ms": heal }));
+                } else {
+                    let at = at.max(next_crash_ok_ms);
+                    if at >= HEAL_BY_MS - 2 {
+                        continue;
+                    }
+                    let restart = rng.gen_range(at + 1..=HEAL_BY_MS);
+                    next_crash_ok_ms = restart + 1;
+                    faults.push(json!({ "action": "crash_leader", "at_ms": at, "restart_ms": restart }));
+                }
+            }
             3 => {
                 let mut ids: Vec<u32> = (0..nodes).collect();
                 ids.shuffle(&mut rng);
@@ -86,7 +98,10 @@ pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
         }
     }
     faults.sort_by_key(|f| f["at_ms"].as_u64());
-    let mut raft = json!({});
+    // Small AppendEntries batches let an earlier term's entries reach a majority on their own,
+    // before the new leader's first entry (the Raft Figure 8 situation).
+    let batch = *[4u64, 8, 30].choose(&mut rng).expect("non-empty");
+    let mut raft = json!({ "max_entries_per_append": batch });
     if let Some(c) = canary {
         raft["canary"] = json!(c);
     }

@@ -1,0 +1,84 @@
+//! The checkers themselves: seeds that once found bugs stay fixed, every canary bug is
+//! caught within a fixed seed range and replays on its own, and every failure scenario in
+//! `scenarios/faults/` passes every checker.
+
+use hovercraft_core::raft::Canary;
+use hovercraft_sim::check::{run_checked, run_seed};
+
+/// Seeds on which `check` found real bugs; each must pass now.
+/// - 674: a restarted leader answered again a request it had answered before its crash.
+/// - 1959: a follower with slow storage answered an entry it had not persisted, then again
+///   after a crash (fix: apply only what is durable locally).
+/// - 399, 1604, 1863: a replica waited forever for a request body its new leader did not
+///   have (fix: recover bodies from any replica).
+#[test]
+fn regression_seeds_pass() {
+    for seed in [399, 674, 1604, 1863, 1959] {
+        let o = run_seed(seed, None);
+        assert!(o.panic.is_none(), "seed {seed} crashed: {:?}", o.panic);
+        assert!(o.report.ok(), "seed {seed}: {:?}", o.report);
+    }
+}
+
+#[test]
+fn a_range_of_seeds_passes() {
+    for seed in 0..60 {
+        let o = run_seed(seed, None);
+        assert!(
+            o.panic.is_none() && o.report.ok(),
+            "seed {seed}: {:?} {:?}",
+            o.report,
+            o.panic
+        );
+    }
+}
+
+/// Each canary re-introduces a known bug; the checkers must catch it within seeds 0..1000,
+/// and the failing seed must fail again when replayed on its own.
+///
+/// Not yet: `commit-previous-term`. The swarm's schedules do not reach the Raft Figure 8
+/// situation within 1000 seeds (it needs a specific crash/election order); the core's
+/// `raft_paper_test::commit_figure_8_previous_term_entry_is_not_committed_by_counting`
+/// replays that schedule step by step and catches the bug.
+#[test]
+fn every_canary_is_caught_and_replays() {
+    for canary in Canary::ALL
+        .into_iter()
+        .filter(|&c| c != Canary::CommitPreviousTerm)
+    {
+        let name = canary.name();
+        let found = (0..1000).find(|&seed| !run_seed(seed, Some(name)).report.ok());
+        let seed = found.unwrap_or_else(|| panic!("canary {name} not caught in seeds 0..1000"));
+        let again = run_seed(seed, Some(name));
+        assert!(
+            !again.report.safety.is_empty() || !again.report.liveness.is_empty(),
+            "{name}: seed {seed} replays clean"
+        );
+        assert!(
+            run_seed(seed, None).report.ok(),
+            "{name}: seed {seed} fails without the canary too"
+        );
+    }
+}
+
+#[test]
+fn every_failure_scenario_passes_all_checkers() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios/faults");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    assert!(files.len() >= 6);
+    for f in files {
+        let s = hovercraft_sim::Scenario::load(&f).unwrap();
+        let o = run_checked(s.seed, s);
+        assert!(
+            o.panic.is_none() && o.report.ok(),
+            "{}: {:?} {:?}",
+            f.display(),
+            o.report,
+            o.panic
+        );
+    }
+}
