@@ -67,6 +67,7 @@ fn every_failure_scenario_passes_all_checkers() {
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
         .collect();
     files.sort();
     assert!(files.len() >= 6);
