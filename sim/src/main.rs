@@ -360,12 +360,17 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
         wall_s,
         simulated_s / wall_s.max(1e-9)
     );
+    let undecided = outcomes
+        .iter()
+        .filter(|o| !o.report.undecided.is_empty())
+        .count();
     println!(
-        "seeds {} safety_violations {} liveness_failures {} crashes {}",
+        "seeds {} safety_violations {} liveness_failures {} crashes {} undecided {}",
         n,
         safety.len(),
         liveness.len(),
-        crashes.len()
+        crashes.len(),
+        undecided
     );
     Ok(if !crashes.is_empty() {
         4

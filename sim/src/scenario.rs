@@ -283,9 +283,17 @@ pub struct WorkloadConfig {
     pub reply_bytes: u32,
     #[serde(default)]
     pub service_time: ServiceTime,
-    /// Share of requests that are read-only (REPLICATED_ROUTE_NO_SE), 0..=1.
+    /// Share of requests that are read-only (REPLICATED_ROUTE_NO_SE), 0..=1. For the kv app:
+    /// the share of GETs (the rest are PUTs).
     #[serde(default)]
     pub read_only_fraction: f64,
+    /// kv app: how many keys requests spread over (few keys: much contention).
+    #[serde(default = "default_kv_keys")]
+    pub kv_keys: u32,
+}
+
+fn default_kv_keys() -> u32 {
+    16
 }
 
 fn default_app() -> AppKind {
@@ -648,11 +656,8 @@ impl Scenario {
             }
             _ => {}
         }
-        if w.app == AppKind::Kv {
-            return Err((
-                "workload.app",
-                "the kv workload generator (YCSB-E) is not implemented yet; use synthetic".into(),
-            ));
+        if w.app == AppKind::Kv && (w.kv_keys == 0 || w.kv_keys > 1_000_000) {
+            return Err(("workload.kv_keys", "must be 1..=1000000".into()));
         }
         if let Some(slo) = self.slo_p99_us {
             positive("slo_p99_us", slo)?;

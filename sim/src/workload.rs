@@ -5,13 +5,17 @@
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
+use hovercraft_core::app::kv::KvRequest;
 use hovercraft_core::app::synthetic::{SyntheticRequest, MAX_SERVICE_NS};
+use hovercraft_core::app::AppKind;
 
 use crate::scenario::{ServiceTime, WorkloadConfig};
 
 /// One request to send.
 pub struct RequestSpec {
     pub read_only: bool,
+    /// For the kv app: the key, and the value written (None for a GET).
+    pub kv: Option<(Vec<u8>, Option<Vec<u8>>)>,
 }
 
 pub struct Generator {
@@ -20,12 +24,17 @@ pub struct Generator {
     mean_gap_ns: f64,
     arrivals: ChaCha8Rng,
     draws: ChaCha8Rng,
+    /// Distinguishes this machine's written values from every other machine's.
+    machine: u32,
+    writes: u64,
 }
 
 impl Generator {
+    /// The generator of client machine `machine` (of `machines`).
     pub fn new(
         cfg: &WorkloadConfig,
         machines: u32,
+        machine: u32,
         arrivals: ChaCha8Rng,
         draws: ChaCha8Rng,
     ) -> Self {
@@ -34,6 +43,8 @@ impl Generator {
             cfg: cfg.clone(),
             arrivals,
             draws,
+            machine,
+            writes: 0,
         }
     }
 
@@ -44,6 +55,9 @@ impl Generator {
 
     /// Draws the next request and writes its body into `body` (cleared first).
     pub fn next_request(&mut self, body: &mut Vec<u8>) -> RequestSpec {
+        if self.cfg.app == AppKind::Kv {
+            return self.next_kv_request(body);
+        }
         let service_ns = match self.cfg.service_time {
             ServiceTime::Fixed { ns } => ns,
             // Clamped to what the synthetic app accepts: a draw past 1 s would be rejected.
@@ -71,7 +85,37 @@ impl Generator {
             read_only,
         }
         .encode(self.cfg.request_bytes as usize, body);
-        RequestSpec { read_only }
+        RequestSpec {
+            read_only,
+            kv: None,
+        }
+    }
+
+    /// A GET (with probability `read_only_fraction`) or a PUT of a value no one else writes,
+    /// on one of `kv_keys` keys: a small key space makes operations contend, which is what a
+    /// linearizability check needs.
+    fn next_kv_request(&mut self, body: &mut Vec<u8>) -> RequestSpec {
+        let key = format!("k{:04}", self.draws.gen_range(0..self.cfg.kv_keys.max(1))).into_bytes();
+        let read_only = self.draws.gen::<f64>() < self.cfg.read_only_fraction;
+        body.clear();
+        if read_only {
+            KvRequest::Get { key: key.clone() }.encode(body);
+            return RequestSpec {
+                read_only,
+                kv: Some((key, None)),
+            };
+        }
+        self.writes += 1;
+        let value = format!("m{}-{}", self.machine, self.writes).into_bytes();
+        KvRequest::Put {
+            key: key.clone(),
+            value: value.clone(),
+        }
+        .encode(body);
+        RequestSpec {
+            read_only,
+            kv: Some((key, Some(value))),
+        }
     }
 }
 
@@ -96,10 +140,12 @@ mod tests {
             reply_bytes: 16,
             service_time: ServiceTime::default(),
             read_only_fraction: 0.75,
+            kv_keys: 16,
         };
         let mut g = Generator::new(
             &cfg,
             2,
+            0,
             stream_rng(1, Stream::Client, 0),
             stream_rng(1, Stream::Workload, 0),
         );

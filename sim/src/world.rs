@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use hovercraft_core::app::kv::KvCosts;
+use hovercraft_core::app::kv::{KvCosts, KvReply};
 use hovercraft_core::node::{Mode, Node, NodeConfig, NodeEvent};
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent};
 use hovercraft_core::raft::ClusterConfig;
@@ -234,6 +234,23 @@ impl Clock {
     }
 }
 
+/// One kv operation as its client saw it (recorded when observing).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KvOp {
+    pub client: u64,
+    pub key: Vec<u8>,
+    /// The value a PUT wrote; None for a GET.
+    pub write: Option<Vec<u8>>,
+    pub call_ns: u64,
+    /// When the reply arrived; None if it never did (outcome unknown).
+    pub return_ns: Option<u64>,
+    /// What a GET returned (Some(None) = not found).
+    pub observed: Option<Option<Vec<u8>>>,
+    /// Answered with DROP. Not proof that it never took effect: a deposed leader may refuse
+    /// a request the current leader orders.
+    pub refused: bool,
+}
+
 /// Something a test or checker can look at after (or during) a run.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
@@ -253,6 +270,9 @@ pub enum Observed {
 
 /// One simulation run.
 pub struct World {
+    /// kv app, when observing: every client operation, for the linearizability checker.
+    kv_history: Vec<KvOp>,
+    kv_pending: FxHashMap<(usize, usize, u16), usize>,
     /// Persist-before-send violations seen (only when observing).
     contract_violations: Vec<String>,
     /// Restarts scheduled by CrashLeader faults: (when, host).
@@ -374,6 +394,7 @@ impl World {
             let generator = Generator::new(
                 &scenario.workload,
                 cc.machines,
+                m as u32,
                 stream_rng(scenario.seed, Stream::Client, m as u64),
                 stream_rng(scenario.seed, Stream::Workload, m as u64),
             );
@@ -420,6 +441,8 @@ impl World {
                 slots: scenario.network.aggregator_slots,
             });
         let mut w = World {
+            kv_history: Vec::new(),
+            kv_pending: FxHashMap::default(),
             contract_violations: Vec::new(),
             pending_restarts: Vec::new(),
             story: Vec::new(),
@@ -616,6 +639,11 @@ impl World {
     /// Requests sent from `t_ns` on must all be answered (the liveness phase).
     pub fn set_liveness_from(&mut self, t_ns: u64) {
         self.liveness_from_ns = t_ns;
+    }
+
+    /// The kv history clients observed (when observing a kv workload).
+    pub fn kv_history(&self) -> &[KvOp] {
+        &self.kv_history
     }
 
     /// Persist-before-send violations seen while observing.
@@ -1499,6 +1527,19 @@ impl World {
                 if measured {
                     self.metrics.sent_in_window += 1;
                 }
+                if let (true, Some((key, write))) = (self.observe, spec.kv) {
+                    self.kv_pending
+                        .insert((host, port, req_id), self.kv_history.len());
+                    self.kv_history.push(KvOp {
+                        client: ((host as u64) << 16) | port as u64,
+                        key,
+                        write,
+                        call_ns: t,
+                        return_ns: None,
+                        observed: None,
+                        refused: false,
+                    });
+                }
                 trace!(self, t, "send h{host} {src}#{req_id} -> {dst}");
             }
             Err(e) => {
@@ -1561,8 +1602,17 @@ impl World {
                     tag,
                     from,
                     latency_ns,
-                    ..
+                    body,
                 } => {
+                    if let Some(i) = self.kv_pending.remove(&(host, port, req_id)) {
+                        let op = &mut self.kv_history[i];
+                        op.return_ns = Some(t);
+                        op.observed = match KvReply::decode(&body) {
+                            Ok(KvReply::Value(v)) => Some(Some(v)),
+                            Ok(KvReply::NotFound) => Some(None),
+                            _ => None,
+                        };
+                    }
                     if in_window {
                         self.metrics.completed_in_window += 1;
                     }
@@ -1581,6 +1631,11 @@ impl World {
                 ClientEvent::Dropped {
                     req_id, tag, body, ..
                 } => {
+                    // Refused by the replica that answered; another (the real leader) may still
+                    // have ordered it, so its outcome is unknown to the client.
+                    if let Some(i) = self.kv_pending.remove(&(host, port, req_id)) {
+                        self.kv_history[i].refused = true;
+                    }
                     if self.metrics.in_window(tag) {
                         self.metrics.measured_dropped += 1;
                     }
@@ -1598,6 +1653,8 @@ impl World {
                     }
                 }
                 ClientEvent::TimedOut { req_id, tag } => {
+                    // Unknown outcome: it may or may not have taken effect (return stays None).
+                    self.kv_pending.remove(&(host, port, req_id));
                     if tag >= self.liveness_from_ns {
                         self.liveness_timeouts += 1;
                     }

@@ -83,3 +83,29 @@ fn every_failure_scenario_passes_all_checkers() {
         );
     }
 }
+
+/// The kv workload's client history is recorded and checked for linearizability, through a
+/// leader crash and restart.
+#[test]
+fn kv_history_is_linearizable_through_a_leader_crash() {
+    let s = hovercraft_sim::Scenario::from_json(
+        "<kv>",
+        r#"{"name":"kv","seed":9,"mode":"hovercraft","nodes":3,"duration_ms":150,"warmup_ms":5,
+            "workload":{"app":"kv","rate_rps":8000,"read_only_fraction":0.5,"kv_keys":3},
+            "faults":[{"action":"crash_leader","at_ms":40,"restart_ms":70}]}"#,
+    )
+    .unwrap();
+    let mut w = hovercraft_sim::World::new(s);
+    w.set_observe(true);
+    w.run_to_end();
+    let history = w.kv_history();
+    assert!(history.len() > 800, "{} operations", history.len());
+    assert!(
+        history
+            .iter()
+            .any(|o| o.write.is_none() && matches!(o.observed, Some(Some(_)))),
+        "reads saw writes"
+    );
+    let report = hovercraft_sim::check::check_world(&w);
+    assert!(report.ok() && report.undecided.is_empty(), "{report:?}");
+}

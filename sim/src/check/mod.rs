@@ -7,12 +7,15 @@
 //!   before its storage holds what it promises.
 //! - Exactly-once replies: at most one reply per log index, only from the entry's designated
 //!   replier, and only for an entry that ended up committed.
+//! - Linearizability of the kv history clients observed ([`linearizability`]), per key;
+//!   "undecided" when the search budget runs out, never a guess.
 //! - Liveness (phase 2, as in TigerBeetle's VOPR): once every fault has healed and the cluster
 //!   had time to settle, every request is answered, and at the end all live replicas applied
 //!   the same log and hold the same state.
 //!
 //! `swarm` derives a whole world (cluster, mode, workload, fault schedule) from one seed.
 
+pub mod linearizability;
 pub mod swarm;
 
 use std::collections::BTreeMap;
@@ -27,6 +30,8 @@ use crate::world::{Observed, World};
 pub struct Report {
     pub safety: Vec<String>,
     pub liveness: Vec<String>,
+    /// Checks that ran out of budget: neither passed nor failed (never counted as either).
+    pub undecided: Vec<String>,
 }
 
 impl Report {
@@ -233,6 +238,50 @@ pub fn check_world(w: &World) -> Report {
                     e.replier
                 ));
             }
+        }
+    }
+    // Linearizability of what kv clients observed (per key, Wing–Gong/Porcupine search).
+    if !w.kv_history().is_empty() {
+        use linearizability::{check_history, CheckerConfig, OpKind, Operation, Verdict};
+        let ops: Vec<Operation> = w
+            .kv_history()
+            .iter()
+            .map(|o| Operation {
+                client: o.client,
+                key: o.key.clone(),
+                kind: match &o.write {
+                    Some(v) => OpKind::Write { value: v.clone() },
+                    None => OpKind::Read {
+                        observed: o.observed.clone().flatten(),
+                    },
+                },
+                call_ns: o.call_ns,
+                // A DROP does not prove the request was not executed: with multicast, a deposed
+                // leader may refuse a request the current leader orders (seed 1060 of
+                // `check`). So a refused operation has an unknown outcome, like a timeout. A GET
+                // whose reply did not parse says nothing either.
+                return_ns: if o.refused || (o.write.is_none() && o.observed.is_none()) {
+                    None
+                } else {
+                    o.return_ns
+                },
+            })
+            .collect();
+        match check_history(&ops, &CheckerConfig::default()) {
+            Verdict::Linearizable => {}
+            Verdict::NotLinearizable { key, explanation } => {
+                r.safety.push(format!(
+                    "not linearizable on key {}: {explanation}",
+                    String::from_utf8_lossy(&key)
+                ));
+            }
+            Verdict::Undecided {
+                key,
+                states_explored,
+            } => r.undecided.push(format!(
+                "linearizability undecided on key {} after {states_explored} states",
+                String::from_utf8_lossy(&key)
+            )),
         }
     }
     for v in w.contract_violations().iter().take(5) {

@@ -105,6 +105,15 @@ pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
     if let Some(c) = canary {
         raft["canary"] = json!(c);
     }
+    // A third of the worlds run the kv store with a few hot keys, so the client history can
+    // be checked for linearizability.
+    let workload = if rng.gen_bool(1.0 / 3.0) {
+        json!({ "app": "kv", "rate_rps": rate, "read_only_fraction": 0.5,
+                "kv_keys": rng.gen_range(1..8u32) })
+    } else {
+        json!({ "rate_rps": rate, "read_only_fraction": read_only,
+                "service_time": { "kind": "exponential", "mean_ns": rng.gen_range(1_000..10_000u64) } })
+    };
     json!({
         "name": format!("check-seed-{seed}"),
         "seed": seed,
@@ -116,11 +125,7 @@ pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
         "storage": { "write_latency_ns": storage_ns },
         "clients": { "machines": 2, "ports_per_machine": 4, "timeout_ms": 30 },
         "raft": raft,
-        "workload": {
-            "rate_rps": rate,
-            "read_only_fraction": read_only,
-            "service_time": { "kind": "exponential", "mean_ns": rng.gen_range(1_000..10_000u64) }
-        },
+        "workload": workload,
         "faults": faults
     })
 }
