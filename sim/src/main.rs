@@ -46,7 +46,8 @@ enum Command {
         #[arg(long, default_value = "0..100")]
         seeds: String,
         /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
-        /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery).
+        /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
+        /// deposed-leader-serves-reads).
         #[arg(long)]
         canary: Option<String>,
         /// For each failing seed, also search for a smaller fault schedule that still fails

@@ -85,15 +85,19 @@ pub enum Canary {
     SkipPrevLogCheck,
     /// A restarted node answers again the requests it re-executes while recovering.
     ApplyTwiceAfterRecovery,
+    /// A node that believes it leads answers read-only requests at once, without ordering
+    /// them (an unsafe "lease"): once deposed, it serves stale reads.
+    DeposedLeaderServesReads,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 5] = [
+    pub const ALL: [Canary; 6] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
         Canary::SkipPrevLogCheck,
         Canary::ApplyTwiceAfterRecovery,
+        Canary::DeposedLeaderServesReads,
     ];
 
     pub fn name(self) -> &'static str {
@@ -103,6 +107,7 @@ impl Canary {
             Canary::ReplyBeforeCommit => "reply-before-commit",
             Canary::SkipPrevLogCheck => "skip-prev-log-check",
             Canary::ApplyTwiceAfterRecovery => "apply-twice-after-recovery",
+            Canary::DeposedLeaderServesReads => "deposed-leader-serves-reads",
         }
     }
 }
@@ -559,6 +564,21 @@ impl Replica {
                 self.unordered.insert(now, (client, req_id), body.to_vec());
                 self.on_body_arrived(shared, now, client, req_id);
             }
+            return;
+        }
+        if self.cfg.canary == Some(Canary::DeposedLeaderServesReads)
+            && policy == Policy::ReplicatedRouteNoSe
+        {
+            // The bug: a read answered from local state, never ordered.
+            let req = crate::node::Execute {
+                client,
+                req_id,
+                policy,
+                body,
+                index: 0,
+                term: self.term,
+            };
+            shared.execute(req, true);
             return;
         }
         if self.log.last_index() - self.applied_index >= self.cfg.flow_control_threshold
