@@ -262,19 +262,7 @@ impl RequestRef<'_> {
 }
 
 fn parse_request(bytes: &[u8]) -> Result<RequestRef<'_>, AppError> {
-    // Tag first, so a misrouted request (even a short one) reports the real bug.
-    let Some(&found) = bytes.first() else {
-        return Err(AppError::Truncated {
-            need: REQUEST_HEADER_BYTES,
-            have: 0,
-        });
-    };
-    if found != tag::KV {
-        return Err(AppError::WrongApp {
-            expected: NAME,
-            found,
-        });
-    }
+    super::check_tag(bytes, tag::KV, NAME, REQUEST_HEADER_BYTES)?;
     let mut r = Reader::new(bytes);
     let header = r.take(REQUEST_HEADER_BYTES)?;
     let code = header[1];

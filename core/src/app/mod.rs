@@ -65,6 +65,28 @@ pub fn build(kind: AppKind, kv_costs: kv::KvCosts) -> Box<dyn StateMachine + Sen
     }
 }
 
+/// Checks the first byte of a request names `expected_tag`. The tag is checked before the
+/// length, so a misrouted request (even a short one) is reported as [`AppError::WrongApp`],
+/// which points at the real bug; an empty one is `Truncated` against `header_bytes`.
+pub(crate) fn check_tag(
+    bytes: &[u8],
+    expected_tag: u8,
+    app: &'static str,
+    header_bytes: usize,
+) -> Result<(), AppError> {
+    match bytes.first() {
+        None => Err(AppError::Truncated {
+            need: header_bytes,
+            have: 0,
+        }),
+        Some(&found) if found != expected_tag => Err(AppError::WrongApp {
+            expected: app,
+            found,
+        }),
+        Some(_) => Ok(()),
+    }
+}
+
 /// First byte of every application request: which application it is for.
 pub mod tag {
     pub const SYNTHETIC: u8 = 0x53; // 'S'

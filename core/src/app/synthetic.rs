@@ -67,18 +67,7 @@ impl SyntheticRequest {
     /// The tag is checked before the length so a misrouted request (even a short one) is
     /// reported as [`AppError::WrongApp`], which points at the real bug.
     pub fn decode(bytes: &[u8]) -> Result<SyntheticRequest, AppError> {
-        let Some(&found) = bytes.first() else {
-            return Err(AppError::Truncated {
-                need: HEADER_BYTES,
-                have: 0,
-            });
-        };
-        if found != tag::SYNTHETIC {
-            return Err(AppError::WrongApp {
-                expected: NAME,
-                found,
-            });
-        }
+        super::check_tag(bytes, tag::SYNTHETIC, NAME, HEADER_BYTES)?;
         let Some(header) = bytes.get(..HEADER_BYTES) else {
             return Err(AppError::Truncated {
                 need: HEADER_BYTES,
