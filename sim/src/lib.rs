@@ -6,7 +6,8 @@
 //! - [`network`]: topology and routing (petgraph), NIC and switch-port queues, multicast.
 //! - [`cpu`]: the single busy-polling core of each server node.
 //! - [`workload`]: open-loop Poisson clients and service-time distributions.
-//! - [`world`]: hosts and the event loop that glues it all to the core.
+//! - [`world`]: hosts and the event loop that glues it all to the core; `world/faults.rs`
+//!   injects the scenario's faults.
 //! - [`storage`]: each replica's storage device (write latency, what a crash loses).
 //! - [`metrics`]: latency histograms, counters and `summary.json`.
 //! - [`scenario`]: scenario files, validation, errors that name file and field.
