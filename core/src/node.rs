@@ -137,6 +137,13 @@ pub enum NodeEvent {
     /// HovercRaft++ leader: replication moved off (`false`: fall-back to direct fan-out) or
     /// back onto (`true`) the switch.
     SwitchPath { via_switch: bool, term: u64 },
+    /// A leader advanced its commit index by counting replicas: `index` holds an entry of
+    /// `entry_term`, committed in the leader's `term` (Raft §5.4.2 requires them equal).
+    Committed {
+        index: u64,
+        entry_term: u64,
+        term: u64,
+    },
     /// Role, term or known leader changed.
     RoleChanged {
         role: Role,

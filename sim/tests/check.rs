@@ -35,17 +35,9 @@ fn a_range_of_seeds_passes() {
 
 /// Each canary re-introduces a known bug; the checkers must catch it within seeds 0..1000,
 /// and the failing seed must fail again when replayed on its own.
-///
-/// Not yet: `commit-previous-term`. The swarm's schedules do not reach the Raft Figure 8
-/// situation within 1000 seeds (it needs a specific crash/election order); the core's
-/// `raft_paper_test::commit_figure_8_previous_term_entry_is_not_committed_by_counting`
-/// replays that schedule step by step and catches the bug.
 #[test]
 fn every_canary_is_caught_and_replays() {
-    for canary in Canary::ALL
-        .into_iter()
-        .filter(|&c| c != Canary::CommitPreviousTerm)
-    {
+    for canary in Canary::ALL {
         let name = canary.name();
         let found = (0..1000).find(|&seed| !run_seed(seed, Some(name)).report.ok());
         let seed = found.unwrap_or_else(|| panic!("canary {name} not caught in seeds 0..1000"));

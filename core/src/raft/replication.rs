@@ -285,6 +285,11 @@ impl Replica {
         if candidate > self.commit_index && term_ok {
             self.commit_index = candidate;
             self.counters.commit_advances += 1;
+            shared.events.push_back(crate::node::NodeEvent::Committed {
+                index: candidate,
+                entry_term: self.log.term_at(candidate).unwrap_or(0),
+                term: self.term,
+            });
             self.apply_committed(shared);
             // Through the switch, followers learn commits from its group replies.
             if self.mode != Mode::Raft && !self.via_switch() {

@@ -196,6 +196,11 @@ impl Replica {
                 {
                     self.commit_index = commit_idx;
                     self.counters.commit_advances += 1;
+                    shared.events.push_back(NodeEvent::Committed {
+                        index: commit_idx,
+                        entry_term: self.log.term_at(commit_idx).unwrap_or(0),
+                        term: self.term,
+                    });
                     self.apply_committed(shared);
                 }
                 self.send_switch_append(shared, now);

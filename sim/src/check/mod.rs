@@ -1,6 +1,7 @@
 //! Checkers that run on every simulated run of `check` (cheap enough to leave on):
 //!
-//! - Raft safety: at most one leader per term; state machine safety (no two nodes execute
+//! - Raft safety: at most one leader per term; a leader commits by counting only entries of
+//!   its own term (§5.4.2); state machine safety (no two nodes execute
 //!   different entries at one index, which with per-node log order also covers log matching
 //!   for everything executed).
 //! - Persist before send: no granted vote or AppendEntries acknowledgement leaves a node
@@ -186,6 +187,16 @@ pub fn check_world(w: &World) -> Report {
                     executed.insert(index, (term, client, req_id, o.host));
                 }
             },
+            NodeEvent::Committed {
+                index,
+                entry_term,
+                term,
+            } if entry_term != term && r.safety.len() < 20 => {
+                r.safety.push(format!(
+                    "node {} committed index {index} of term {entry_term} by counting replicas in term {term} (Raft §5.4.2, Figure 8)",
+                    o.host
+                ));
+            }
             NodeEvent::Replied {
                 client,
                 req_id,

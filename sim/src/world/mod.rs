@@ -1077,6 +1077,13 @@ impl World {
                     NodeEvent::Dropped { client, req_id } => {
                         format!("drop-request h{host} {client}#{req_id}")
                     }
+                    NodeEvent::Committed {
+                        index,
+                        entry_term,
+                        term,
+                    } => {
+                        format!("commit h{host} idx={index} entry_term={entry_term} term={term}")
+                    }
                     NodeEvent::SwitchPath { via_switch, term } => {
                         let what = if via_switch { "return" } else { "fallback" };
                         format!("switch-path h{host} {what} term={term}")
