@@ -507,11 +507,13 @@ impl Scenario {
             }
         }
         let r = &self.raft;
-        if r.election_timeout_min_us == 0 || r.election_timeout_max_us <= r.election_timeout_min_us
-        {
+        if r.election_timeout_min_us == 0 {
+            return Err(("raft.election_timeout_min_us", "must be above 0".into()));
+        }
+        if r.election_timeout_max_us <= r.election_timeout_min_us {
             return Err((
                 "raft.election_timeout_max_us",
-                "election timeouts need 0 < min < max".into(),
+                "must be above raft.election_timeout_min_us".into(),
             ));
         }
         if r.heartbeat_us == 0 || r.heartbeat_us >= r.election_timeout_min_us {
@@ -520,11 +522,16 @@ impl Scenario {
                 "must be above 0 and below raft.election_timeout_min_us".into(),
             ));
         }
-        if r.append_retry_us == 0 || r.recovery_retry_us == 0 {
-            return Err((
-                "raft.append_retry_us",
-                "retry intervals must be above 0".into(),
-            ));
+        for (field, v) in [
+            ("raft.append_retry_us", r.append_retry_us),
+            ("raft.recovery_retry_us", r.recovery_retry_us),
+            ("raft.switch_timeout_us", r.switch_timeout_us),
+            ("raft.switch_probe_us", r.switch_probe_us),
+            ("raft.unordered_expiry_us", r.unordered_expiry_us),
+        ] {
+            if v == 0 {
+                return Err((field, "must be above 0".into()));
+            }
         }
         if r.max_entries_per_append == 0
             || r.max_entries_per_append > hovercraft_core::wire::raft::MAX_ENTRIES_PER_MESSAGE
