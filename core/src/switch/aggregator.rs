@@ -226,7 +226,7 @@ impl Aggregator {
             return;
         }
         if n_entries > 0 {
-            let last = prev_log_idx + n_entries;
+            let last = prev_log_idx.wrapping_add(n_entries); // untrusted: wrap like the P4 adder, never panic
             let s = (last % self.cfg.slots as u64) as usize;
             self.slot_index[s] = last;
             self.slot_acks[s] = 0;
@@ -418,6 +418,18 @@ mod tests {
         a.handle_datagram(p[3], &success(3, 3, 12, 1)).unwrap();
         assert!(a.poll_transmit().is_none());
         assert_eq!(a.stats.duplicate_replies, 1);
+    }
+
+    #[test]
+    fn an_index_past_u64_max_wraps_instead_of_panicking() {
+        let p = peers(3);
+        let mut a = Aggregator::new(AggregatorConfig {
+            peers: p.clone(),
+            slots: 64,
+        })
+        .unwrap();
+        a.handle_datagram(p[0], &append(0, 1, u64::MAX, 2)).unwrap();
+        assert_eq!(std::iter::from_fn(|| a.poll_transmit()).count(), 2);
     }
 
     #[test]
