@@ -87,6 +87,19 @@ pub(crate) fn check_tag(
     }
 }
 
+/// FNV-1a, for the state digests of the applications (deterministic, order-sensitive).
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Continues an FNV-1a hash over `bytes`.
+pub(crate) fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(FNV_PRIME);
+    }
+    hash
+}
+
 /// First byte of every application request: which application it is for.
 pub mod tag {
     pub const SYNTHETIC: u8 = 0x53; // 'S'

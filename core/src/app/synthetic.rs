@@ -112,17 +112,7 @@ impl SyntheticRequest {
     }
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// Continues an FNV-1a hash over `bytes`.
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
+use super::{fnv1a, FNV_OFFSET};
 
 /// The synthetic service. Its only state is a running digest of the writes it has applied, so
 /// replicas that applied different write sequences (different order, a missing or extra write)
