@@ -13,6 +13,8 @@
 //! - [`scenario`]: scenario files, validation, errors that name file and field.
 //! - [`check`]: safety and liveness checkers, swarm worlds from seeds.
 //! - [`bench`]: the `bench` subcommand (event-loop baseline vs model).
+//! - [`sweep`]: sweeps over systems, axes and loads; the SLO search; tables and plots
+//!   (`sweep` and `reproduce` subcommands).
 //!
 //! Determinism: no wall clock, no unseeded randomness, no iteration over randomly hashed
 //! maps (clippy.toml forbids them). One seed and one scenario give one byte-identical run.
@@ -26,6 +28,7 @@ pub mod metrics;
 pub mod network;
 pub mod scenario;
 pub mod storage;
+pub mod sweep;
 pub mod workload;
 pub mod world;
 

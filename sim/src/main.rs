@@ -11,6 +11,8 @@ use clap::{Parser, Subcommand};
 use hovercraft_sim::metrics::Summary;
 use hovercraft_sim::scenario::Scenario;
 
+mod cmd_sweep;
+
 #[derive(Parser)]
 #[command(
     name = "hovercraft-sim",
@@ -68,6 +70,32 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// Run a sweep file (a base scenario over systems, axes and loads) in parallel and write
+    /// DIR/data.csv, slo.csv, timeline.csv, a PNG and SVG plot and manifest.json.
+    Sweep {
+        /// Sweep file (JSON); see scenarios/sweeps/README.md.
+        sweep: PathBuf,
+        /// Apply the file's `quick` patch: smaller grids, shorter runs.
+        #[arg(long)]
+        quick: bool,
+        /// Output folder [default: results/<sweep name>/, or results/quick/<name>/ with --quick].
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Regenerate a paper figure (a sweep file in scenarios/sweeps/), or `all` of them, into
+    /// results/<figure>/ (results/quick/<figure>/ with --quick).
+    Reproduce {
+        /// Figure name (e.g. fig-latency-3nodes) or `all`.
+        figure: String,
+        #[arg(long)]
+        quick: bool,
+        /// Root folder for the figures' folders.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Where the sweep files are.
+        #[arg(long, default_value = cmd_sweep::SWEEPS_DIR)]
+        sweeps: PathBuf,
+    },
     /// Measure simulator speed: a bare event loop vs the model, as a ratio.
     Bench {
         /// A shorter run (for CI smoke tests).
@@ -89,6 +117,13 @@ fn main() -> ExitCode {
             bench(quick);
             Ok(())
         }
+        Command::Sweep { sweep, quick, out } => sweep_command(&sweep, quick, out),
+        Command::Reproduce {
+            figure,
+            quick,
+            out,
+            sweeps,
+        } => cmd_sweep::reproduce(&figure, quick, &sweeps, out.as_deref()),
         Command::Check {
             seeds,
             canary,
@@ -424,6 +459,23 @@ fn replay(seed: u64, canary: Option<&str>, trace: Option<PathBuf>) -> anyhow::Re
         println!("ok: no violation");
         0
     })
+}
+
+fn sweep_command(file: &Path, quick: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
+    let name = hovercraft_sim::sweep::LoadedSweep::load(file, quick)?
+        .spec
+        .name;
+    let out = out.unwrap_or_else(|| {
+        let root = if quick { "results/quick" } else { "results" };
+        PathBuf::from(root).join(name)
+    });
+    let command = format!(
+        "cargo run --release -- sweep {}{} --out {}",
+        file.display(),
+        if quick { " --quick" } else { "" },
+        out.display()
+    );
+    cmd_sweep::sweep(file, quick, &out, &command).map(|_| ())
 }
 
 fn bench(quick: bool) {

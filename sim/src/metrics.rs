@@ -26,6 +26,81 @@ pub struct Metrics {
     pub measured_timed_out: u64,
     pub client_refused: u64,
     pub unroutable: u64,
+    /// Per-bucket completions and latency over the whole run, when the scenario asks.
+    pub timeline: Option<Timeline>,
+}
+
+/// Completions and latency per bucket of simulated time, bucketed by when the reply (or the
+/// DROP, or the timeout) reached the client, so a plot shows what clients saw at that time.
+pub struct Timeline {
+    pub bucket_ns: u64,
+    pub buckets: Vec<TimelineBucket>,
+}
+
+pub struct TimelineBucket {
+    pub completed: u64,
+    pub dropped: u64,
+    pub timed_out: u64,
+    pub latency_ns: Histogram<u64>,
+}
+
+impl Timeline {
+    /// Buckets cover [0, end_ns); events past the end fall in the last bucket.
+    pub fn new(bucket_ns: u64, end_ns: u64, max_latency_ns: u64) -> Self {
+        let n = end_ns.div_ceil(bucket_ns.max(1)).max(1) as usize;
+        Timeline {
+            bucket_ns: bucket_ns.max(1),
+            buckets: (0..n)
+                .map(|_| TimelineBucket {
+                    completed: 0,
+                    dropped: 0,
+                    timed_out: 0,
+                    // Two significant digits: 1% resolution is plenty for a plot and keeps
+                    // hundreds of buckets small.
+                    latency_ns: Histogram::new_with_bounds(1, max_latency_ns.max(2), 2)
+                        .expect("valid histogram bounds"),
+                })
+                .collect(),
+        }
+    }
+
+    pub fn bucket(&mut self, t_ns: u64) -> &mut TimelineBucket {
+        let i = ((t_ns / self.bucket_ns) as usize).min(self.buckets.len() - 1);
+        &mut self.buckets[i]
+    }
+
+    pub fn summary(&self) -> Vec<TimelinePoint> {
+        let bucket_s = self.bucket_ns as f64 / 1e9;
+        self.buckets
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                let lat = LatencyUs::from_histogram(&b.latency_ns);
+                TimelinePoint {
+                    t_ms: round3((i as u64 * self.bucket_ns) as f64 / 1e6),
+                    completed_rps: round3(b.completed as f64 / bucket_s),
+                    dropped: b.dropped,
+                    timed_out: b.timed_out,
+                    p50_us: lat.p50,
+                    p99_us: lat.p99,
+                }
+            })
+            .collect()
+    }
+}
+
+/// One bucket of the timeline in `summary.json`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct TimelinePoint {
+    /// Start of the bucket, in ms of simulated time.
+    pub t_ms: f64,
+    /// Replies received in the bucket, per second.
+    pub completed_rps: f64,
+    pub dropped: u64,
+    pub timed_out: u64,
+    /// Latency of the requests answered in the bucket.
+    pub p50_us: f64,
+    pub p99_us: f64,
 }
 
 impl Metrics {
@@ -41,6 +116,7 @@ impl Metrics {
             measured_timed_out: 0,
             client_refused: 0,
             unroutable: 0,
+            timeline: None,
         }
     }
 
@@ -111,6 +187,9 @@ pub struct HostSummary {
     pub bytes_rx: u64,
     pub packets_tx: u64,
     pub bytes_tx: u64,
+    /// Frames and wire bytes sent inside the measurement window.
+    pub packets_tx_in_window: u64,
+    pub bytes_tx_in_window: u64,
     pub nic: TxStats,
 }
 
@@ -195,6 +274,9 @@ pub struct Summary {
     pub story: Vec<StoryLine>,
     /// For each fault that took the leader away: time until the next leader, in µs.
     pub failover_us: Vec<f64>,
+    /// Per-bucket completions and latency, when the scenario sets `timeline_bucket_ms`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub timeline: Vec<TimelinePoint>,
     pub manifest: Manifest,
 }
 

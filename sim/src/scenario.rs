@@ -50,6 +50,10 @@ pub struct Scenario {
     /// The p99 latency objective, in µs (used by SLO searches; reported in the summary).
     #[serde(default)]
     pub slo_p99_us: Option<f64>,
+    /// When set, the summary carries a `timeline`: completions and latency per bucket of
+    /// this many ms of simulated time (for plots over time, e.g. across a failover).
+    #[serde(default)]
+    pub timeline_bucket_ms: Option<u64>,
 }
 
 /// One timed fault: what breaks, and when (`at_ms`, simulated ms from the start). Faults
@@ -190,6 +194,9 @@ pub struct NetworkConfig {
     pub aggregator_latency_ns: u64,
     /// HovercRaft++: register slots for AppendEntries in flight.
     pub aggregator_slots: usize,
+    /// Probability that one copy of a multicast frame is lost on its way to one server, for
+    /// the whole run, 0..=1 (the loss the paper's recovery protocol exists for).
+    pub multicast_loss: f64,
 }
 
 impl Default for NetworkConfig {
@@ -203,6 +210,7 @@ impl Default for NetworkConfig {
             nic_tx_queue_bytes: 4 * 1024 * 1024,
             aggregator_latency_ns: 400,
             aggregator_slots: 64,
+            multicast_loss: 0.0,
         }
     }
 }
@@ -445,6 +453,23 @@ impl Scenario {
         }
         if self.network.aggregator_slots == 0 || self.network.aggregator_slots > 65536 {
             return Err(("network.aggregator_slots", "must be 1..=65536".into()));
+        }
+        if !(0.0..=1.0).contains(&self.network.multicast_loss) {
+            return Err((
+                "network.multicast_loss",
+                format!(
+                    "must be a probability in 0..=1 (got {})",
+                    self.network.multicast_loss
+                ),
+            ));
+        }
+        if let Some(b) = self.timeline_bucket_ms {
+            if b == 0 || b > self.duration_ms.max(1) {
+                return Err((
+                    "timeline_bucket_ms",
+                    format!("must be 1..=duration_ms (got {b})"),
+                ));
+            }
         }
         for (i, f) in self.faults.iter().enumerate() {
             if f.at_ms() > self.duration_ms {

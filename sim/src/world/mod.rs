@@ -26,7 +26,7 @@ use crate::cpu::{Admit, Cpu};
 use crate::engine::EventQueue;
 use crate::metrics::{
     round3, ClientMachineSummary, HostSummary, LatencyUs, Manifest, Metrics, NetworkSummary,
-    NodeSummary, ReplicaSummary, StoryLine, Summary,
+    NodeSummary, ReplicaSummary, StoryLine, Summary, Timeline,
 };
 use crate::network::link::{Bandwidth, Enqueued, TxQueue};
 use crate::network::topology::{Peer, Topology};
@@ -184,6 +184,8 @@ struct Host {
     bytes_rx: u64,
     packets_tx: u64,
     bytes_tx: u64,
+    packets_tx_in_window: u64,
+    bytes_tx_in_window: u64,
     role: Role,
 }
 
@@ -386,11 +388,18 @@ impl World {
         let mut groups = FxHashMap::default();
         groups.insert(*cluster_group().ip(), (0..n_servers).collect());
         let send_end_ns = scenario.duration_ms * 1_000_000;
-        let metrics = Metrics::new(
+        let mut metrics = Metrics::new(
             scenario.warmup_ms * 1_000_000,
             send_end_ns,
             cc.timeout_ms * 2_000_000 + 1_000_000,
         );
+        if let Some(bucket_ms) = scenario.timeline_bucket_ms {
+            metrics.timeline = Some(Timeline::new(
+                bucket_ms * 1_000_000,
+                send_end_ns + cc.timeout_ms * 1_000_000,
+                cc.timeout_ms * 2_000_000 + 1_000_000,
+            ));
+        }
         let hard_end_ns = send_end_ns + cc.timeout_ms * 1_000_000 + 2 * CLIENT_TICK_NS;
         let aggregator_cfg =
             (scenario.mode == Mode::HovercraftPlusPlus).then(|| AggregatorConfig {
@@ -437,6 +446,10 @@ impl World {
         };
         for (i, f) in w.scenario.faults.clone().iter().enumerate() {
             w.q.schedule(f.at_ms() * 1_000_000, Ev::Fault { index: i as u32 });
+        }
+        let multicast_loss = w.scenario.network.multicast_loss;
+        for h in 0..n_servers {
+            w.set_rx_loss(h, multicast_loss, true);
         }
         for m in 0..n_clients {
             let host = (n_servers + m) as u32;
@@ -690,6 +703,10 @@ impl World {
             Enqueued::Departs { end_ns } => {
                 h.packets_tx += 1;
                 h.bytes_tx += wb as u64;
+                if t >= self.metrics.window_start_ns && t < self.metrics.window_end_ns {
+                    h.packets_tx_in_window += 1;
+                    h.bytes_tx_in_window += wb as u64;
+                }
                 let (switch, in_port, link) = self.topo.uplink[host];
                 let pkt = self.packets.insert(Packet {
                     src,
@@ -1387,6 +1404,11 @@ impl World {
                     if self.metrics.in_window(tag) {
                         self.metrics.latency_ns.saturating_record(latency_ns);
                     }
+                    if let Some(tl) = &mut self.metrics.timeline {
+                        let b = tl.bucket(t);
+                        b.completed += 1;
+                        b.latency_ns.saturating_record(latency_ns);
+                    }
                     if let Some(i) = server_index(from, n_servers) {
                         c.leader_hint = i;
                     }
@@ -1406,6 +1428,9 @@ impl World {
                     }
                     if self.metrics.in_window(tag) {
                         self.metrics.measured_dropped += 1;
+                    }
+                    if let Some(tl) = &mut self.metrics.timeline {
+                        tl.bucket(t).dropped += 1;
                     }
                     // A non-leader's DROP names the leader; an empty one is flow control.
                     if let Some(i) = hovercraft_core::wire::get_addr(&body)
@@ -1428,6 +1453,9 @@ impl World {
                     }
                     if self.metrics.in_window(tag) {
                         self.metrics.measured_timed_out += 1;
+                    }
+                    if let Some(tl) = &mut self.metrics.timeline {
+                        tl.bucket(t).timed_out += 1;
                     }
                     // No answer at all: the believed leader may be gone; try the next one.
                     timed_out = true;
@@ -1456,6 +1484,8 @@ impl World {
             bytes_rx: h.bytes_rx,
             packets_tx: h.packets_tx,
             bytes_tx: h.bytes_tx,
+            packets_tx_in_window: h.packets_tx_in_window,
+            bytes_tx_in_window: h.bytes_tx_in_window,
             nic: h.nic.stats,
         }
     }
@@ -1557,6 +1587,11 @@ impl World {
                 .iter()
                 .map(|&ns| round3(ns as f64 / 1e3))
                 .collect(),
+            timeline: m
+                .timeline
+                .as_ref()
+                .map(Timeline::summary)
+                .unwrap_or_default(),
             manifest: Manifest::default(),
         }
     }
@@ -1583,6 +1618,8 @@ impl Host {
             bytes_rx: 0,
             packets_tx: 0,
             bytes_tx: 0,
+            packets_tx_in_window: 0,
+            bytes_tx_in_window: 0,
             role,
         }
     }

@@ -1,0 +1,483 @@
+//! Sweeps (`hovercraft-sim sweep`, `hovercraft-sim reproduce`): one base scenario run for
+//! every system × axis value × offered load, in parallel, into tables and a plot.
+//!
+//! - [`spec`]: the sweep file format.
+//! - [`slo`]: the bracketing search for the highest rate meeting a p99 objective.
+//! - [`table`]: rows and CSV.
+//! - [`plot`]: PNG and SVG figures.
+//!
+//! Determinism: every run is a pure function of its scenario, runs are collected in the
+//! order of the sweep file (whatever order rayon runs them in), and identical scenarios
+//! (e.g. the unreplicated system under a `nodes` axis) run once. So `data.csv` is
+//! byte-identical between runs of the same sweep file and code.
+
+pub mod plot;
+pub mod slo;
+pub mod spec;
+pub mod table;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::metrics::Summary;
+use crate::scenario::{Scenario, ScenarioError};
+use hovercraft_core::raft::Role;
+pub use spec::{LoadSpec, LoadedSweep, PlotData, SweepSpec};
+use table::Row;
+
+/// The outcome of a sweep: its three tables.
+#[derive(Debug, Default)]
+pub struct SweepResult {
+    /// `data.csv`: one row per run.
+    pub runs: Vec<Row>,
+    /// `slo.csv`: per configuration, the best rate meeting the SLO (grid and SLO loads).
+    pub slo: Vec<Row>,
+    /// `timeline.csv`: per run and time bucket (scenarios with `timeline_bucket_ms`).
+    pub timeline: Vec<Row>,
+    /// Seeds used (sorted, distinct).
+    pub seeds: Vec<u64>,
+    /// Distinct simulations run.
+    pub simulations: usize,
+}
+
+/// One configuration: a system at one point of the axes (the load still to choose).
+#[derive(Clone, Debug)]
+struct Config {
+    system: String,
+    /// (column, value) for each axis.
+    axes: Vec<(String, Value)>,
+    scenario: Value,
+}
+
+/// A configuration's runs, in order, and the index of its best run under the SLO.
+type ConfigRuns = (Vec<RunOutcome>, Option<usize>);
+
+/// What a run is judged on and reported with.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    pub offered_rps: f64,
+    pub summary: Summary,
+}
+
+impl RunOutcome {
+    /// Meets the SLO: p99 under the objective, nearly everything offered answered, and almost
+    /// nothing dropped or lost (p99 is over answered requests only, so a run that drops much
+    /// must not pass on the latency of the few it answered).
+    pub fn meets_slo(&self, slo_p99_us: f64) -> bool {
+        let s = &self.summary;
+        let sent = s.measured_requests + s.dropped;
+        let lost_fraction = s.dropped as f64 / (sent.max(1)) as f64;
+        s.measured_requests > 0
+            && s.latency_us.p99 <= slo_p99_us
+            && s.completed_rps >= 0.95 * s.offered_rps
+            && lost_fraction <= 0.01
+            && s.client_refused == 0
+    }
+}
+
+/// Progress reporting, so the library stays free of terminal code.
+pub trait Progress: Sync {
+    fn set_total(&self, runs: u64);
+    fn run_done(&self);
+}
+
+/// No progress output.
+pub struct Quiet;
+
+impl Progress for Quiet {
+    fn set_total(&self, _: u64) {}
+    fn run_done(&self) {}
+}
+
+fn scenario_error(sweep: &LoadedSweep, what: &str, e: ScenarioError) -> ScenarioError {
+    ScenarioError {
+        file: format!("{} ({what}, from base {})", sweep.file.display(), e.file),
+        field: e.field,
+        reason: e.reason,
+    }
+}
+
+impl LoadedSweep {
+    /// Every configuration: systems × axes' cartesian product, overrides applied in the order
+    /// base → `set` → axis values → the system's own `set` (so a system can pin a field an
+    /// axis varies, e.g. unreplicated's single node).
+    fn configs(&self) -> Result<Vec<Config>, ScenarioError> {
+        let spec = &self.spec;
+        let mut base = self.base.clone();
+        for (path, v) in &spec.set {
+            spec::set_path(&mut base, path, v.clone()).map_err(|r| ScenarioError {
+                file: self.file.display().to_string(),
+                field: format!("set.{path}"),
+                reason: r,
+            })?;
+        }
+        type Point = Vec<(String, Value, Vec<(String, Value)>)>;
+        let mut points: Vec<Point> = vec![Vec::new()];
+        for axis in &spec.axes {
+            let mut next = Vec::new();
+            for p in &points {
+                for (shown, sets) in axis.points() {
+                    let mut q = p.clone();
+                    q.push((axis.column(), shown, sets));
+                    next.push(q);
+                }
+            }
+            points = next;
+        }
+        let mut out = Vec::new();
+        for system in &spec.systems {
+            for p in &points {
+                let mut s = base.clone();
+                for (column, _, sets) in p {
+                    for (field, v) in sets {
+                        spec::set_path(&mut s, field, v.clone()).map_err(|r| ScenarioError {
+                            file: self.file.display().to_string(),
+                            field: format!("axes.{column}"),
+                            reason: r,
+                        })?;
+                    }
+                }
+                for (path, v) in &system.set {
+                    spec::set_path(&mut s, path, v.clone()).map_err(|r| ScenarioError {
+                        file: self.file.display().to_string(),
+                        field: format!("systems.{}.set.{path}", system.label),
+                        reason: r,
+                    })?;
+                }
+                out.push(Config {
+                    system: system.label.clone(),
+                    axes: p.iter().map(|(c, v, _)| (c.clone(), v.clone())).collect(),
+                    scenario: s,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn describe(&self, c: &Config) -> String {
+        let axes: Vec<String> = c.axes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        format!(
+            "system {}{}{}",
+            c.system,
+            if axes.is_empty() { "" } else { ", " },
+            axes.join(", ")
+        )
+    }
+
+    /// Parses and validates every configuration's scenario at a representative rate, so a
+    /// bad sweep fails before any simulation runs.
+    pub fn check(&self) -> Result<(), ScenarioError> {
+        for c in self.configs()? {
+            self.scenario_at(&c, None)?;
+        }
+        Ok(())
+    }
+
+    fn scenario_at(&self, c: &Config, rate_rps: Option<f64>) -> Result<Scenario, ScenarioError> {
+        let mut v = c.scenario.clone();
+        if let Some(r) = rate_rps {
+            spec::set_path(&mut v, "workload.rate_rps", Value::from(r)).map_err(|r| {
+                ScenarioError {
+                    file: self.file.display().to_string(),
+                    field: "load".into(),
+                    reason: r,
+                }
+            })?;
+        }
+        let text = v.to_string();
+        let what = self.describe(c);
+        Scenario::from_json("scenario", &text).map_err(|e| scenario_error(self, &what, e))
+    }
+
+    /// Runs the sweep. `progress` hears about every finished simulation.
+    pub fn run(&self, progress: &dyn Progress) -> Result<SweepResult, ScenarioError> {
+        self.check()?;
+        let configs = self.configs()?;
+        let slo_us = self.spec.slo_p99_us;
+        // Identical scenarios run once: the key is the canonical JSON of the scenario
+        // (serde_json's map is ordered, so equal scenarios print equal).
+        let cache: Mutex<BTreeMap<String, RunOutcome>> = Mutex::new(BTreeMap::new());
+        let run_one = |c: &Config, rate: Option<f64>| -> Result<RunOutcome, ScenarioError> {
+            let scenario = self.scenario_at(c, rate)?;
+            let key = serde_json::to_string(&scenario).unwrap_or_default();
+            if let Some(hit) = cache.lock().expect("cache lock").get(&key) {
+                progress.run_done();
+                return Ok(hit.clone());
+            }
+            let offered_rps = scenario.workload.rate_rps;
+            let summary = crate::run_scenario(scenario, None).map_err(|e| ScenarioError {
+                file: self.file.display().to_string(),
+                field: String::new(),
+                reason: format!("run failed: {e}"),
+            })?;
+            let out = RunOutcome {
+                offered_rps,
+                summary,
+            };
+            cache.lock().expect("cache lock").insert(key, out.clone());
+            progress.run_done();
+            Ok(out)
+        };
+
+        // Per configuration: its runs, in order, and the index of the best run under the SLO.
+        let per_config: Vec<Result<ConfigRuns, ScenarioError>> = match &self.spec.load {
+            LoadSpec::Fixed => {
+                progress.set_total(configs.len() as u64);
+                configs
+                    .par_iter()
+                    .map(|c| {
+                        let r = run_one(c, None)?;
+                        let best = r.meets_slo(slo_us).then_some(0);
+                        Ok((vec![r], best))
+                    })
+                    .collect()
+            }
+            LoadSpec::Grid { rates_rps } => {
+                progress.set_total((configs.len() * rates_rps.len()) as u64);
+                let jobs: Vec<(usize, f64)> = (0..configs.len())
+                    .flat_map(|i| rates_rps.iter().map(move |&r| (i, r)))
+                    .collect();
+                let outcomes: Vec<Result<RunOutcome, ScenarioError>> = jobs
+                    .par_iter()
+                    .map(|&(i, r)| run_one(&configs[i], Some(r)))
+                    .collect();
+                let mut it = outcomes.into_iter();
+                (0..configs.len())
+                    .map(|_| {
+                        let runs: Vec<RunOutcome> = it
+                            .by_ref()
+                            .take(rates_rps.len())
+                            .collect::<Result<_, _>>()?;
+                        let best = best_under_slo(&runs, slo_us);
+                        Ok((runs, best))
+                    })
+                    .collect()
+            }
+            LoadSpec::Slo {
+                start_rps,
+                max_rps,
+                min_rps,
+                precision,
+            } => {
+                // The number of runs is not known in advance; a typical search takes
+                // about log2(max/start) + log2(1/precision) runs.
+                let per = ((max_rps / start_rps).log2().ceil() + (1.0 / precision).log2().ceil())
+                    .max(1.0) as u64;
+                progress.set_total(configs.len() as u64 * per);
+                let search = slo::Search {
+                    start_rps: *start_rps,
+                    max_rps: *max_rps,
+                    min_rps: *min_rps,
+                    precision: *precision,
+                };
+                configs
+                    .par_iter()
+                    .map(|c| {
+                        let runs =
+                            search.run(|rate| run_one(c, Some(rate)), |r| r.meets_slo(slo_us))?;
+                        let best = best_under_slo(&runs, slo_us);
+                        Ok((runs, best))
+                    })
+                    .collect()
+            }
+        };
+
+        let mut result = SweepResult::default();
+        let mut seeds = Vec::new();
+        for (c, outcome) in configs.iter().zip(per_config) {
+            let (runs, best) = outcome?;
+            for (step, r) in runs.iter().enumerate() {
+                seeds.push(r.summary.seed);
+                let mut row = self.run_row(c, r, step);
+                row.push("slo_max", u64::from(best == Some(step)));
+                result.runs.push(row);
+                for p in &r.summary.timeline {
+                    let mut t = self.key_row(c);
+                    t.push("offered_rps", r.offered_rps);
+                    t.push("t_ms", p.t_ms);
+                    t.push("completed_rps", p.completed_rps);
+                    t.push("p50_us", p.p50_us);
+                    t.push("p99_us", p.p99_us);
+                    t.push("dropped", p.dropped);
+                    t.push("timed_out", p.timed_out);
+                    result.timeline.push(t);
+                }
+            }
+            if !matches!(self.spec.load, LoadSpec::Fixed) {
+                let mut row = self.key_row(c);
+                match best {
+                    Some(i) => {
+                        let r = &runs[i];
+                        row.push("max_rps_under_slo", r.summary.completed_rps);
+                        row.push("offered_rps", r.offered_rps);
+                        row.push("p99_us", r.summary.latency_us.p99);
+                        push_leader_columns(&mut row, &r.summary);
+                    }
+                    None => {
+                        row.push("max_rps_under_slo", 0.0);
+                        row.push("offered_rps", 0.0);
+                        row.push("p99_us", f64::NAN);
+                    }
+                }
+                row.push("runs", runs.len() as u64);
+                result.slo.push(row);
+            }
+        }
+        if let Some(b) = &self.spec.baseline {
+            add_speedups(&mut result.slo, b, &self.axis_columns());
+        }
+        seeds.sort_unstable();
+        seeds.dedup();
+        result.seeds = seeds;
+        result.simulations = cache.lock().expect("cache lock").len();
+        Ok(result)
+    }
+
+    fn axis_columns(&self) -> Vec<String> {
+        self.spec.axes.iter().map(|a| a.column()).collect()
+    }
+
+    /// The columns that identify a configuration: figure, system, axes.
+    fn key_row(&self, c: &Config) -> Row {
+        let mut row = Row::default();
+        row.push("figure", self.spec.name.as_str());
+        row.push("system", c.system.as_str());
+        for (col, v) in &c.axes {
+            row.push(col, v);
+        }
+        row
+    }
+
+    fn run_row(&self, c: &Config, r: &RunOutcome, step: usize) -> Row {
+        let s = &r.summary;
+        let mut row = self.key_row(c);
+        let slo_us = self.spec.slo_p99_us;
+        row.push("step", step as u64);
+        row.push("mode", s.mode);
+        // The axis may be called `nodes` too; the run's real node count wins the name.
+        row.set("nodes", u64::from(s.nodes));
+        row.push("seed", s.seed);
+        row.push("offered_rps", r.offered_rps);
+        row.push("sent_rps", s.offered_rps);
+        row.push("completed_rps", s.completed_rps);
+        row.push("p50_us", s.latency_us.p50);
+        row.push("p99_us", s.latency_us.p99);
+        row.push("p999_us", s.latency_us.p999);
+        row.push("mean_us", s.latency_us.mean);
+        row.push("dropped", s.dropped);
+        row.push("timed_out", s.timed_out);
+        row.push("client_refused", s.client_refused);
+        row.push("switch_queue_drops", s.network.switch_queue_drops);
+        row.push("meets_slo", u64::from(r.meets_slo(slo_us)));
+        push_leader_columns(&mut row, s);
+        let recoveries: u64 = s
+            .per_node
+            .iter()
+            .filter_map(|n| n.replica.as_ref())
+            .map(|r| r.counters.recovery_requests)
+            .sum();
+        row.push(
+            "recoveries_per_kreq",
+            round3(recoveries as f64 * 1000.0 / (s.measured_requests.max(1)) as f64),
+        );
+        row
+    }
+}
+
+fn round3(x: f64) -> f64 {
+    crate::metrics::round3(x)
+}
+
+/// The node that leads at the end of the run (the only server when unreplicated).
+pub fn leader(s: &Summary) -> Option<&crate::metrics::NodeSummary> {
+    s.per_node
+        .iter()
+        .find(|n| n.replica.as_ref().is_some_and(|r| r.role == Role::Leader))
+        .or_else(|| s.per_node.iter().find(|n| n.replica.is_none()))
+}
+
+/// The leader's costs per answered request and the busiest core: what decides who
+/// saturates first.
+fn push_leader_columns(row: &mut Row, s: &Summary) {
+    let window_s = (s.duration_ms - s.warmup_ms) as f64 / 1e3;
+    let completed = (s.completed_rps * window_s).max(1.0);
+    match leader(s) {
+        Some(l) => {
+            row.push("leader_cpu_busy", l.cpu_busy_fraction);
+            row.push(
+                "leader_app_busy",
+                l.app_core_busy_fraction.unwrap_or(f64::NAN),
+            );
+            row.push("leader_nic_busy", l.nic_busy_fraction);
+            row.push(
+                "leader_cpu_ns_per_req",
+                round3(l.cpu.busy_in_window_ns as f64 / completed),
+            );
+            row.push(
+                "leader_tx_bytes_per_req",
+                round3(l.host.bytes_tx_in_window as f64 / completed),
+            );
+            row.push(
+                "leader_tx_pkts_per_req",
+                round3(l.host.packets_tx_in_window as f64 / completed),
+            );
+        }
+        None => {
+            for c in [
+                "leader_cpu_busy",
+                "leader_app_busy",
+                "leader_nic_busy",
+                "leader_cpu_ns_per_req",
+                "leader_tx_bytes_per_req",
+                "leader_tx_pkts_per_req",
+            ] {
+                row.push(c, f64::NAN);
+            }
+        }
+    }
+    let max_app = s
+        .per_node
+        .iter()
+        .filter_map(|n| n.app_core_busy_fraction)
+        .fold(f64::NAN, f64::max);
+    row.push("max_app_busy", max_app);
+}
+
+/// The run with the highest answered rate among those meeting the SLO.
+fn best_under_slo(runs: &[RunOutcome], slo_us: f64) -> Option<usize> {
+    runs.iter()
+        .enumerate()
+        .filter(|(_, r)| r.meets_slo(slo_us))
+        .max_by(|a, b| {
+            a.1.summary
+                .completed_rps
+                .total_cmp(&b.1.summary.completed_rps)
+        })
+        .map(|(i, _)| i)
+}
+
+/// Adds `speedup` (max rate under SLO / the baseline system's at the same axis values).
+fn add_speedups(rows: &mut [Row], baseline: &str, axes: &[String]) {
+    let key = |r: &Row| -> Vec<String> {
+        axes.iter()
+            .map(|a| r.get(a).map(|c| c.label()).unwrap_or_default())
+            .collect()
+    };
+    let base: Vec<(Vec<String>, f64)> = rows
+        .iter()
+        .filter(|r| r.get("system").is_some_and(|s| s.label() == baseline))
+        .map(|r| (key(r), r.num("max_rps_under_slo").unwrap_or(0.0)))
+        .collect();
+    for r in rows.iter_mut() {
+        let k = key(r);
+        let b = base.iter().find(|(bk, _)| *bk == k).map(|(_, v)| *v);
+        let speedup = match (b, r.num("max_rps_under_slo")) {
+            (Some(b), Some(v)) if b > 0.0 => round3(v / b),
+            _ => f64::NAN,
+        };
+        r.push("speedup", speedup);
+    }
+}
