@@ -315,6 +315,7 @@ impl LoadedSweep {
                         row.push("offered_rps", r.offered_rps);
                         row.push("p99_us", r.summary.latency_us.p99);
                         push_leader_columns(&mut row, &r.summary);
+                        row.push("recoveries_per_kreq", recoveries_per_kreq(&r.summary));
                     }
                     None => {
                         row.push("max_rps_under_slo", 0.0);
@@ -373,18 +374,21 @@ impl LoadedSweep {
         row.push("switch_queue_drops", s.network.switch_queue_drops);
         row.push("meets_slo", u64::from(r.meets_slo(slo_us)));
         push_leader_columns(&mut row, s);
-        let recoveries: u64 = s
-            .per_node
-            .iter()
-            .filter_map(|n| n.replica.as_ref())
-            .map(|r| r.counters.recovery_requests)
-            .sum();
-        row.push(
-            "recoveries_per_kreq",
-            round3(recoveries as f64 * 1000.0 / (s.measured_requests.max(1)) as f64),
-        );
+        row.push("recoveries_per_kreq", recoveries_per_kreq(s));
         row
     }
+}
+
+/// Body recovery requests (all replicas) per 1000 answered requests: the cost of
+/// multicast loss.
+fn recoveries_per_kreq(s: &Summary) -> f64 {
+    let recoveries: u64 = s
+        .per_node
+        .iter()
+        .filter_map(|n| n.replica.as_ref())
+        .map(|r| r.counters.recovery_requests)
+        .sum();
+    round3(recoveries as f64 * 1000.0 / (s.measured_requests.max(1)) as f64)
 }
 
 fn round3(x: f64) -> f64 {

@@ -10,7 +10,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::FontStyle;
 
-use super::spec::PlotSpec;
+use super::spec::{LegendPosition, PlotSpec};
 use super::table::Row;
 
 static FONT: &[u8] = include_bytes!("../../assets/DejaVuSans.ttf");
@@ -84,6 +84,12 @@ fn tick(v: f64) -> String {
     }
 }
 
+impl PlotSpec {
+    fn log_y(&self, column: &str) -> bool {
+        self.y_log || self.y_log_columns.iter().any(|c| c == column)
+    }
+}
+
 /// One curve: its label and points sorted by x.
 struct Curve {
     label: String,
@@ -138,7 +144,7 @@ fn panels(rows: &[Row], spec: &PlotSpec) -> Vec<Panel> {
                     || !yv.is_finite()
                     || spec.y_max.is_some_and(|m| yv > m)
                     || (spec.x_log && xv <= 0.0)
-                    || (spec.y_log && yv <= 0.0);
+                    || (spec.log_y(y) && yv <= 0.0);
                 let label = series_label(r, &spec.series);
                 let curve = match curves.iter_mut().position(|c| c.label == label) {
                     Some(i) => &mut curves[i],
@@ -258,7 +264,13 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(match spec.legend {
+            LegendPosition::UpperLeft => SeriesLabelPosition::UpperLeft,
+            LegendPosition::UpperRight => SeriesLabelPosition::UpperRight,
+            LegendPosition::LowerLeft => SeriesLabelPosition::LowerLeft,
+            LegendPosition::LowerRight => SeriesLabelPosition::LowerRight,
+            LegendPosition::MiddleRight => SeriesLabelPosition::MiddleRight,
+        })
         .label_font(("sans-serif", 13))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK.mix(0.4))
@@ -282,8 +294,9 @@ fn render<DB: DrawingBackend>(
     for (area, panel) in areas.iter().zip(panels) {
         let all = panel.curves.iter().flat_map(|c| c.points.iter());
         let (x0, x1) = range(all.clone().map(|p| p.0), spec.x_log, false);
-        let (y0, y1) = range(all.map(|p| p.1), spec.y_log, true);
-        match (spec.x_log, spec.y_log) {
+        let y_log = spec.log_y(&panel.y_column);
+        let (y0, y1) = range(all.map(|p| p.1), y_log, true);
+        match (spec.x_log, y_log) {
             (false, false) => draw_panel(area, panel, spec, x0..x1, y0..y1)?,
             (true, false) => draw_panel(area, panel, spec, (x0..x1).log_scale(), y0..y1)?,
             (false, true) => draw_panel(area, panel, spec, x0..x1, (y0..y1).log_scale())?,

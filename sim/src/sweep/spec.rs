@@ -158,12 +158,31 @@ pub struct PlotSpec {
     pub x_log: bool,
     #[serde(default)]
     pub y_log: bool,
+    /// y columns drawn on a log axis even when `y_log` is off (e.g. latency beside
+    /// throughput).
+    #[serde(default)]
+    pub y_log_columns: Vec<String>,
+    /// Where the legend goes: upper_left (default), upper_right, lower_left, lower_right,
+    /// middle_right.
+    #[serde(default)]
+    pub legend: LegendPosition,
     /// Points with a y above this are left out (a saturated run's latency is unbounded).
     #[serde(default)]
     pub y_max: Option<f64>,
     /// Only rows whose `slo_max` is 1 (for grids: the best point under the SLO).
     #[serde(default)]
     pub only_rows_meeting_slo: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegendPosition {
+    #[default]
+    UpperLeft,
+    UpperRight,
+    LowerLeft,
+    LowerRight,
+    MiddleRight,
 }
 
 fn default_series() -> Vec<String> {
