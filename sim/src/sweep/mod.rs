@@ -63,19 +63,30 @@ pub struct RunOutcome {
 }
 
 impl RunOutcome {
-    /// Meets the SLO: p99 under the objective, nearly everything offered answered, and almost
-    /// nothing dropped or lost (p99 is over answered requests only, so a run that drops much
-    /// must not pass on the latency of the few it answered).
-    pub fn meets_slo(&self, slo_p99_us: f64) -> bool {
+    /// Share of the measured requests that were never answered (DROP or timeout).
+    pub fn lost_fraction(&self) -> f64 {
         let s = &self.summary;
-        let sent = s.measured_requests + s.dropped;
-        let lost_fraction = s.dropped as f64 / (sent.max(1)) as f64;
+        s.dropped as f64 / (s.measured_requests + s.dropped).max(1) as f64
+    }
+
+    /// Meets the SLO: p99 under the objective, nearly everything offered answered, and at
+    /// most `slo.max_lost_fraction` never answered (p99 is over answered requests only, so a
+    /// run that loses much must not pass on the latency of the few it answered).
+    pub fn meets_slo(&self, slo: Slo) -> bool {
+        let s = &self.summary;
         s.measured_requests > 0
-            && s.latency_us.p99 <= slo_p99_us
+            && s.latency_us.p99 <= slo.p99_us
             && s.completed_rps >= 0.95 * s.offered_rps
-            && lost_fraction <= 0.01
+            && self.lost_fraction() <= slo.max_lost_fraction
             && s.client_refused == 0
     }
+}
+
+/// The objective a run is judged against.
+#[derive(Clone, Copy, Debug)]
+pub struct Slo {
+    pub p99_us: f64,
+    pub max_lost_fraction: f64,
 }
 
 /// Progress reporting, so the library stays free of terminal code.
@@ -196,7 +207,10 @@ impl LoadedSweep {
     pub fn run(&self, progress: &dyn Progress) -> Result<SweepResult, ScenarioError> {
         self.check()?;
         let configs = self.configs()?;
-        let slo_us = self.spec.slo_p99_us;
+        let slo_us = Slo {
+            p99_us: self.spec.slo_p99_us,
+            max_lost_fraction: self.spec.max_lost_fraction,
+        };
         // Identical scenarios run once: the key is the canonical JSON of the scenario
         // (serde_json's map is ordered, so equal scenarios print equal).
         let cache: Mutex<BTreeMap<String, RunOutcome>> = Mutex::new(BTreeMap::new());
@@ -316,6 +330,7 @@ impl LoadedSweep {
                         row.push("p99_us", r.summary.latency_us.p99);
                         push_leader_columns(&mut row, &r.summary);
                         row.push("recoveries_per_kreq", recoveries_per_kreq(&r.summary));
+                        row.push("lost_fraction", round3(r.lost_fraction()));
                     }
                     None => {
                         row.push("max_rps_under_slo", 0.0);
@@ -355,7 +370,10 @@ impl LoadedSweep {
     fn run_row(&self, c: &Config, r: &RunOutcome, step: usize) -> Row {
         let s = &r.summary;
         let mut row = self.key_row(c);
-        let slo_us = self.spec.slo_p99_us;
+        let slo_us = Slo {
+            p99_us: self.spec.slo_p99_us,
+            max_lost_fraction: self.spec.max_lost_fraction,
+        };
         row.push("step", step as u64);
         row.push("mode", s.mode);
         // The axis may be called `nodes` too; the run's real node count wins the name.
@@ -370,6 +388,7 @@ impl LoadedSweep {
         row.push("mean_us", s.latency_us.mean);
         row.push("dropped", s.dropped);
         row.push("timed_out", s.timed_out);
+        row.push("lost_fraction", round3(r.lost_fraction()));
         row.push("client_refused", s.client_refused);
         row.push("switch_queue_drops", s.network.switch_queue_drops);
         row.push("meets_slo", u64::from(r.meets_slo(slo_us)));
@@ -451,7 +470,7 @@ fn push_leader_columns(row: &mut Row, s: &Summary) {
 }
 
 /// The run with the highest answered rate among those meeting the SLO.
-fn best_under_slo(runs: &[RunOutcome], slo_us: f64) -> Option<usize> {
+fn best_under_slo(runs: &[RunOutcome], slo_us: Slo) -> Option<usize> {
     runs.iter()
         .enumerate()
         .filter(|(_, r)| r.meets_slo(slo_us))

@@ -58,6 +58,7 @@ pub fn column_label(column: &str) -> String {
         "t_ms" => "time (ms)",
         "multicast_loss" => "multicast loss probability",
         "recoveries_per_kreq" => "recovery requests per 1000 requests",
+        "lost_fraction" => "share of requests never answered",
         other => other,
     }
     .to_string()

@@ -30,6 +30,10 @@ pub struct SweepSpec {
     /// The p99 objective, in µs, for the SLO columns and searches.
     #[serde(default = "default_slo_p99_us")]
     pub slo_p99_us: f64,
+    /// A run meets the SLO only if at most this share of its requests went unanswered
+    /// (dropped or timed out). Default 0.01.
+    #[serde(default = "default_max_lost_fraction")]
+    pub max_lost_fraction: f64,
     /// A system label: the SLO table gets a `speedup` column relative to it.
     #[serde(default)]
     pub baseline: Option<String>,
@@ -42,6 +46,10 @@ pub struct SweepSpec {
 
 fn default_slo_p99_us() -> f64 {
     500.0
+}
+
+fn default_max_lost_fraction() -> f64 {
+    0.01
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -290,6 +298,12 @@ impl SweepSpec {
             return bad(
                 "slo_p99_us",
                 format!("must be positive (got {})", self.slo_p99_us),
+            );
+        }
+        if !(0.0..=1.0).contains(&self.max_lost_fraction) {
+            return bad(
+                "max_lost_fraction",
+                format!("must be in 0..=1 (got {})", self.max_lost_fraction),
             );
         }
         if let Some(b) = &self.baseline {
