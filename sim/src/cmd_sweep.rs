@@ -60,8 +60,14 @@ pub fn sweep(file: &Path, quick: bool, out: &Path, command: &str) -> anyhow::Res
     if quick {
         title.push_str(" [quick]");
     }
-    plot::write(&out.join(&name), &title, rows, &sweep.spec.plot)
-        .map_err(|e| anyhow::anyhow!("plotting {name}: {e}"))?;
+    plot::write(
+        &out.join(&name),
+        &title,
+        rows,
+        &sweep.spec.plot,
+        Some(sweep.spec.slo_p99_us),
+    )
+    .map_err(|e| anyhow::anyhow!("plotting {name}: {e}"))?;
     let manifest = json!({
         "figure": name,
         "title": sweep.spec.title,

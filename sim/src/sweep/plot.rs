@@ -101,6 +101,8 @@ struct Panel {
     caption: String,
     y_column: String,
     curves: Vec<Curve>,
+    /// A horizontal reference line (the SLO on p99 panels).
+    reference_y: Option<f64>,
 }
 
 fn series_label(row: &Row, series: &[String]) -> String {
@@ -111,7 +113,7 @@ fn series_label(row: &Row, series: &[String]) -> String {
         .join(" ")
 }
 
-fn panels(rows: &[Row], spec: &PlotSpec) -> Vec<Panel> {
+fn panels(rows: &[Row], spec: &PlotSpec, slo_p99_us: Option<f64>) -> Vec<Panel> {
     let rows: Vec<&Row> = rows
         .iter()
         .filter(|r| !spec.only_rows_meeting_slo || r.num("slo_max") == Some(1.0))
@@ -178,6 +180,7 @@ fn panels(rows: &[Row], spec: &PlotSpec) -> Vec<Panel> {
                 caption,
                 y_column: y.clone(),
                 curves,
+                reference_y: slo_p99_us.filter(|_| y == "p99_us"),
             });
         }
     }
@@ -216,6 +219,7 @@ fn draw_panel<DB, X, Y>(
     spec: &PlotSpec,
     x: X,
     y: Y,
+    x_span: (f64, f64),
 ) -> DrawResult
 where
     DB: DrawingBackend,
@@ -263,6 +267,19 @@ where
             .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(e)?;
     }
+    if let Some(r) = panel.reference_y {
+        let grey = RGBColor(120, 120, 120);
+        chart
+            .draw_series(DashedLineSeries::new(
+                [(x_span.0, r), (x_span.1, r)],
+                6,
+                4,
+                grey.stroke_width(1),
+            ))
+            .map_err(e)?
+            .label(format!("SLO {} µs", tick(r)))
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey));
+    }
     chart
         .configure_series_labels()
         .position(match spec.legend {
@@ -296,27 +313,35 @@ fn render<DB: DrawingBackend>(
         let all = panel.curves.iter().flat_map(|c| c.points.iter());
         let (x0, x1) = range(all.clone().map(|p| p.0), spec.x_log, false);
         let y_log = spec.log_y(&panel.y_column);
-        let (y0, y1) = range(all.map(|p| p.1), y_log, true);
+        let (y0, y1) = range(all.map(|p| p.1).chain(panel.reference_y), y_log, true);
+        let xs = (x0, x1);
         match (spec.x_log, y_log) {
-            (false, false) => draw_panel(area, panel, spec, x0..x1, y0..y1)?,
-            (true, false) => draw_panel(area, panel, spec, (x0..x1).log_scale(), y0..y1)?,
-            (false, true) => draw_panel(area, panel, spec, x0..x1, (y0..y1).log_scale())?,
+            (false, false) => draw_panel(area, panel, spec, x0..x1, y0..y1, xs)?,
+            (true, false) => draw_panel(area, panel, spec, (x0..x1).log_scale(), y0..y1, xs)?,
+            (false, true) => draw_panel(area, panel, spec, x0..x1, (y0..y1).log_scale(), xs)?,
             (true, true) => draw_panel(
                 area,
                 panel,
                 spec,
                 (x0..x1).log_scale(),
                 (y0..y1).log_scale(),
+                xs,
             )?,
         }
     }
     root.present().map_err(e)
 }
 
-/// Writes `<stem>.png` and `<stem>.svg`.
-pub fn write(stem: &Path, title: &str, rows: &[Row], spec: &PlotSpec) -> Result<(), String> {
+/// Writes `<stem>.png` and `<stem>.svg`; p99 panels get a dashed line at `slo_p99_us`.
+pub fn write(
+    stem: &Path,
+    title: &str,
+    rows: &[Row],
+    spec: &PlotSpec,
+    slo_p99_us: Option<f64>,
+) -> Result<(), String> {
     register_font();
-    let panels = panels(rows, spec);
+    let panels = panels(rows, spec, slo_p99_us);
     if panels.is_empty() {
         return Err("nothing to plot".into());
     }
