@@ -7,6 +7,7 @@
 use std::fmt;
 use std::path::Path;
 
+use hovercraft_core::app::kv::{KvCosts, MAX_SCAN_RECORDS};
 use hovercraft_core::app::AppKind;
 use hovercraft_core::node::Mode;
 use hovercraft_core::raft::RaftConfig;
@@ -298,6 +299,73 @@ pub struct WorkloadConfig {
     /// kv app: how many keys requests spread over (few keys: much contention).
     #[serde(default = "default_kv_keys")]
     pub kv_keys: u32,
+    /// kv app: send YCSB-E (scans and inserts over a preloaded table) instead of GETs and PUTs
+    /// over `kv_keys` keys. `read_only_fraction` and `kv_keys` do not apply then.
+    #[serde(default)]
+    pub ycsb: Option<YcsbConfig>,
+    /// kv app: the store's CPU cost model and capacity (defaults: the YCSB-E-on-Redis
+    /// calibration documented on `KvCosts`).
+    #[serde(default)]
+    pub kv_costs: KvCosts,
+}
+
+impl WorkloadConfig {
+    /// The kv store every replica builds: `kv_costs`, with YCSB's table preloaded (implicitly)
+    /// when `ycsb` is present.
+    pub fn node_kv_costs(&self) -> KvCosts {
+        match &self.ycsb {
+            Some(y) => KvCosts {
+                preloaded_ycsb_records: y.records,
+                ..self.kv_costs
+            },
+            None => self.kv_costs,
+        }
+    }
+}
+
+/// YCSB-E as the paper ran it: 95% scans of 1–10 records (uniform length) starting at a key
+/// chosen over the preloaded records, 5% inserts of a new 10 × 100 B record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct YcsbConfig {
+    /// Records of the load phase, preloaded by every replica (implicitly: no memory until
+    /// written) under keys `ycsb_key(0..records)`.
+    pub records: u64,
+    /// A scan asks for a uniform 1..=scan_max_records records.
+    pub scan_max_records: u16,
+    /// Share of requests that insert a new record; the rest are scans (read-only).
+    pub insert_fraction: f64,
+    /// How scans pick their start key among the preloaded records.
+    pub key_distribution: KeyDistribution,
+    /// Skew of `zipfian` (YCSB's zipfian constant); ignored by `uniform`.
+    pub zipf_theta: f64,
+}
+
+impl Default for YcsbConfig {
+    fn default() -> Self {
+        YcsbConfig {
+            records: 1_000_000,
+            scan_max_records: 10,
+            insert_fraction: 0.05,
+            key_distribution: KeyDistribution::Uniform,
+            zipf_theta: 0.99,
+        }
+    }
+}
+
+/// Most YCSB records a scenario may preload. The table takes no memory, but the replicas'
+/// state digest covers every record once per process (~0.5 s per million).
+pub const MAX_YCSB_RECORDS: u64 = 10_000_000;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyDistribution {
+    /// Every record equally likely.
+    Uniform,
+    /// YCSB's scrambled zipfian: popularity ranks drawn from Zipf(records, zipf_theta), each
+    /// rank mapped to a record by a hash, so the hot records are spread over the key space
+    /// rather than adjacent (adjacent hot keys would make scans overlap).
+    Zipfian,
 }
 
 fn default_kv_keys() -> u32 {
@@ -691,11 +759,123 @@ impl Scenario {
         if w.app == AppKind::Kv && (w.kv_keys == 0 || w.kv_keys > 1_000_000) {
             return Err(("workload.kv_keys", "must be 1..=1000000".into()));
         }
+        validate_kv(w)?;
         if let Some(slo) = self.slo_p99_us {
             positive("slo_p99_us", slo)?;
         }
         Ok(())
     }
+}
+
+/// The kv cost model and the YCSB section.
+fn validate_kv(w: &WorkloadConfig) -> Result<(), (&'static str, String)> {
+    let c = &w.kv_costs;
+    for (field, value, max, what) in [
+        ("workload.kv_costs.op_ns", c.op_ns, 1_000_000_000, "1 s"),
+        // A 1000-record scan then costs at most 1 s; likewise a 1 MiB reply.
+        (
+            "workload.kv_costs.per_record_ns",
+            c.per_record_ns,
+            1_000_000,
+            "1 ms",
+        ),
+        (
+            "workload.kv_costs.per_kib_ns",
+            c.per_kib_ns,
+            1_000_000,
+            "1 ms",
+        ),
+    ] {
+        if value > max {
+            return Err((field, format!("at most {max} ({what}; got {value})")));
+        }
+    }
+    if c.max_keys > 1_000_000_000 {
+        return Err((
+            "workload.kv_costs.max_keys",
+            format!("at most 1000000000 (got {})", c.max_keys),
+        ));
+    }
+    if c.preloaded_ycsb_records > MAX_YCSB_RECORDS {
+        return Err((
+            "workload.kv_costs.preloaded_ycsb_records",
+            format!(
+                "at most {MAX_YCSB_RECORDS} (got {})",
+                c.preloaded_ycsb_records
+            ),
+        ));
+    }
+    if c.preloaded_ycsb_records > c.max_keys {
+        return Err((
+            "workload.kv_costs.preloaded_ycsb_records",
+            format!(
+                "must be at most workload.kv_costs.max_keys ({} > {})",
+                c.preloaded_ycsb_records, c.max_keys
+            ),
+        ));
+    }
+    let Some(y) = &w.ycsb else {
+        return Ok(());
+    };
+    if w.app != AppKind::Kv {
+        return Err(("workload.ycsb", "needs workload.app \"kv\"".into()));
+    }
+    // Reject rather than ignore: a scenario that sets these expects them to matter.
+    if w.read_only_fraction != 0.0 {
+        return Err((
+            "workload.read_only_fraction",
+            "does not apply with workload.ycsb (scans are the read-only share, 1 - insert_fraction); remove it".into(),
+        ));
+    }
+    if w.kv_keys != default_kv_keys() {
+        return Err((
+            "workload.kv_keys",
+            "does not apply with workload.ycsb (keys come from ycsb.records); remove it".into(),
+        ));
+    }
+    if y.records == 0 || y.records > MAX_YCSB_RECORDS {
+        return Err((
+            "workload.ycsb.records",
+            format!("must be 1..={MAX_YCSB_RECORDS} (got {})", y.records),
+        ));
+    }
+    if y.records > c.max_keys {
+        return Err((
+            "workload.ycsb.records",
+            format!(
+                "must be at most workload.kv_costs.max_keys ({} > {})",
+                y.records, c.max_keys
+            ),
+        ));
+    }
+    if c.preloaded_ycsb_records != 0 && c.preloaded_ycsb_records != y.records {
+        return Err((
+            "workload.kv_costs.preloaded_ycsb_records",
+            "is set by workload.ycsb.records; remove it".into(),
+        ));
+    }
+    if y.scan_max_records == 0 || y.scan_max_records > MAX_SCAN_RECORDS {
+        return Err((
+            "workload.ycsb.scan_max_records",
+            format!(
+                "must be 1..={MAX_SCAN_RECORDS} (got {})",
+                y.scan_max_records
+            ),
+        ));
+    }
+    if !(0.0..=1.0).contains(&y.insert_fraction) {
+        return Err((
+            "workload.ycsb.insert_fraction",
+            format!("must be within 0..=1 (got {})", y.insert_fraction),
+        ));
+    }
+    if !(y.zipf_theta.is_finite() && y.zipf_theta > 0.0 && y.zipf_theta <= 10.0) {
+        return Err((
+            "workload.ycsb.zipf_theta",
+            format!("must be within (0, 10] (got {})", y.zipf_theta),
+        ));
+    }
+    Ok(())
 }
 
 fn one_line(s: &str) -> String {
@@ -726,6 +906,133 @@ mod tests {
     #[test]
     fn quickstart_parses() {
         Scenario::from_json("scenarios/quickstart.json", QUICKSTART_JSON).unwrap();
+    }
+
+    const KV: &str = r#"{"name":"t","mode":"unreplicated","nodes":1,"duration_ms":10,
+        "workload":{"app":"kv","rate_rps":1000,"ycsb":{}}}"#;
+
+    #[test]
+    fn ycsb_defaults_and_node_costs() {
+        let s = Scenario::from_json("s.json", KV).unwrap();
+        let y = s.workload.ycsb.clone().unwrap();
+        assert_eq!(y, YcsbConfig::default());
+        assert_eq!(
+            (
+                y.records,
+                y.scan_max_records,
+                y.insert_fraction,
+                y.zipf_theta
+            ),
+            (1_000_000, 10, 0.05, 0.99)
+        );
+        assert_eq!(y.key_distribution, KeyDistribution::Uniform);
+        assert_eq!(s.workload.kv_costs, KvCosts::default());
+        let node = s.workload.node_kv_costs();
+        assert_eq!(node.preloaded_ycsb_records, 1_000_000);
+        assert_eq!(node.op_ns, KvCosts::default().op_ns);
+        // Without the section, nothing is preloaded; kv_costs overrides field by field.
+        let s = Scenario::from_json(
+            "s.json",
+            &KV.replace(r#""ycsb":{}"#, r#""kv_costs":{"op_ns":7}"#),
+        )
+        .unwrap();
+        assert_eq!(s.workload.node_kv_costs().preloaded_ycsb_records, 0);
+        assert_eq!(s.workload.node_kv_costs().op_ns, 7);
+        assert_eq!(
+            s.workload.node_kv_costs().per_record_ns,
+            KvCosts::default().per_record_ns
+        );
+        let zipf = KV.replace(
+            r#""ycsb":{}"#,
+            r#""ycsb":{"key_distribution":"zipfian","zipf_theta":0.5,"records":50}"#,
+        );
+        let y = Scenario::from_json("s.json", &zipf)
+            .unwrap()
+            .workload
+            .ycsb
+            .unwrap();
+        assert_eq!(
+            (y.key_distribution, y.zipf_theta, y.records),
+            (KeyDistribution::Zipfian, 0.5, 50)
+        );
+    }
+
+    #[test]
+    fn ycsb_and_kv_cost_errors_name_the_field() {
+        let with = |ycsb: &str| err(&KV.replace(r#""ycsb":{}"#, ycsb));
+        for (patch, field) in [
+            (r#""ycsb":{"records":0}"#, "workload.ycsb.records"),
+            (r#""ycsb":{"records":10000001}"#, "workload.ycsb.records"),
+            (
+                r#""ycsb":{"records":11},"kv_costs":{"max_keys":10}"#,
+                "workload.ycsb.records",
+            ),
+            (
+                r#""ycsb":{"scan_max_records":0}"#,
+                "workload.ycsb.scan_max_records",
+            ),
+            (
+                r#""ycsb":{"scan_max_records":1001}"#,
+                "workload.ycsb.scan_max_records",
+            ),
+            (
+                r#""ycsb":{"insert_fraction":1.5}"#,
+                "workload.ycsb.insert_fraction",
+            ),
+            (
+                r#""ycsb":{"insert_fraction":-0.1}"#,
+                "workload.ycsb.insert_fraction",
+            ),
+            (r#""ycsb":{"zipf_theta":0}"#, "workload.ycsb.zipf_theta"),
+            (r#""ycsb":{"zipf_theta":11}"#, "workload.ycsb.zipf_theta"),
+            (
+                r#""ycsb":{"key_distribution":"hotspot"}"#,
+                "workload.ycsb.key_distribution",
+            ),
+            (r#""ycsb":{"scans":1}"#, "workload.ycsb"),
+            (
+                r#""ycsb":{},"read_only_fraction":0.5"#,
+                "workload.read_only_fraction",
+            ),
+            (r#""ycsb":{},"kv_keys":3"#, "workload.kv_keys"),
+            (
+                r#""ycsb":{},"kv_costs":{"preloaded_ycsb_records":5}"#,
+                "workload.kv_costs.preloaded_ycsb_records",
+            ),
+            (
+                r#""kv_costs":{"preloaded_ycsb_records":5,"max_keys":4}"#,
+                "workload.kv_costs.preloaded_ycsb_records",
+            ),
+            (
+                r#""kv_costs":{"op_ns":1000000001}"#,
+                "workload.kv_costs.op_ns",
+            ),
+            (
+                r#""kv_costs":{"per_record_ns":1000001}"#,
+                "workload.kv_costs.per_record_ns",
+            ),
+            (
+                r#""kv_costs":{"per_kib_ns":1000001}"#,
+                "workload.kv_costs.per_kib_ns",
+            ),
+            (
+                r#""kv_costs":{"max_keys":1000000001}"#,
+                "workload.kv_costs.max_keys",
+            ),
+            (r#""kv_costs":{"bogus":1}"#, "workload.kv_costs"),
+        ] {
+            let e = with(patch);
+            assert!(e.contains(&format!("field `{field}")), "{patch}: {e}");
+        }
+        // The same values are fine where they belong: zeros, and matching preload counts.
+        let ok = KV.replace(
+            r#""ycsb":{}"#,
+            r#""ycsb":{"records":5,"insert_fraction":1},"kv_costs":{"op_ns":0,"per_record_ns":0,"per_kib_ns":0,"preloaded_ycsb_records":5}"#,
+        );
+        Scenario::from_json("s.json", &ok).unwrap();
+        // YCSB needs the kv app.
+        let e = err(&KV.replace(r#""app":"kv","#, ""));
+        assert!(e.contains("field `workload.ycsb`"), "{e}");
     }
 
     #[test]

@@ -6,6 +6,8 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::scenario;
+use hovercraft_core::app::kv::{KvApp, KvCosts};
+use hovercraft_core::app::StateMachine;
 use hovercraft_core::node::NodeEvent;
 use hovercraft_sim::world::{Observed, World};
 use hovercraft_sim::Scenario;
@@ -316,6 +318,73 @@ fn read_only_executed_by_exactly_one_node() {
     assert!(
         reads > 300 && writes > 300,
         "reads {reads}, writes {writes}"
+    );
+}
+
+/// YCSB-E on the kv store (the paper's Redis experiment): each scan is read-only and runs on
+/// its designated replier alone, each insert runs on every replica, and the replicas end with
+/// the same store — the preloaded 1M-record table plus the same inserts.
+#[test]
+fn ycsb_e_scans_run_on_one_replica_and_inserts_on_all() {
+    let s = cluster(
+        "hovercraft",
+        3,
+        json!({ "duration_ms": 40, "workload": { "app": "kv", "rate_rps": 60000.0, "ycsb": {} } }),
+    );
+    let mut w = World::new(s);
+    w.set_observe(true);
+    w.run_to_end();
+    let mut by_index: BTreeMap<u64, (bool, Vec<usize>)> = BTreeMap::new();
+    for o in w.observations() {
+        if let Observed::Node(NodeEvent::Executed {
+            index, read_only, ..
+        }) = &o.what
+        {
+            let e = by_index.entry(*index).or_insert((*read_only, Vec::new()));
+            e.1.push(o.host);
+        }
+    }
+    let (mut scans, mut inserts) = (0, 0);
+    for (index, (read_only, hosts)) in &by_index {
+        if *read_only {
+            scans += 1;
+            assert_eq!(hosts.len(), 1, "scan {index} executed on {hosts:?}");
+        } else {
+            inserts += 1;
+            assert_eq!(hosts.len(), 3, "insert {index} executed on {hosts:?}");
+        }
+    }
+    // ~2400 requests, 5% of them inserts.
+    assert!(
+        scans > 2000 && inserts > 60,
+        "scans {scans}, inserts {inserts}"
+    );
+    let scans_per_node: Vec<usize> = (0..3)
+        .map(|h| {
+            by_index
+                .values()
+                .filter(|(ro, hosts)| *ro && hosts == &[h])
+                .count()
+        })
+        .collect();
+    assert!(
+        scans_per_node.iter().all(|&n| n > scans / 5),
+        "scans spread over the replicas: {scans_per_node:?}"
+    );
+    let digests: Vec<u64> = (0..3).map(|h| w.node(h).unwrap().app_digest()).collect();
+    assert!(digests.iter().all(|&d| d == digests[0]), "{digests:?}");
+    let preloaded = KvApp::new(KvCosts {
+        preloaded_ycsb_records: 1_000_000,
+        ..KvCosts::default()
+    });
+    assert_ne!(digests[0], preloaded.state_digest(), "inserts were applied");
+    let summary = w.finish().unwrap();
+    assert_eq!(summary.dropped, 0);
+    assert!(
+        (summary.completed_rps - summary.offered_rps).abs() < 0.02 * summary.offered_rps,
+        "completed {} of offered {} req/s",
+        summary.completed_rps,
+        summary.offered_rps
     );
 }
 

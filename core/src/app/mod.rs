@@ -5,6 +5,7 @@
 //! simulator charges it to the node's core, the real runtime spins or really works.
 
 pub mod kv;
+mod kv_table;
 pub mod synthetic;
 
 use thiserror::Error;

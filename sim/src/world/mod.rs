@@ -12,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use bytes::Bytes;
 use rustc_hash::FxHashMap;
 
-use hovercraft_core::app::kv::{KvCosts, KvReply};
+use hovercraft_core::app::kv::KvReply;
 use hovercraft_core::node::{Mode, Node, NodeConfig, NodeEvent};
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent};
 use hovercraft_core::raft::ClusterConfig;
@@ -296,7 +296,7 @@ impl World {
                 id: i as u8,
                 mode: scenario.mode,
                 app: scenario.workload.app,
-                kv_costs: KvCosts::default(),
+                kv_costs: scenario.workload.node_kv_costs(),
                 reassembly: ReassemblyConfig::default(),
                 seed: derive_seed(scenario.seed, Stream::Node, i as u64),
                 cluster: Some(ClusterConfig {
