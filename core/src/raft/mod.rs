@@ -209,6 +209,9 @@ struct Progress {
     match_index: u64,
     /// An AppendEntries is in flight until this time (then it may be sent again).
     in_flight_until: Option<Instant>,
+    /// The last index the AppendEntries in flight carries (its prev index if empty): only a
+    /// reply acknowledging at least this far answers it (see `on_append_reply`).
+    in_flight_last: u64,
     /// When this follower last answered; one silent for an election timeout is not given
     /// replies to send (it may be down).
     last_heard: Instant,
@@ -307,6 +310,7 @@ impl Replica {
                     next_index: 1,
                     match_index: 0,
                     in_flight_until: None,
+                    in_flight_last: 0,
                     last_heard: now,
                     lagging: false,
                     reported_done: 0,
