@@ -51,6 +51,9 @@ pub struct RaftConfig {
     pub replier_policy: ReplierPolicy,
     /// Outstanding (assigned − done) entries per replier.
     pub replier_bound: usize,
+    /// A follower whose applied index trails the leader's by more than this many entries is
+    /// not named replier: it would answer only after executing its whole backlog.
+    pub replier_max_lag: u64,
     /// The leader answers DROP when (last log index − last applied) reaches this.
     pub flow_control_threshold: u64,
     pub unordered_capacity: usize,
@@ -122,6 +125,9 @@ impl Default for RaftConfig {
             max_entries_per_append: 30,
             replier_policy: ReplierPolicy::BoundedRandom,
             replier_bound: 64,
+            // Healthy followers stay within ~350 entries of the leader (9 nodes, read-only,
+            // 800k req/s); a restarted one starts thousands behind.
+            replier_max_lag: 1_024,
             flow_control_threshold: 16_384,
             unordered_capacity: 4_096,
             unordered_expiry_us: 1_000_000,
@@ -316,7 +322,7 @@ impl Replica {
                     reported_done: 0,
                 })
                 .collect(),
-            balancer: ReplyBalancer::new(n, policy, cfg.replier_bound),
+            balancer: ReplyBalancer::new(n, policy, cfg.replier_bound, cfg.replier_max_lag),
             unordered: UnorderedBuffer::new(
                 cfg.unordered_capacity,
                 Duration::from_us(cfg.unordered_expiry_us),
