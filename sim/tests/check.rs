@@ -76,6 +76,33 @@ fn every_failure_scenario_passes_all_checkers() {
     }
 }
 
+/// HovercRaft++ under load (100k req/s): the leader crashes and restarts 70 ms later, far
+/// behind. A figure sweep found it never caught up: each switch batch it could not take
+/// ("need more") put one more direct AppendEntries in flight for good, the leader re-sent
+/// the same range on every stale reply (~1.2M AppendEntries/s), the restarted node fell
+/// further behind, and the requests it was named replier for were never answered
+/// (repro-catchup.json: 200 ms, crash at 50, restart at 120; this is the same story, shorter).
+#[test]
+fn restarted_leader_catches_up_behind_the_switch() {
+    let s = hovercraft_sim::Scenario::from_json(
+        "<catchup>",
+        r#"{"name":"catchup","seed":1,"mode":"hovercraft++","nodes":3,"duration_ms":160,
+            "warmup_ms":10,"clients":{"machines":4,"ports_per_machine":8,"timeout_ms":10},
+            "cpu":{"app_core":"separate"},
+            "workload":{"app":"synthetic","rate_rps":100000,"request_bytes":16,"reply_bytes":16,
+                        "service_time":{"kind":"fixed","ns":10000},"read_only_fraction":0.75},
+            "faults":[{"action":"crash_leader","at_ms":10,"restart_ms":80}]}"#,
+    )
+    .unwrap();
+    let o = run_checked(s.seed, s);
+    assert!(
+        o.panic.is_none() && o.report.ok(),
+        "{:?} {:?}",
+        o.report,
+        o.panic
+    );
+}
+
 /// The kv workload's client history is recorded and checked for linearizability, through a
 /// leader crash and restart.
 #[test]

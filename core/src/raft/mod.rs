@@ -51,6 +51,9 @@ pub struct RaftConfig {
     pub replier_policy: ReplierPolicy,
     /// Outstanding (assigned − done) entries per replier.
     pub replier_bound: usize,
+    /// A follower whose applied index trails the leader's by more than this many entries is
+    /// not named replier: it would answer only after executing its whole backlog.
+    pub replier_max_lag: u64,
     /// The leader answers DROP when (last log index − last applied) reaches this.
     pub flow_control_threshold: u64,
     pub unordered_capacity: usize,
@@ -122,6 +125,9 @@ impl Default for RaftConfig {
             max_entries_per_append: 30,
             replier_policy: ReplierPolicy::BoundedRandom,
             replier_bound: 64,
+            // Healthy followers stay within ~350 entries of the leader (9 nodes, read-only,
+            // 800k req/s); a restarted one starts thousands behind.
+            replier_max_lag: 1_024,
             flow_control_threshold: 16_384,
             unordered_capacity: 4_096,
             unordered_expiry_us: 1_000_000,
@@ -209,6 +215,9 @@ struct Progress {
     match_index: u64,
     /// An AppendEntries is in flight until this time (then it may be sent again).
     in_flight_until: Option<Instant>,
+    /// The last index the AppendEntries in flight carries (its prev index if empty): only a
+    /// reply acknowledging at least this far answers it (see `on_append_reply`).
+    in_flight_last: u64,
     /// When this follower last answered; one silent for an election timeout is not given
     /// replies to send (it may be down).
     last_heard: Instant,
@@ -307,12 +316,13 @@ impl Replica {
                     next_index: 1,
                     match_index: 0,
                     in_flight_until: None,
+                    in_flight_last: 0,
                     last_heard: now,
                     lagging: false,
                     reported_done: 0,
                 })
                 .collect(),
-            balancer: ReplyBalancer::new(n, policy, cfg.replier_bound),
+            balancer: ReplyBalancer::new(n, policy, cfg.replier_bound, cfg.replier_max_lag),
             unordered: UnorderedBuffer::new(
                 cfg.unordered_capacity,
                 Duration::from_us(cfg.unordered_expiry_us),

@@ -89,6 +89,7 @@ impl Replica {
                 e.body = None;
             }
         }
+        let sent_last = prev + entries.len() as u64;
         let msg = self.msg(RaftBody::AppendEntriesReq {
             prev_log_idx: prev,
             prev_log_term: prev_term,
@@ -96,8 +97,9 @@ impl Replica {
             entries,
         });
         self.counters.append_entries_sent += 1;
-        self.progress[peer as usize].in_flight_until =
-            Some(now + Duration::from_us(self.cfg.append_retry_us));
+        let p = &mut self.progress[peer as usize];
+        p.in_flight_until = Some(now + Duration::from_us(self.cfg.append_retry_us));
+        p.in_flight_last = sent_last;
         // Not durable: the leader may replicate before its own write completes (Raft §10.2.1);
         // its own log counts towards commit only once persisted.
         self.send(shared, self.peer(peer), &msg, false);
@@ -237,6 +239,37 @@ impl Replica {
         // scenarios/faults/leader-crash.json restart did exactly that).
         if result == AppendResult::Success && first_idx == 0 && last_log_idx > 0 {
             p.match_index = p.match_index.max(last_log_idx.min(last));
+            self.maybe_commit(shared, now);
+            return;
+        }
+        // One AppendEntries in flight per follower: only the reply to *that* message frees the
+        // slot and may trigger the next send. Two kinds of reply do not answer it:
+        // - NeedMore answers a batch the switch relayed, never a direct AppendEntries. Each
+        //   batch a lagging follower cannot take yields one; while a direct catch-up is in
+        //   flight it only confirms the follower lags.
+        // - A success acknowledging less than the message in flight carries is a late or
+        //   duplicate answer to an earlier message (a retransmission, or a partial success
+        //   to a switch batch).
+        // Were each of them to trigger a send, every one would leave one more AppendEntries
+        // in flight for good: with HovercRaft++ under load, a restarted follower gained one
+        // per switch batch, the leader re-sent the same range on every stale reply, and the
+        // follower, flooded (~1.2M AppendEntries/s), fell ever further behind
+        // (repro-catchup: sim/tests/check.rs `restarted_leader_catches_up_behind_the_switch`).
+        let in_flight = p.in_flight_until.is_some_and(|t| t > now);
+        let answers = match result {
+            AppendResult::NeedMore => !in_flight,
+            AppendResult::Failure => true,
+            AppendResult::Success | AppendResult::PartialMissing => {
+                p.in_flight_until.is_none() || first_idx.max(last_log_idx) >= p.in_flight_last
+            }
+        };
+        if !answers {
+            if result == AppendResult::NeedMore {
+                p.lagging = true;
+            } else {
+                p.match_index = p.match_index.max(last_log_idx.min(last));
+                p.next_index = p.next_index.max(first_idx.max(last_log_idx).min(last) + 1);
+            }
             self.maybe_commit(shared, now);
             return;
         }
@@ -500,5 +533,231 @@ impl Replica {
                 self.send(shared, self.peer(leader), &reply, true);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddrV4;
+
+    use crate::app::kv::KvCosts;
+    use crate::app::synthetic::SyntheticRequest;
+    use crate::app::AppKind;
+    use crate::node::{Mode, Node, NodeConfig};
+    use crate::raft::{ClusterConfig, RaftConfig, Role};
+    use crate::time::Instant;
+    use crate::wire::framing::{self, ReassemblyConfig};
+    use crate::wire::raft::{AppendResult, RaftBody, RaftMessage};
+    use crate::wire::{Header, MsgType, Policy};
+
+    fn peer(i: u8) -> SocketAddrV4 {
+        SocketAddrV4::new([10, 0, 0, i + 1].into(), 8000)
+    }
+    const SWITCH: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 255, 254), 8000);
+    const CLIENT: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 1, 0, 1), 9000);
+
+    /// Node 0 of three in HovercRaft++, elected leader of term 1, holding `writes` client
+    /// writes after its no-op; two entries per AppendEntries.
+    fn switch_leader(writes: u16) -> Node {
+        let mut node = Node::new(NodeConfig {
+            id: 0,
+            mode: Mode::HovercraftPlusPlus,
+            app: AppKind::Synthetic,
+            kv_costs: KvCosts::default(),
+            reassembly: ReassemblyConfig::default(),
+            seed: 1,
+            cluster: Some(ClusterConfig {
+                peers: (0..3).map(peer).collect(),
+                group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+                campaign_at_start: true,
+                switch: Some(SWITCH),
+            }),
+            raft: RaftConfig {
+                max_entries_per_append: 2,
+                ..RaftConfig::default()
+            },
+            defer_execution: false,
+            exec_queue_capacity: 64,
+        })
+        .unwrap();
+        let now = Instant::ZERO;
+        node.handle_timeout(now);
+        drain(&mut node, now);
+        let vote = RaftMessage {
+            from: 1,
+            term: 1,
+            body: RaftBody::VoteReply { granted: true },
+        };
+        deliver(&mut node, now, peer(1), &vote);
+        assert_eq!(node.replica().unwrap().role(), Role::Leader);
+        for req_id in 0..writes {
+            let mut body = Vec::new();
+            SyntheticRequest {
+                service_ns: 1,
+                reply_bytes: 0,
+                read_only: false,
+            }
+            .encode(16, &mut body);
+            framing::fragment(
+                MsgType::Request,
+                Policy::ReplicatedRoute,
+                req_id,
+                &body,
+                |p| node.handle_datagram(now, CLIENT, &p).unwrap(),
+            )
+            .unwrap();
+        }
+        // The switch confirms every batch (node 1 holds them): the switch path runs ahead.
+        loop {
+            let sent = drain(&mut node, now);
+            let Some(last) = sent.iter().rev().find_map(|(dst, m)| match &m.body {
+                RaftBody::AppendEntriesReq {
+                    prev_log_idx,
+                    entries,
+                    ..
+                } if *dst == SWITCH && !entries.is_empty() => {
+                    Some(prev_log_idx + entries.len() as u64)
+                }
+                _ => None,
+            }) else {
+                break;
+            };
+            let group = RaftMessage {
+                from: crate::switch::SWITCH_NODE_ID,
+                term: 1,
+                body: RaftBody::AppendEntriesRepGroup {
+                    last_log_idx: last,
+                    commit_idx: last,
+                    dones: vec![],
+                },
+            };
+            deliver(&mut node, now, SWITCH, &group);
+        }
+        node
+    }
+
+    fn deliver(node: &mut Node, now: Instant, from: SocketAddrV4, msg: &RaftMessage) {
+        let mut body = Vec::new();
+        msg.encode(&mut body);
+        framing::fragment(msg.r2p2_type(), Policy::FixedRoute, 7, &body, |p| {
+            node.handle_datagram(now, from, &p).unwrap()
+        })
+        .unwrap();
+    }
+
+    /// Makes every persist durable at once; returns the Raft messages sent, by destination.
+    fn drain(node: &mut Node, now: Instant) -> Vec<(SocketAddrV4, RaftMessage)> {
+        let mut out = Vec::new();
+        loop {
+            while let Some(p) = node.poll_persist() {
+                node.handle_persisted(now, p.seq);
+            }
+            let Some(t) = node.poll_transmit() else { break };
+            let (h, body) = Header::decode(&t.payload).unwrap();
+            if matches!(
+                h.msg_type,
+                MsgType::RaftReq | MsgType::RaftRep | MsgType::RaftMsg
+            ) {
+                out.push((t.dst, RaftMessage::decode(body).unwrap()));
+            }
+        }
+        out
+    }
+
+    /// (prev_log_idx, n_entries) of every AppendEntries sent straight to `to`.
+    fn appends_to(sent: &[(SocketAddrV4, RaftMessage)], to: SocketAddrV4) -> Vec<(u64, usize)> {
+        sent.iter()
+            .filter(|(dst, _)| *dst == to)
+            .filter_map(|(_, m)| match &m.body {
+                RaftBody::AppendEntriesReq {
+                    prev_log_idx,
+                    entries,
+                    ..
+                } => Some((*prev_log_idx, entries.len())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn reply(result: AppendResult, last_log_idx: u64, first_idx: u64) -> RaftMessage {
+        RaftMessage {
+            from: 2,
+            term: 1,
+            body: RaftBody::AppendEntriesRep {
+                result,
+                last_log_idx,
+                first_idx,
+                done: 0,
+            },
+        }
+    }
+
+    /// A lagging follower behind the switch is caught up with one direct AppendEntries in
+    /// flight. The "need more" it answers each later switch batch with, and late answers to
+    /// earlier direct AppendEntries, must not add more: once they did, each left one more
+    /// AppendEntries circulating for good, and a leader restarted under load was flooded
+    /// with copies of the same range and never caught up (repro-catchup.json).
+    #[test]
+    fn a_lagging_follower_has_one_append_in_flight_whatever_else_it_answers() {
+        let mut leader = switch_leader(9);
+        let now = Instant::from_ns(10_000);
+        let r = leader.replica().unwrap();
+        assert_eq!((r.last_index(), r.commit_index()), (10, 10));
+
+        // Follower 2 cannot take the switch's batch: the leader catches it up directly.
+        deliver(
+            &mut leader,
+            now,
+            peer(2),
+            &reply(AppendResult::NeedMore, 0, 0),
+        );
+        let sent = drain(&mut leader, now);
+        assert_eq!(appends_to(&sent, peer(2)), vec![(0, 2)]);
+
+        // More switch batches it cannot take: each answered "need more", none sends again.
+        for _ in 0..3 {
+            deliver(
+                &mut leader,
+                now,
+                peer(2),
+                &reply(AppendResult::NeedMore, 0, 0),
+            );
+        }
+        assert_eq!(appends_to(&drain(&mut leader, now), peer(2)), vec![]);
+
+        // A late success acknowledging less than the AppendEntries in flight carries
+        // (here: an earlier, empty one) does not answer it either.
+        deliver(
+            &mut leader,
+            now,
+            peer(2),
+            &reply(AppendResult::Success, 0, 0),
+        );
+        assert_eq!(appends_to(&drain(&mut leader, now), peer(2)), vec![]);
+
+        // The answer to the one in flight sends the next range, once; a duplicate of that
+        // answer sends nothing.
+        deliver(
+            &mut leader,
+            now,
+            peer(2),
+            &reply(AppendResult::Success, 2, 2),
+        );
+        assert_eq!(appends_to(&drain(&mut leader, now), peer(2)), vec![(2, 2)]);
+        deliver(
+            &mut leader,
+            now,
+            peer(2),
+            &reply(AppendResult::Success, 2, 2),
+        );
+        assert_eq!(appends_to(&drain(&mut leader, now), peer(2)), vec![]);
+        // A direct rejection answers it: back up and send again.
+        deliver(
+            &mut leader,
+            now,
+            peer(2),
+            &reply(AppendResult::Failure, 1, 0),
+        );
+        assert_eq!(appends_to(&drain(&mut leader, now), peer(2)), vec![(1, 2)]);
     }
 }

@@ -8,6 +8,15 @@
 //! replies) says exactly which of its assignments are finished. Only nodes under the bound
 //! are eligible; when none is, the request is refused (the caller answers DROP), which keeps
 //! every node's outstanding work under the bound.
+//!
+//! The bound counts a node's assignments, not the rest of its backlog: a follower far behind
+//! the leader (restarted, or catching up after a partition) with no assignments would look
+//! idle, yet answer a new entry only after executing every write before it — tens of
+//! milliseconds, while it may stay "live". So a follower is eligible only while its applied
+//! index is within `max_lag` entries of the leader's own: it can then answer about as soon as
+//! the leader could. (Healthy followers stay within a few hundred entries of the leader even
+//! at saturation; the authors' JBSQ has no such rule, their followers never fall far behind
+//! and stay live.)
 
 use std::collections::VecDeque;
 
@@ -31,6 +40,8 @@ pub enum ReplierPolicy {
 pub struct ReplyBalancer {
     policy: ReplierPolicy,
     bound: usize,
+    /// A follower whose applied index trails the leader's by more than this is not picked.
+    max_lag: u64,
     /// Per node: indices assigned and not yet applied there, ascending.
     outstanding: Vec<VecDeque<u64>>,
     /// Per node: the highest applied index it reported.
@@ -39,10 +50,11 @@ pub struct ReplyBalancer {
 }
 
 impl ReplyBalancer {
-    pub fn new(nodes: usize, policy: ReplierPolicy, bound: usize) -> Self {
+    pub fn new(nodes: usize, policy: ReplierPolicy, bound: usize, max_lag: u64) -> Self {
         ReplyBalancer {
             policy,
             bound: bound.max(1),
+            max_lag,
             outstanding: vec![VecDeque::new(); nodes],
             applied: vec![0; nodes],
             scratch: Vec::with_capacity(nodes),
@@ -77,8 +89,18 @@ impl ReplyBalancer {
         }
     }
 
+    /// Whether `node` may be named replier now: live, under the bound, and (a follower) not
+    /// more than `max_lag` entries behind the leader's applied index.
+    fn eligible(&self, node: NodeId, leader: NodeId, live: &impl Fn(NodeId) -> bool) -> bool {
+        let behind = self.applied[leader as usize].saturating_sub(self.applied[node as usize]);
+        live(node)
+            && self.outstanding(node) < self.bound
+            && (node == leader || behind <= self.max_lag)
+    }
+
     /// Picks the replier for the entry that will sit at `index`; `None` if every node is at
-    /// its bound. `leader` is the calling node; `live` says which nodes may be picked.
+    /// its bound. `leader` is the calling node (it reports its own applied index like any
+    /// node); `live` says which nodes may be picked.
     pub fn choose(
         &mut self,
         index: u64,
@@ -91,7 +113,7 @@ impl ReplyBalancer {
             ReplierPolicy::BoundedRandom => {
                 self.scratch.clear();
                 for n in 0..self.outstanding.len() as NodeId {
-                    if live(n) && self.outstanding(n) < self.bound {
+                    if self.eligible(n, leader, &live) {
                         self.scratch.push(n);
                     }
                 }
@@ -102,7 +124,7 @@ impl ReplyBalancer {
                 }
             }
             ReplierPolicy::LeastLoaded => (0..self.outstanding.len() as NodeId)
-                .filter(|&n| live(n) && self.outstanding(n) < self.bound)
+                .filter(|&n| self.eligible(n, leader, &live))
                 .min_by_key(|&n| (self.outstanding(n), n)),
         }?;
         self.outstanding[pick as usize].push_back(index);
@@ -118,7 +140,7 @@ mod tests {
     #[test]
     fn bound_is_never_exceeded_and_applied_frees_slots() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut lb = ReplyBalancer::new(3, ReplierPolicy::BoundedRandom, 2);
+        let mut lb = ReplyBalancer::new(3, ReplierPolicy::BoundedRandom, 2, u64::MAX);
         let picks: Vec<_> = (1..=7)
             .map(|i| lb.choose(i, 0, &mut rng, |_| true))
             .collect();
@@ -135,17 +157,44 @@ mod tests {
     #[test]
     fn least_loaded_and_leader_only() {
         let mut rng = ChaCha8Rng::seed_from_u64(1);
-        let mut lb = ReplyBalancer::new(3, ReplierPolicy::LeastLoaded, 10);
+        let mut lb = ReplyBalancer::new(3, ReplierPolicy::LeastLoaded, 10, u64::MAX);
         let picks: Vec<_> = (1..=6)
             .map(|i| lb.choose(i, 0, &mut rng, |_| true).unwrap())
             .collect();
         assert_eq!(picks, vec![0, 1, 2, 0, 1, 2]);
-        let mut lb = ReplyBalancer::new(3, ReplierPolicy::LeaderOnly, 10);
+        let mut lb = ReplyBalancer::new(3, ReplierPolicy::LeaderOnly, 10, u64::MAX);
         assert_eq!(lb.choose(1, 2, &mut rng, |_| true), Some(2));
         // A node that is not live is never picked.
-        let mut lb = ReplyBalancer::new(3, ReplierPolicy::BoundedRandom, 10);
+        let mut lb = ReplyBalancer::new(3, ReplierPolicy::BoundedRandom, 10, u64::MAX);
         for i in 1..50 {
             assert_ne!(lb.choose(i, 0, &mut rng, |n| n != 1), Some(1));
         }
+    }
+
+    #[test]
+    fn a_follower_far_behind_the_leader_is_not_named_replier() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        for policy in [ReplierPolicy::BoundedRandom, ReplierPolicy::LeastLoaded] {
+            let mut lb = ReplyBalancer::new(3, policy, 64, 100);
+            // Leader 0 applied 1000; follower 1 is 50 behind, follower 2 (restarted) 900.
+            lb.report_applied(0, 1000);
+            lb.report_applied(1, 950);
+            lb.report_applied(2, 100);
+            let picks: Vec<_> = (1001..1100)
+                .map(|i| lb.choose(i, 0, &mut rng, |_| true).unwrap())
+                .collect();
+            assert!(!picks.contains(&2), "{policy:?}: {picks:?}");
+            assert!(picks.contains(&1) && picks.contains(&0), "{policy:?}");
+            // Once it has caught up to within the window it is picked again.
+            lb.report_applied(2, 900);
+            let picks: Vec<_> = (1100..1200)
+                .filter_map(|i| lb.choose(i, 0, &mut rng, |_| true))
+                .collect();
+            assert!(picks.contains(&2), "{policy:?}: {picks:?}");
+        }
+        // The leader is never too far behind itself; leader-only ignores the window.
+        let mut lb = ReplyBalancer::new(3, ReplierPolicy::LeaderOnly, 64, 0);
+        lb.report_applied(1, 5000);
+        assert_eq!(lb.choose(1, 0, &mut rng, |_| true), Some(0));
     }
 }
