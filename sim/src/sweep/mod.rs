@@ -394,6 +394,11 @@ impl LoadedSweep {
         row.push("meets_slo", u64::from(r.meets_slo(slo_us)));
         push_leader_columns(&mut row, s);
         row.push("recoveries_per_kreq", recoveries_per_kreq(s));
+        // Time without a leader after the first fault that took it away (fault scenarios).
+        row.push(
+            "failover_ms",
+            s.failover_us.first().map_or(f64::NAN, |us| round3(us / 1e3)),
+        );
         row
     }
 }
