@@ -397,7 +397,9 @@ impl LoadedSweep {
         // Time without a leader after the first fault that took it away (fault scenarios).
         row.push(
             "failover_ms",
-            s.failover_us.first().map_or(f64::NAN, |us| round3(us / 1e3)),
+            s.failover_us
+                .first()
+                .map_or(f64::NAN, |us| round3(us / 1e3)),
         );
         row
     }
