@@ -177,3 +177,81 @@ impl Cpu {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn busy_cpu(cfg: CpuConfig) -> Cpu {
+        let mut cpu = Cpu::new(cfg, (0, u64::MAX));
+        cpu.charge(0, 1_000_000);
+        cpu
+    }
+
+    #[test]
+    fn rings_are_polled_in_turn_in_bursts_and_overflow_separately() {
+        let mut cpu = busy_cpu(CpuConfig {
+            rx_queue_packets: 8,
+            cluster_rx_queue_packets: 2,
+            rx_burst_packets: 3,
+            ..CpuConfig::default()
+        });
+        // Client packets 0..10 (the last two overflow), then cluster packets 100..103.
+        for p in 0..10 {
+            let dropped = cpu.admit(1, p, RxClass::Client) == Admit::Dropped;
+            assert_eq!(dropped, p >= 8, "client packet {p}");
+        }
+        for p in 100..103 {
+            let dropped = cpu.admit(1, p, RxClass::Cluster) == Admit::Dropped;
+            assert_eq!(dropped, p >= 102, "cluster packet {p}");
+        }
+        assert_eq!(
+            (cpu.stats.rx_queue_drops, cpu.stats.cluster_rx_queue_drops),
+            (2, 1)
+        );
+        let order: Vec<u32> = std::iter::from_fn(|| cpu.next_packet()).collect();
+        assert_eq!(order, vec![100, 101, 0, 1, 2, 3, 4, 5, 6, 7]);
+
+        // A cluster packet arriving behind a full client ring waits for one burst at most.
+        for p in 10..18 {
+            assert!(matches!(
+                cpu.admit(1, p, RxClass::Client),
+                Admit::Queued { .. }
+            ));
+        }
+        assert_eq!(cpu.next_packet(), Some(10));
+        assert!(matches!(
+            cpu.admit(1, 200, RxClass::Cluster),
+            Admit::Queued { .. }
+        ));
+        let order: Vec<u32> = std::iter::from_fn(|| cpu.next_packet()).collect();
+        let at = order.iter().position(|&p| p == 200).unwrap();
+        assert!(at <= 3, "{order:?}");
+        assert_eq!(order.len(), 8);
+    }
+
+    #[test]
+    fn a_shared_ring_is_one_fifo() {
+        let mut cpu = busy_cpu(CpuConfig {
+            cluster_rx_queue: ClusterRxQueue::Shared,
+            rx_queue_packets: 3,
+            ..CpuConfig::default()
+        });
+        assert!(matches!(
+            cpu.admit(1, 0, RxClass::Client),
+            Admit::Queued { .. }
+        ));
+        assert!(matches!(
+            cpu.admit(1, 1, RxClass::Cluster),
+            Admit::Queued { .. }
+        ));
+        assert!(matches!(
+            cpu.admit(1, 2, RxClass::Client),
+            Admit::Queued { .. }
+        ));
+        assert_eq!(cpu.admit(1, 3, RxClass::Cluster), Admit::Dropped);
+        let order: Vec<u32> = std::iter::from_fn(|| cpu.next_packet()).collect();
+        assert_eq!(order, vec![0, 1, 2]);
+        assert_eq!(cpu.stats.rx_queue_drops, 1);
+    }
+}
