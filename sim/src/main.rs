@@ -264,7 +264,7 @@ fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
             n.host.packets_rx,
             n.host.packets_tx,
             n.protocol.replies_sent,
-            n.cpu.rx_queue_drops
+            n.cpu.rx_queue_drops + n.cpu.cluster_rx_queue_drops
         );
     }
     println!(

@@ -169,7 +169,7 @@ pub struct NetworkSummary {
     pub nic_tx_drops: u64,
     /// Frames dropped because a switch output queue was full.
     pub switch_queue_drops: u64,
-    /// Packets dropped because a server's RX ring was full.
+    /// Packets dropped because a server's RX ring (client or cluster ring) was full.
     pub rx_queue_drops: u64,
     /// Frames to an address no host has.
     pub unroutable: u64,

@@ -463,6 +463,62 @@ fn flow_control_default_limits_refuse_overload() {
     );
 }
 
+/// Offered 1.5× its capacity, open loop, a cluster keeps completing about its capacity and
+/// accounts for the excess: the leader refuses it with DROP before ordering it, or (when its
+/// network core is the bottleneck and cannot afford a DROP for every request) its NIC drops it
+/// at the client RX ring, counted. Nothing the leader accepted is lost, and cluster traffic is
+/// never dropped. Two bottlenecks:
+/// - 9 nodes, 1 µs service: the leader's network core (500 ns RX per request plus its share of
+///   the AppendEntries fan-out). It served 1.23M req/s in full and collapsed to 2.7k req/s at
+///   1.8M (`repro-overload.json`): its followers' AppendEntries replies waited behind
+///   milliseconds of requests in one FIFO RX ring (or were dropped there), commits stalled, no
+///   replier had a free slot, and ordered requests were older than the followers' unordered
+///   buffers, so each needed a recovery.
+/// - 3 nodes, 10 µs service: the application cores (each node executes every write and a
+///   third of the reads: 5.1 µs per request, 196k req/s). The replier bound refuses the excess.
+#[test]
+fn overload_throughput_stays_at_capacity_and_the_excess_is_refused() {
+    for (nodes, service_ns, capacity_rps) in [(9u32, 1_000u64, 1_230_000.0), (3, 10_000, 196_000.0)]
+    {
+        let s = cluster(
+            "hovercraft",
+            nodes,
+            json!({ "duration_ms": 30, "warmup_ms": 10,
+            "clients": { "machines": 4, "ports_per_machine": 8, "timeout_ms": 20 },
+            "workload": { "rate_rps": 1.5 * capacity_rps, "request_bytes": 16, "reply_bytes": 16,
+                          "service_time": { "kind": "fixed", "ns": service_ns },
+                          "read_only_fraction": 0.75 } }),
+        );
+        let summary = World::new(s).run().unwrap();
+        let case = format!("{nodes} nodes, {service_ns} ns");
+        let leader = &summary.per_node[0];
+        assert_eq!(
+            leader.replica.as_ref().unwrap().role,
+            hovercraft_core::raft::Role::Leader
+        );
+        assert!(
+            summary.completed_rps >= 0.7 * capacity_rps,
+            "{case}: completed {} req/s of a {capacity_rps} req/s capacity",
+            summary.completed_rps
+        );
+        assert!(
+            summary.dropped_by_server > 0,
+            "{case}: the leader refuses some of the excess with DROP"
+        );
+        // A request that timed out is one the leader's NIC dropped (counted), never one it
+        // took and then lost.
+        assert!(
+            summary.timed_out <= leader.cpu.rx_queue_drops,
+            "{case}: {} timed out, {} dropped at the leader's RX ring",
+            summary.timed_out,
+            leader.cpu.rx_queue_drops
+        );
+        for n in &summary.per_node {
+            assert_eq!(n.cpu.cluster_rx_queue_drops, 0, "{case}: node {}", n.id);
+        }
+    }
+}
+
 // ---- the leader's TX bottleneck, by arithmetic ---------------------------------------------------
 
 /// Vanilla Raft with 5 nodes and 1 KiB requests is bound by the leader's transmit link: every

@@ -524,9 +524,13 @@ impl Replica {
         let before = self.body_complete_index;
         self.advance_body_complete();
         self.apply_committed(shared);
-        if self.body_complete_index > before {
+        // Tell the leader at once when entries it may still be counting towards a majority are
+        // now complete. Entries this node knows are committed need no word: the next
+        // AppendEntries reply reports them anyway. (Under overload, followers whose RX rings
+        // overflow recover many bodies of committed entries; acknowledging each one cost the
+        // saturated leader one more packet per recovery.)
+        if self.body_complete_index > before.max(self.commit_index) {
             if let Some(leader) = self.leader {
-                // Tell the leader at once: these entries now count towards its majority.
                 let last = self.log.last_index();
                 let reply =
                     self.append_reply(AppendResult::Success, self.body_complete_index.min(last), 0);

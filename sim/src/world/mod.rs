@@ -22,7 +22,7 @@ use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::wire::framing::ReassemblyConfig;
 use hovercraft_core::wire::{Header, Policy};
 
-use crate::cpu::{Admit, Cpu};
+use crate::cpu::{Admit, Cpu, RxClass};
 use crate::engine::EventQueue;
 use crate::metrics::{
     round3, ClientMachineSummary, HostSummary, LatencyUs, Manifest, Metrics, NetworkSummary,
@@ -530,7 +530,7 @@ impl World {
     pub fn crash(&mut self, h: usize) {
         self.hosts[h].down = true;
         if let Role::Server(s) = &mut self.hosts[h].role {
-            let queued: Vec<u32> = s.cpu.rx_queue.drain(..).collect();
+            let queued = s.cpu.drain();
             for p in queued {
                 self.packets.remove(p);
             }
@@ -880,8 +880,20 @@ impl World {
             let what = describe(&p.payload);
             trace!(self, t, "rx h{host} {}->{} {what} bytes={wb}", p.src, p.dst);
         }
+        // The NIC steers by source address: the cluster's own hosts and the aggregator.
+        let src_ip = *self.packets.get(pkt).src.ip();
+        let class = if src_ip == *switch_addr().ip()
+            || self
+                .ip_to_host
+                .get(&src_ip)
+                .is_some_and(|&h| h < self.n_servers)
+        {
+            RxClass::Cluster
+        } else {
+            RxClass::Client
+        };
         match &mut self.hosts[host].role {
-            Role::Server(server) => match server.cpu.admit(t, pkt) {
+            Role::Server(server) => match server.cpu.admit(t, pkt, class) {
                 Admit::RunNow => self.run_packet(t, host, pkt),
                 Admit::Queued { schedule_free_at } => {
                     if let Some(at) = schedule_free_at {
@@ -890,7 +902,11 @@ impl World {
                 }
                 Admit::Dropped => {
                     self.packets.remove(pkt);
-                    trace!(self, t, "drop rxq h{host}");
+                    let ring = match class {
+                        RxClass::Cluster => "cluster",
+                        RxClass::Client => "client",
+                    };
+                    trace!(self, t, "drop rxq h{host} ring={ring}");
                 }
             },
             Role::Client(_) => {
@@ -935,7 +951,7 @@ impl World {
             self.run_timer(t, host);
         } else if let Some(seq) = server.cpu.persisted_due.take() {
             self.run_persisted(t, host, seq);
-        } else if let Some(pkt) = server.cpu.rx_queue.pop_front() {
+        } else if let Some(pkt) = server.cpu.next_packet() {
             self.run_packet(t, host, pkt);
         }
         let server = self.server_mut(host);
@@ -1500,7 +1516,8 @@ impl World {
         for (i, h) in self.hosts.iter().enumerate() {
             match &h.role {
                 Role::Server(s) => {
-                    rx_queue_drops += s.cpu.stats.rx_queue_drops;
+                    rx_queue_drops +=
+                        s.cpu.stats.rx_queue_drops + s.cpu.stats.cluster_rx_queue_drops;
                     per_node.push(NodeSummary {
                         id: s.node.id(),
                         role: "server",
