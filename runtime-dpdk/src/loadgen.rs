@@ -11,7 +11,7 @@
 //! not older than the last acknowledged write (see [`verify`]).
 
 use std::collections::BTreeMap;
-use std::net::{Ipv4Addr, SocketAddrV4};
+use std::net::SocketAddrV4;
 use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
@@ -639,7 +639,59 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Default bind address of a load generator that talks to `cluster`: the wildcard.
-pub fn default_bind() -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0)
+/// Robustness check (`hovercraft-loadgen --garbage N`): sends `n` malformed datagrams to every
+/// node — random bytes, plausible R2P2 headers with random fields, requests claiming 65535
+/// packets, Raft message types with random bodies from a non-peer, empty and oversize
+/// datagrams. Nodes must count and drop them all. Returns how many were sent.
+pub fn send_garbage(cluster: &ClusterFile, bind: SocketAddrV4, n: u64, seed: u64) -> anyhow::Result<u64> {
+    use rand::Rng;
+    let mut io = UdpIo::open(&UdpOptions {
+        bind,
+        advertised: None,
+        join: None,
+        multicast_if: None,
+    })
+    .map_err(|e| anyhow::anyhow!("loadgen: {e}"))?;
+    let mut rng = stream_rng(seed, Stream::Faults, 0);
+    let mut sent = 0;
+    for node in &cluster.nodes {
+        for i in 0..n {
+            let len = match i % 6 {
+                0 => 0,
+                5 => 1_800,
+                _ => rng.gen_range(1..1_472),
+            };
+            let mut d: Vec<u8> = (0..len).map(|_| rng.gen()).collect();
+            if d.len() >= 8 && i % 6 != 1 {
+                d[0] = 0xCC;
+                d[1] = 8;
+                match i % 6 {
+                    2 => {
+                        // A REQUEST claiming 65535 packets: reassembly must bound it.
+                        d[2] = Policy::ReplicatedRoute as u8;
+                        d[3] = 0x80;
+                        d[6] = 0xFF;
+                        d[7] = 0xFF;
+                    }
+                    3 => {
+                        // A Raft message (types 5..=7) with a random body, from a non-peer.
+                        d[2] = ((5 + rng.gen_range(0..3u8)) << 4) | 1;
+                        d[3] = 0xC0;
+                        d[6] = 0;
+                        d[7] = 1;
+                    }
+                    _ => {}
+                }
+            }
+            if io.send(node.address, &d).is_ok() {
+                sent += 1;
+            }
+            if i % 64 == 63 {
+                // Do not overflow the receivers' socket buffers: every datagram should
+                // reach the parser.
+                std::thread::sleep(StdDuration::from_millis(2));
+            }
+        }
+    }
+    Ok(sent)
 }

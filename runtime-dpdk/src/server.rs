@@ -135,6 +135,13 @@ impl Server {
         let dir = cluster.node_dir(id);
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
+        // Bind first: a wrong address is the most common mistake, and it is one line.
+        let io = UdpIo::open(&node_socket(&cluster, id)).map_err(|e| {
+            anyhow::anyhow!(
+                "node {id}: {e} (is {} an address of this host or namespace?)",
+                cluster.nodes[id as usize].address
+            )
+        })?;
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
         let (node, log) = if cluster.mode.is_replicated() {
@@ -173,12 +180,6 @@ impl Server {
             let node = Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
             (node, None)
         };
-        let io = UdpIo::open(&node_socket(&cluster, id)).map_err(|e| {
-            anyhow::anyhow!(
-                "node {id}: {e} (is {} an address of this host or namespace?)",
-                cluster.nodes[id as usize].address
-            )
-        })?;
         eprintln!(
             "node {id}: {} mode, app {:?}, listening on {}{}",
             cluster.mode.as_str(),

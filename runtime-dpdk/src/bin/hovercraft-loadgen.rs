@@ -35,6 +35,9 @@ struct Args {
     /// kv app: after the run, read back every key with an acknowledged write.
     #[arg(long)]
     verify: bool,
+    /// Robustness check instead of a run: send N malformed datagrams to every node and exit.
+    #[arg(long, value_name = "N")]
+    garbage: Option<u64>,
 }
 
 fn main() -> ExitCode {
@@ -46,6 +49,19 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(n) = args.garbage {
+        let bind = args.bind.unwrap_or(cluster.loadgen.bind);
+        return match loadgen::send_garbage(&cluster, bind, n, args.seed.unwrap_or(cluster.seed)) {
+            Ok(sent) => {
+                println!("sent {sent} malformed datagrams to {} nodes", cluster.nodes.len());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hovercraft-loadgen: {e:#}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let out = args
         .out
         .clone()
