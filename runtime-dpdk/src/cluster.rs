@@ -430,3 +430,14 @@ mod tests {
         assert_eq!(c.expand(c.group()), c.peers());
     }
 }
+
+#[cfg(test)]
+mod shipped {
+    #[test]
+    fn shipped_cluster_files_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters");
+        for f in ["local-3.json", "netns-3.json"] {
+            super::ClusterFile::load(&dir.join(f)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

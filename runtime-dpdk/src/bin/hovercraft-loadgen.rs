@@ -20,6 +20,10 @@ struct Args {
     /// Where summary.json goes (default: results/runtime/<cluster name>).
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Take the `workload` section from this simulator scenario file instead (so a
+    /// simulator run and a runtime run of the same scenario can be compared).
+    #[arg(long)]
+    scenario: Option<PathBuf>,
     /// Overrides workload.rate_rps.
     #[arg(long)]
     rate: Option<f64>,
@@ -42,13 +46,39 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let cluster = match ClusterFile::load(&args.cluster) {
+    let mut cluster = match ClusterFile::load(&args.cluster) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("hovercraft-loadgen: {e}");
             return ExitCode::from(2);
         }
     };
+    if let Some(path) = &args.scenario {
+        let s = match hovercraft_sim::Scenario::load(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("hovercraft-loadgen: {e}");
+                return ExitCode::from(2);
+            }
+        };
+        if s.workload.app != cluster.app() {
+            eprintln!(
+                "hovercraft-loadgen: {}: field `workload.app`: {:?}, but the cluster's nodes run {:?}",
+                path.display(),
+                s.workload.app,
+                cluster.app()
+            );
+            return ExitCode::from(2);
+        }
+        if s.mode != cluster.mode {
+            eprintln!(
+                "hovercraft-loadgen: note: scenario mode {} differs from the cluster's {}",
+                s.mode.as_str(),
+                cluster.mode.as_str()
+            );
+        }
+        cluster.workload = Some(s.workload);
+    }
     if let Some(n) = args.garbage {
         let bind = args.bind.unwrap_or(cluster.loadgen.bind);
         return match loadgen::send_garbage(&cluster, bind, n, args.seed.unwrap_or(cluster.seed)) {
