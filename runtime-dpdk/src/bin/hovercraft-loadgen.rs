@@ -78,6 +78,9 @@ fn main() -> ExitCode {
             );
         }
         cluster.workload = Some(s.workload);
+        // The scenario's timing too, so both runs measure the same window.
+        cluster.loadgen.duration_ms = s.duration_ms;
+        cluster.loadgen.warmup_ms = s.warmup_ms;
     }
     if let Some(n) = args.garbage {
         let bind = args.bind.unwrap_or(cluster.loadgen.bind);
