@@ -27,7 +27,9 @@ impl Clock {
 
     /// Time since the clock was made, as the core's `Instant`.
     pub fn now(&self) -> Instant {
-        let ns = monotonic_now().saturating_duration_since(self.start).as_nanos();
+        let ns = monotonic_now()
+            .saturating_duration_since(self.start)
+            .as_nanos();
         Instant::from_ns(u64::try_from(ns).unwrap_or(u64::MAX))
     }
 }

@@ -241,12 +241,11 @@ impl ClusterFile {
                     ),
                 );
             }
-            if let Some((i, _)) = self
-                .nodes
-                .iter()
-                .enumerate()
-                .find(|(i, node)| self.nodes[..*i].iter().any(|o| o.address.ip() == node.address.ip()))
-            {
+            if let Some((i, _)) = self.nodes.iter().enumerate().find(|(i, node)| {
+                self.nodes[..*i]
+                    .iter()
+                    .any(|o| o.address.ip() == node.address.ip())
+            }) {
                 return e(
                     &format!("nodes[{i}].address"),
                     "with multicast, each node needs its own IP (one host or namespace each); \
@@ -256,8 +255,7 @@ impl ClusterFile {
             }
         }
         let r = &self.raft;
-        if r.election_timeout_min_us == 0 || r.election_timeout_min_us > r.election_timeout_max_us
-        {
+        if r.election_timeout_min_us == 0 || r.election_timeout_min_us > r.election_timeout_max_us {
             return e(
                 "raft.election_timeout_min_us",
                 "must be positive and at most election_timeout_max_us".into(),
@@ -383,7 +381,9 @@ mod tests {
     }"#;
 
     fn err(text: &str) -> String {
-        ClusterFile::from_json("c.json", text).unwrap_err().to_string()
+        ClusterFile::from_json("c.json", text)
+            .unwrap_err()
+            .to_string()
     }
 
     #[test]
@@ -407,11 +407,16 @@ mod tests {
             .starts_with("c.json: field `group`: "));
         assert!(err(&GOOD.replace("hovercraft\"", "hovercraft++\""))
             .starts_with("c.json: field `mode`: "));
-        assert!(err(&GOOD.replace("1000}", "-1}"))
-            .starts_with("c.json: field `workload.rate_rps`: "));
+        assert!(
+            err(&GOOD.replace("1000}", "-1}")).starts_with("c.json: field `workload.rate_rps`: ")
+        );
         assert!(err(&GOOD.replace("\"id\": 1", "\"id\": 5"))
             .starts_with("c.json: field `nodes[1].id`: "));
-        assert!(err("{").starts_with("c.json: EOF while parsing"), "{}", err("{"));
+        assert!(
+            err("{").starts_with("c.json: EOF while parsing"),
+            "{}",
+            err("{")
+        );
         for e in [err("{"), err(&GOOD.replace("10.77.0.2:7000", "x"))] {
             assert!(!e.contains('\n'), "one line: {e}");
         }

@@ -56,7 +56,10 @@ pub struct UdpOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum IoSetupError {
     #[error("cannot bind UDP {addr}: {source}")]
-    Bind { addr: SocketAddrV4, source: io::Error },
+    Bind {
+        addr: SocketAddrV4,
+        source: io::Error,
+    },
     #[error("cannot join multicast group {group} on interface {iface}: {source}")]
     Join {
         group: Ipv4Addr,
@@ -195,6 +198,9 @@ mod tests {
         })
         .err()
         .unwrap();
-        assert!(e.to_string().starts_with("cannot bind UDP 192.0.2.1:7000"), "{e}");
+        assert!(
+            e.to_string().starts_with("cannot bind UDP 192.0.2.1:7000"),
+            "{e}"
+        );
     }
 }

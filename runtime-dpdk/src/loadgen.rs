@@ -643,7 +643,12 @@ fn round3(x: f64) -> f64 {
 /// node — random bytes, plausible R2P2 headers with random fields, requests claiming 65535
 /// packets, Raft message types with random bodies from a non-peer, empty and oversize
 /// datagrams. Nodes must count and drop them all. Returns how many were sent.
-pub fn send_garbage(cluster: &ClusterFile, bind: SocketAddrV4, n: u64, seed: u64) -> anyhow::Result<u64> {
+pub fn send_garbage(
+    cluster: &ClusterFile,
+    bind: SocketAddrV4,
+    n: u64,
+    seed: u64,
+) -> anyhow::Result<u64> {
     use rand::Rng;
     let mut io = UdpIo::open(&UdpOptions {
         bind,

@@ -261,7 +261,9 @@ impl Server {
                         self.counters.rx_rejected += 1;
                         let id = self.id;
                         self.bad_rx.log(now, || {
-                            format!("node {id}: dropped a bad datagram from {from} ({n} bytes): {e}")
+                            format!(
+                                "node {id}: dropped a bad datagram from {from} ({n} bytes): {e}"
+                            )
                         });
                     }
                 }
@@ -269,8 +271,9 @@ impl Server {
                 Err(e) => {
                     self.counters.rx_io_errors += 1;
                     let id = self.id;
-                    self.bad_rx
-                        .log(self.clock.now(), || format!("node {id}: receive error: {e}"));
+                    self.bad_rx.log(self.clock.now(), || {
+                        format!("node {id}: receive error: {e}")
+                    });
                     // ICMP errors are reported once each; keep draining.
                     if e.kind() != io::ErrorKind::ConnectionRefused {
                         break;

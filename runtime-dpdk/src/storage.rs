@@ -293,7 +293,11 @@ mod tests {
             f.append(&req(1, 1, Some(0), None, 0), &[]);
             f.append(
                 &req(2, 1, Some(0), Some(1), 3),
-                &[entry(1, 1, Some(b"a")), entry(1, 2, None), entry(1, 3, None)],
+                &[
+                    entry(1, 1, Some(b"a")),
+                    entry(1, 2, None),
+                    entry(1, 3, None),
+                ],
             );
             f.flush().unwrap();
             // A new leader rewrites the suffix from index 3.
@@ -301,11 +305,21 @@ mod tests {
             f.flush().unwrap();
         }
         let (_, s, r) = LogFile::open(&path, true).unwrap();
-        assert_eq!(r, Replay { records: 3, cut_bytes: 0 });
+        assert_eq!(
+            r,
+            Replay {
+                records: 3,
+                cut_bytes: 0
+            }
+        );
         assert_eq!((s.term, s.voted_for), (2, None));
         assert_eq!(
             s.entries,
-            vec![entry(1, 1, Some(b"a")), entry(1, 2, None), entry(2, 9, Some(b"z"))]
+            vec![
+                entry(1, 1, Some(b"a")),
+                entry(1, 2, None),
+                entry(2, 9, Some(b"z"))
+            ]
         );
     }
 

@@ -15,7 +15,10 @@ fn free_ports(n: usize) -> Vec<u16> {
     let socks: Vec<UdpSocket> = (0..n)
         .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
         .collect();
-    socks.iter().map(|s| s.local_addr().unwrap().port()).collect()
+    socks
+        .iter()
+        .map(|s| s.local_addr().unwrap().port())
+        .collect()
 }
 
 fn loopback_addrs(n: usize) -> Vec<SocketAddrV4> {
@@ -52,7 +55,10 @@ fn node_exit(file: &std::path::Path, id: &str) -> (Option<i32>, String) {
         let _ = child.kill();
     }
     let out = child.wait_with_output().unwrap();
-    (out.status.code(), String::from_utf8_lossy(&out.stderr).into())
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
 }
 
 const GOOD: &str = r#"{
@@ -78,9 +84,18 @@ fn bad_cluster_files_give_one_line_errors_and_exit_2() {
     let base = good(&dir);
     let cases = [
         (base.replace("\"mode\"", "\"mood\""), "field `mood`"),
-        (base.replace("127.0.0.1:", "127.0.0.1;"), "field `nodes[0].address`"),
-        (base.replace("\"multicast\": false", "\"multicast\": true"), "field `group`"),
-        (base.replace("\"rate_rps\": 100", "\"rate_rps\": 0"), "field `workload.rate_rps`"),
+        (
+            base.replace("127.0.0.1:", "127.0.0.1;"),
+            "field `nodes[0].address`",
+        ),
+        (
+            base.replace("\"multicast\": false", "\"multicast\": true"),
+            "field `group`",
+        ),
+        (
+            base.replace("\"rate_rps\": 100", "\"rate_rps\": 0"),
+            "field `workload.rate_rps`",
+        ),
         (base.replace("hovercraft", "hovercraft++"), "field `mode`"),
         ("{ not json".to_string(), "key must be a string"),
     ];
@@ -137,5 +152,8 @@ fn a_node_whose_peers_are_unreachable_says_so() {
         line.contains("1 (127.0.0.1:") && line.contains("2 (127.0.0.1:"),
         "names both peers: {line}"
     );
-    assert!(err.contains("storage.fsync is off"), "warns about fsync: {err}");
+    assert!(
+        err.contains("storage.fsync is off"),
+        "warns about fsync: {err}"
+    );
 }

@@ -27,7 +27,11 @@ fn unavailable() -> Option<String> {
     if uid.as_deref() != Some("0") {
         return Some(format!("not root (effective uid {uid:?})"));
     }
-    if !Command::new("ip").arg("-V").output().is_ok_and(|o| o.status.success()) {
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
         return Some("`ip` (iproute2) not found".into());
     }
     if !script().exists() {

@@ -108,8 +108,14 @@ mod tests {
             "per_replica_replies": [5, 6, 7]});
         let t = compare("sim", &sim, "runtime", &rt);
         assert!(t.contains("latency p99 (us)"), "{t}");
-        assert!(t.lines().any(|l| l.starts_with("latency p50 (us)") && l.ends_with("10.00")), "{t}");
+        assert!(
+            t.lines()
+                .any(|l| l.starts_with("latency p50 (us)") && l.ends_with("10.00")),
+            "{t}"
+        );
         assert!(t.contains("[3, 4]") && t.contains("[5, 6, 7]"), "{t}");
-        assert!(t.lines().any(|l| l.starts_with("measured_requests") && l.contains('-')));
+        assert!(t
+            .lines()
+            .any(|l| l.starts_with("measured_requests") && l.contains('-')));
     }
 }

@@ -98,10 +98,7 @@ enum Command {
     },
     /// Print two summary.json files side by side (e.g. a simulator run and a real-runtime
     /// run of the same workload): throughput, latency percentiles, replies per replica.
-    Compare {
-        a: PathBuf,
-        b: PathBuf,
-    },
+    Compare { a: PathBuf, b: PathBuf },
     /// Measure simulator speed: a bare event loop vs the model, as a ratio.
     Bench {
         /// A shorter run (for CI smoke tests).

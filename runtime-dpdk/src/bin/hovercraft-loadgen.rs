@@ -13,7 +13,10 @@ use hovercraft_runtime::cluster::ClusterFile;
 use hovercraft_runtime::loadgen::{self, LoadgenOptions};
 
 #[derive(Parser)]
-#[command(name = "hovercraft-loadgen", about = "Open-loop load generator for a HovercRaft cluster")]
+#[command(
+    name = "hovercraft-loadgen",
+    about = "Open-loop load generator for a HovercRaft cluster"
+)]
 struct Args {
     #[arg(long)]
     cluster: PathBuf,
@@ -86,7 +89,10 @@ fn main() -> ExitCode {
         let bind = args.bind.unwrap_or(cluster.loadgen.bind);
         return match loadgen::send_garbage(&cluster, bind, n, args.seed.unwrap_or(cluster.seed)) {
             Ok(sent) => {
-                println!("sent {sent} malformed datagrams to {} nodes", cluster.nodes.len());
+                println!(
+                    "sent {sent} malformed datagrams to {} nodes",
+                    cluster.nodes.len()
+                );
                 ExitCode::SUCCESS
             }
             Err(e) => {
@@ -124,7 +130,11 @@ fn main() -> ExitCode {
     );
     println!(
         "  latency (µs, {} requests): p50 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}",
-        s.measured_requests, s.latency_us.p50, s.latency_us.p99, s.latency_us.p999, s.latency_us.max
+        s.measured_requests,
+        s.latency_us.p50,
+        s.latency_us.p99,
+        s.latency_us.p999,
+        s.latency_us.max
     );
     println!(
         "  replies per replica {:?}; sent {} answered {} dropped {} timed out {} duplicates {} late {} unresolved {}; longest gap {:.1} ms",
