@@ -1,8 +1,22 @@
 //! hovercraft-runtime: drives the same sans-IO `hovercraft_core::Node` over a real network.
 //!
-//! Placeholder until the runtime issues land: the kernel UDP backend, the `hovercraft-node`
-//! and `hovercraft-loadgen` binaries, and the DPDK backend behind feature `dpdk`. It compiles
-//! against the core so API drift shows up in `cargo build --workspace`.
+//! - [`clock`]: the real clock adapter (the only place that reads the wall clock).
+//! - [`io`]: the [`io::Io`] backend trait and its kernel UDP backend (non-blocking sockets,
+//!   multicast join, `ppoll` wait with nanosecond timeouts).
+//! - [`cluster`]: the cluster file (`cluster.json`): nodes, mode, app, raft, storage, workload.
+//! - [`storage`]: the append-only Raft log file (term, vote, entries) with optional fsync.
+//! - [`server`]: the node's event loop (`hovercraft-node`).
+//! - [`loadgen`]: the open-loop load generator (`hovercraft-loadgen`), its summary and the
+//!   read-back verification of acknowledged kv writes.
+//!
+//! The DPDK backend (feature `dpdk`) is a later issue.
 #![forbid(unsafe_code)]
 
 pub use hovercraft_core as core;
+
+pub mod clock;
+pub mod cluster;
+pub mod io;
+pub mod loadgen;
+pub mod server;
+pub mod storage;

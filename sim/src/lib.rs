@@ -12,6 +12,7 @@
 //! - [`metrics`]: latency histograms, counters and `summary.json`.
 //! - [`scenario`]: scenario files, validation, errors that name file and field.
 //! - [`check`]: safety and liveness checkers, swarm worlds from seeds.
+//! - [`compare`]: two `summary.json` files side by side (simulator vs real runtime).
 //! - [`bench`]: the `bench` subcommand (event-loop baseline vs model).
 //! - [`sweep`]: sweeps over systems, axes and loads; the SLO search; tables and plots
 //!   (`sweep` and `reproduce` subcommands).
@@ -22,6 +23,7 @@
 
 pub mod bench;
 pub mod check;
+pub mod compare;
 pub mod cpu;
 pub mod engine;
 pub mod metrics;

@@ -96,6 +96,9 @@ enum Command {
         #[arg(long, default_value = cmd_sweep::SWEEPS_DIR)]
         sweeps: PathBuf,
     },
+    /// Print two summary.json files side by side (e.g. a simulator run and a real-runtime
+    /// run of the same workload): throughput, latency percentiles, replies per replica.
+    Compare { a: PathBuf, b: PathBuf },
     /// Measure simulator speed: a bare event loop vs the model, as a ratio.
     Bench {
         /// A shorter run (for CI smoke tests).
@@ -113,6 +116,7 @@ fn main() -> ExitCode {
             out,
             trace,
         } => run(&scenario, seed, out, trace),
+        Command::Compare { a, b } => compare(&a, &b),
         Command::Bench { quick } => {
             bench(quick);
             Ok(())
@@ -521,4 +525,21 @@ fn git_revision() -> String {
 #[allow(clippy::disallowed_methods)] // wall time for the manifest only; never reaches the model
 fn wall_now() -> std::time::Instant {
     std::time::Instant::now()
+}
+
+fn compare(a: &Path, b: &Path) -> anyhow::Result<()> {
+    let read = |p: &Path| -> anyhow::Result<serde_json::Value> {
+        let text = fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", p.display()))
+    };
+    print!(
+        "{}",
+        hovercraft_sim::compare::compare(
+            &a.display().to_string(),
+            &read(a)?,
+            &b.display().to_string(),
+            &read(b)?
+        )
+    );
+    Ok(())
 }

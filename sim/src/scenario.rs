@@ -733,7 +733,25 @@ impl Scenario {
                 "must be 1..=65536 (req_id is 16 bits)".into(),
             ));
         }
-        let w = &self.workload;
+        self.workload.validate()?;
+        if let Some(slo) = self.slo_p99_us {
+            positive("slo_p99_us", slo)?;
+        }
+        Ok(())
+    }
+}
+
+impl WorkloadConfig {
+    /// Checks what the types cannot (ranges and combinations); `Err` names the field. The
+    /// real runtime's load generator uses it too.
+    pub fn validate(&self) -> Result<(), (&'static str, String)> {
+        fn positive(field: &'static str, v: f64) -> Result<(), (&'static str, String)> {
+            if !(v.is_finite() && v > 0.0) {
+                return Err((field, format!("must be a positive number (got {v})")));
+            }
+            Ok(())
+        }
+        let w = self;
         positive("workload.rate_rps", w.rate_rps)?;
         if w.rate_rps > 100e6 {
             return Err((
@@ -796,9 +814,6 @@ impl Scenario {
             return Err(("workload.kv_keys", "must be 1..=1000000".into()));
         }
         validate_kv(w)?;
-        if let Some(slo) = self.slo_p99_us {
-            positive("slo_p99_us", slo)?;
-        }
         Ok(())
     }
 }

@@ -1,0 +1,49 @@
+//! `hovercraft-node --cluster cluster.json --id I`: one replica (or the unreplicated server)
+//! of the cluster the file describes, on kernel UDP. Exit codes: 2 bad cluster file or
+//! arguments, 1 runtime failure (cannot bind, cannot write the log).
+#![forbid(unsafe_code)]
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use hovercraft_runtime::cluster::ClusterFile;
+use hovercraft_runtime::server::Server;
+
+#[derive(Parser)]
+#[command(name = "hovercraft-node", about = "A HovercRaft node on kernel UDP")]
+struct Args {
+    /// The cluster file (JSON; schema in runtime-dpdk/src/cluster.rs and the README).
+    #[arg(long)]
+    cluster: PathBuf,
+    /// This node's id (its index in the file's `nodes`).
+    #[arg(long)]
+    id: u8,
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let cluster = match ClusterFile::load(&args.cluster) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("hovercraft-node: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if args.id as usize >= cluster.nodes.len() {
+        eprintln!(
+            "hovercraft-node: {}: --id {} is not a node of this cluster (ids 0..{})",
+            args.cluster.display(),
+            args.id,
+            cluster.nodes.len()
+        );
+        return ExitCode::from(2);
+    }
+    match Server::start(cluster, args.id).and_then(Server::run) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hovercraft-node: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

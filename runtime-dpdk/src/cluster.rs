@@ -1,0 +1,448 @@
+//! The cluster file: one JSON file names every node and how the cluster runs; every node and
+//! the load generator read the same file. Unknown fields are rejected; every error names the
+//! file, the field and the reason on one line (like scenario files).
+//!
+//! ```json
+//! {
+//!   "name": "local-3",
+//!   "mode": "hovercraft",                       // unreplicated | raft | hovercraft
+//!   "app": "kv",                                // synthetic | kv (default: workload.app)
+//!   "seed": 1,
+//!   "nodes": [{"id": 0, "address": "10.77.0.1:7000"}, ...],
+//!   "multicast": true,                          // false: clients send a copy to each node
+//!   "group": "239.1.1.1:7000",                  // hovercraft with multicast: same port as nodes
+//!   "raft": { "election_timeout_min_us": 100000, ... },   // RaftConfig; defaults = authors'
+//!   "storage": {"dir": "/var/tmp/hc", "fsync": true},
+//!   "workload": { "app": "kv", "rate_rps": 2000, ... },   // scenario `workload` section
+//!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500}
+//! }
+//! ```
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::{Path, PathBuf};
+
+use hovercraft_core::app::AppKind;
+use hovercraft_core::node::{Mode, NodeConfig, NodeId};
+use hovercraft_core::raft::{ClusterConfig, RaftConfig};
+use hovercraft_core::rng::{derive_seed, Stream};
+use hovercraft_core::wire::framing::ReassemblyConfig;
+use hovercraft_sim::scenario::WorkloadConfig;
+use serde::Deserialize;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    #[serde(default = "default_name")]
+    pub name: String,
+    pub mode: Mode,
+    /// The application every node runs; defaults to `workload.app`, else `synthetic`.
+    #[serde(default)]
+    pub app: Option<AppKind>,
+    #[serde(default)]
+    pub seed: u64,
+    pub nodes: Vec<NodeEntry>,
+    /// `true`: clients send HovercRaft requests once, to `group`. `false`: the "group" is the
+    /// list of nodes and clients send one copy to each (for loopback, where IP multicast
+    /// between processes on one address is not dependable).
+    #[serde(default = "yes")]
+    pub multicast: bool,
+    #[serde(default)]
+    pub group: Option<SocketAddrV4>,
+    #[serde(default)]
+    pub raft: RaftConfig,
+    pub storage: StorageConfig,
+    /// How often each node rewrites its status file, in ms.
+    #[serde(default = "default_status_ms")]
+    pub status_interval_ms: u64,
+    /// A node warns (once per silence) when it heard nothing from a peer for this long.
+    #[serde(default = "default_silence_ms")]
+    pub peer_silence_warn_ms: u64,
+    #[serde(default)]
+    pub workload: Option<WorkloadConfig>,
+    #[serde(default)]
+    pub loadgen: LoadgenConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodeEntry {
+    pub id: NodeId,
+    pub address: SocketAddrV4,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// Each node keeps `<dir>/node<id>/raft.log` and `status.json` here.
+    pub dir: PathBuf,
+    /// `false` skips fsync (microbenchmarks only: a power loss then loses acknowledged
+    /// state; the node warns at start).
+    #[serde(default = "yes")]
+    pub fsync: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoadgenConfig {
+    /// Local address of the load generator's socket (port 0: any).
+    pub bind: SocketAddrV4,
+    /// How long to send, in ms.
+    pub duration_ms: u64,
+    /// Requests sent before this are not measured.
+    pub warmup_ms: u64,
+    /// A request unanswered after this long counts as timed out.
+    pub timeout_ms: u64,
+    /// Requests in flight at once (at most 65536: req_id is 16 bits).
+    pub max_outstanding: usize,
+    /// Width of a `timeline` bucket in `summary.json`, in ms.
+    pub timeline_bucket_ms: u64,
+}
+
+impl Default for LoadgenConfig {
+    fn default() -> Self {
+        LoadgenConfig {
+            bind: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            duration_ms: 5_000,
+            warmup_ms: 500,
+            timeout_ms: 500,
+            max_outstanding: 4_096,
+            timeline_bucket_ms: 100,
+        }
+    }
+}
+
+fn default_name() -> String {
+    "cluster".into()
+}
+fn yes() -> bool {
+    true
+}
+fn default_status_ms() -> u64 {
+    100
+}
+fn default_silence_ms() -> u64 {
+    2_000
+}
+
+/// A bad cluster file: `file: field `f`: reason`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterError {
+    pub file: String,
+    pub field: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ClusterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.field.is_empty() || self.field == "." || self.field == "?" {
+            write!(f, "{}: {}", self.file, self.reason)
+        } else {
+            write!(f, "{}: field `{}`: {}", self.file, self.field, self.reason)
+        }
+    }
+}
+
+impl std::error::Error for ClusterError {}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl ClusterFile {
+    pub fn load(path: &Path) -> Result<ClusterFile, ClusterError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ClusterError {
+            file: file.clone(),
+            field: String::new(),
+            reason: format!("cannot read: {e}"),
+        })?;
+        Self::from_json(&file, &text)
+    }
+
+    pub fn from_json(file: &str, text: &str) -> Result<ClusterFile, ClusterError> {
+        let err = |field: String, reason: String| ClusterError {
+            file: file.to_string(),
+            field,
+            reason,
+        };
+        let de = &mut serde_json::Deserializer::from_str(text);
+        let c: ClusterFile = serde_path_to_error::deserialize(de)
+            .map_err(|e| err(e.path().to_string(), one_line(&e.inner().to_string())))?;
+        c.validate().map_err(|(f, r)| err(f, r))?;
+        Ok(c)
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let e = |f: &str, r: String| Err((f.to_string(), r));
+        let n = self.nodes.len();
+        if n == 0 || n > 64 {
+            return e("nodes", format!("a cluster has 1 to 64 nodes (got {n})"));
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            if node.id as usize != i {
+                return e(
+                    &format!("nodes[{i}].id"),
+                    format!("ids are 0..{n} in order (got {} at position {i})", node.id),
+                );
+            }
+            let a = node.address;
+            if a.port() == 0 || a.ip().is_unspecified() || a.ip().is_multicast() {
+                return e(
+                    &format!("nodes[{i}].address"),
+                    format!("needs a unicast IP and a non-zero port (got {a})"),
+                );
+            }
+            if self.nodes[..i].iter().any(|o| o.address == a) {
+                return e(
+                    &format!("nodes[{i}].address"),
+                    format!("{a} is used by another node"),
+                );
+            }
+        }
+        match self.mode {
+            Mode::HovercraftPlusPlus => {
+                return e(
+                    "mode",
+                    "hovercraft++ needs the switch aggregator, which the kernel UDP runtime \
+                     does not have; use unreplicated, raft or hovercraft"
+                        .into(),
+                )
+            }
+            Mode::Unreplicated if n != 1 => {
+                return e("nodes", format!("mode unreplicated runs 1 node (got {n})"))
+            }
+            _ => {}
+        }
+        if self.mode == Mode::Hovercraft && self.multicast {
+            let Some(g) = self.group else {
+                return e(
+                    "group",
+                    "hovercraft with multicast needs a group address (e.g. \"239.1.1.1:7000\"), \
+                     or set \"multicast\": false"
+                        .into(),
+                );
+            };
+            if !g.ip().is_multicast() {
+                return e("group", format!("{} is not a multicast address", g.ip()));
+            }
+            if let Some((i, node)) = self
+                .nodes
+                .iter()
+                .enumerate()
+                .find(|(_, node)| node.address.port() != g.port())
+            {
+                return e(
+                    &format!("nodes[{i}].address"),
+                    format!(
+                        "with multicast, every node listens on the group's port {} (got {})",
+                        g.port(),
+                        node.address
+                    ),
+                );
+            }
+            if let Some((i, _)) = self.nodes.iter().enumerate().find(|(i, node)| {
+                self.nodes[..*i]
+                    .iter()
+                    .any(|o| o.address.ip() == node.address.ip())
+            }) {
+                return e(
+                    &format!("nodes[{i}].address"),
+                    "with multicast, each node needs its own IP (one host or namespace each); \
+                     on one host use \"multicast\": false"
+                        .into(),
+                );
+            }
+        }
+        let r = &self.raft;
+        if r.election_timeout_min_us == 0 || r.election_timeout_min_us > r.election_timeout_max_us {
+            return e(
+                "raft.election_timeout_min_us",
+                "must be positive and at most election_timeout_max_us".into(),
+            );
+        }
+        if r.heartbeat_us == 0 || r.heartbeat_us >= r.election_timeout_min_us {
+            return e(
+                "raft.heartbeat_us",
+                "must be positive and below election_timeout_min_us".into(),
+            );
+        }
+        if r.canary.is_some() {
+            return e("raft.canary", "canaries are for checker tests only".into());
+        }
+        if self.storage.dir.as_os_str().is_empty() {
+            return e("storage.dir", "must name a directory".into());
+        }
+        if self.status_interval_ms == 0 {
+            return e("status_interval_ms", "must be positive".into());
+        }
+        if let Some(w) = &self.workload {
+            w.validate().map_err(|(f, r)| (f.to_string(), r))?;
+            if let Some(app) = self.app {
+                if app != w.app {
+                    return e(
+                        "app",
+                        format!("{app:?} differs from workload.app {:?}", w.app),
+                    );
+                }
+            }
+        }
+        let l = &self.loadgen;
+        if l.duration_ms == 0 || l.warmup_ms >= l.duration_ms {
+            return e(
+                "loadgen.warmup_ms",
+                "must be below loadgen.duration_ms (which must be positive)".into(),
+            );
+        }
+        if l.timeout_ms == 0 {
+            return e("loadgen.timeout_ms", "must be positive".into());
+        }
+        if l.max_outstanding == 0 || l.max_outstanding > 1 << 16 {
+            return e("loadgen.max_outstanding", "must be 1..=65536".into());
+        }
+        if l.timeline_bucket_ms == 0 {
+            return e("loadgen.timeline_bucket_ms", "must be positive".into());
+        }
+        Ok(())
+    }
+
+    pub fn app(&self) -> AppKind {
+        self.app
+            .or(self.workload.as_ref().map(|w| w.app))
+            .unwrap_or(AppKind::Synthetic)
+    }
+
+    pub fn peers(&self) -> Vec<SocketAddrV4> {
+        self.nodes.iter().map(|n| n.address).collect()
+    }
+
+    /// Where HovercRaft clients send requests: the multicast group, or (without multicast)
+    /// a placeholder address that the runtime fans out to every node.
+    pub fn group(&self) -> SocketAddrV4 {
+        match (self.multicast, self.group) {
+            (true, Some(g)) => g,
+            // 239.255.255.255:1 is never a node (validation forbids multicast node addresses).
+            _ => SocketAddrV4::new(Ipv4Addr::new(239, 255, 255, 255), 1),
+        }
+    }
+
+    /// Where a datagram for `dst` really goes: the group fans out to every node when the
+    /// cluster runs without multicast.
+    pub fn expand(&self, dst: SocketAddrV4) -> Vec<SocketAddrV4> {
+        if !self.multicast && dst == self.group() {
+            self.peers()
+        } else {
+            vec![dst]
+        }
+    }
+
+    /// Node `id`'s directory: its log file and status file.
+    pub fn node_dir(&self, id: NodeId) -> PathBuf {
+        self.storage.dir.join(format!("node{id}"))
+    }
+
+    pub fn node_config(&self, id: NodeId) -> NodeConfig {
+        let kv_costs = self
+            .workload
+            .as_ref()
+            .map(|w| w.node_kv_costs())
+            .unwrap_or_default();
+        NodeConfig {
+            id,
+            mode: self.mode,
+            app: self.app(),
+            kv_costs,
+            reassembly: ReassemblyConfig::default(),
+            seed: derive_seed(self.seed, Stream::Node, u64::from(id)),
+            cluster: self.mode.is_replicated().then(|| ClusterConfig {
+                peers: self.peers(),
+                group: self.group(),
+                campaign_at_start: false,
+                switch: None,
+            }),
+            raft: self.raft.clone(),
+            defer_execution: false,
+            exec_queue_capacity: 4_096,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"{
+        "mode": "hovercraft", "app": "kv",
+        "nodes": [{"id": 0, "address": "10.77.0.1:7000"}, {"id": 1, "address": "10.77.0.2:7000"},
+                  {"id": 2, "address": "10.77.0.3:7000"}],
+        "group": "239.1.1.1:7000",
+        "storage": {"dir": "/tmp/x"},
+        "workload": {"app": "kv", "rate_rps": 1000}
+    }"#;
+
+    fn err(text: &str) -> String {
+        ClusterFile::from_json("c.json", text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn good_file_parses() {
+        let c = ClusterFile::from_json("c.json", GOOD).unwrap();
+        assert_eq!(c.app(), AppKind::Kv);
+        assert!(c.multicast && c.storage.fsync);
+        assert_eq!(c.expand(c.group()), vec![c.group()]);
+        assert_eq!(c.node_config(2).cluster.unwrap().peers.len(), 3);
+    }
+
+    #[test]
+    fn errors_name_file_and_field() {
+        assert!(err(&GOOD.replace("\"app\": \"kv\",\n", "\"colour\": 1,"))
+            .starts_with("c.json: field `colour`: unknown field `colour`, expected one of `name`"));
+        assert!(err(&GOOD.replace("10.77.0.2:7000", "10.77.0.2"))
+            .starts_with("c.json: field `nodes[1].address`: "));
+        assert!(err(&GOOD.replace("10.77.0.3:7000", "10.77.0.3:7001"))
+            .starts_with("c.json: field `nodes[2].address`: with multicast"));
+        assert!(err(&GOOD.replace("\"group\": \"239.1.1.1:7000\",", ""))
+            .starts_with("c.json: field `group`: "));
+        assert!(err(&GOOD.replace("hovercraft\"", "hovercraft++\""))
+            .starts_with("c.json: field `mode`: "));
+        assert!(
+            err(&GOOD.replace("1000}", "-1}")).starts_with("c.json: field `workload.rate_rps`: ")
+        );
+        assert!(err(&GOOD.replace("\"id\": 1", "\"id\": 5"))
+            .starts_with("c.json: field `nodes[1].id`: "));
+        assert!(
+            err("{").starts_with("c.json: EOF while parsing"),
+            "{}",
+            err("{")
+        );
+        for e in [err("{"), err(&GOOD.replace("10.77.0.2:7000", "x"))] {
+            assert!(!e.contains('\n'), "one line: {e}");
+        }
+    }
+
+    #[test]
+    fn without_multicast_the_group_fans_out() {
+        let c = ClusterFile::from_json(
+            "c.json",
+            &GOOD
+                .replace("\"group\": \"239.1.1.1:7000\",", "\"multicast\": false,")
+                .replace("10.77.0.2:7000", "10.77.0.1:7001")
+                .replace("10.77.0.3:7000", "10.77.0.1:7002"),
+        )
+        .unwrap();
+        assert_eq!(c.expand(c.group()), c.peers());
+    }
+}
+
+#[cfg(test)]
+mod shipped {
+    #[test]
+    fn shipped_cluster_files_load() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters");
+        for f in ["local-3.json", "netns-3.json"] {
+            super::ClusterFile::load(&dir.join(f)).unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}

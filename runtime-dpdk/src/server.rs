@@ -1,0 +1,435 @@
+//! The node's event loop (`hovercraft-node`): one `hovercraft_core::Node` on one [`Io`]
+//! backend, with the append-only log file for durability and a status file for operators and
+//! tests.
+//!
+//! Each turn: drain up to [`RX_BATCH`] datagrams into the node, fire its timer if due, then
+//! drain its outputs in the order the core's contract needs — persist requests are written
+//! and fsynced *before* `handle_persisted` releases what depends on them — and finally wait
+//! (`ppoll`) until a datagram arrives or the next timer is due. A malformed datagram is
+//! counted, logged (rate-limited) and dropped; nothing a peer sends can stop the loop.
+
+use std::io;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::path::PathBuf;
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use hovercraft_core::app::AppKind;
+use hovercraft_core::node::{Mode, Node, NodeEvent, NodeId};
+use hovercraft_core::raft::Role;
+use hovercraft_core::time::{Duration, Instant};
+use serde::Serialize;
+
+use crate::clock::Clock;
+use crate::cluster::ClusterFile;
+use crate::io::{Io, UdpIo, UdpOptions, MAX_DATAGRAM};
+use crate::storage::LogFile;
+
+/// Datagrams handled per turn before the node's outputs are drained.
+pub const RX_BATCH: usize = 64;
+/// Longest sleep of the loop (the status file and silence checks run at least this often).
+const MAX_WAIT: StdDuration = StdDuration::from_millis(50);
+
+/// Counters of the I/O layer (the core counts protocol events).
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct IoCounters {
+    pub rx_datagrams: u64,
+    pub tx_datagrams: u64,
+    /// Datagrams the core rejected (malformed, unexpected, unknown sender).
+    pub rx_rejected: u64,
+    pub rx_io_errors: u64,
+    /// Sends that failed (full socket buffer, unreachable network): lost datagrams.
+    pub tx_errors: u64,
+}
+
+/// What `status.json` holds (rewritten every `status_interval_ms`).
+#[derive(Clone, Debug, Serialize)]
+pub struct Status {
+    pub id: NodeId,
+    pub pid: u32,
+    pub mode: &'static str,
+    pub address: String,
+    pub uptime_ms: u64,
+    pub role: Option<Role>,
+    pub term: u64,
+    pub leader: Option<NodeId>,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub last_index: u64,
+    pub log_file_bytes: u64,
+    pub restored_entries: u64,
+    pub io: IoCounters,
+    pub protocol: hovercraft_core::node::NodeCounters,
+    pub replica: Option<hovercraft_core::raft::ReplicaCounters>,
+}
+
+/// Logs at most once per interval (bad input must not flood the log either).
+struct RateLimited {
+    next: Instant,
+    suppressed: u64,
+}
+
+impl RateLimited {
+    fn new() -> Self {
+        RateLimited {
+            next: Instant::ZERO,
+            suppressed: 0,
+        }
+    }
+    fn log(&mut self, now: Instant, msg: impl FnOnce() -> String) {
+        if now < self.next {
+            self.suppressed += 1;
+            return;
+        }
+        let more = match std::mem::take(&mut self.suppressed) {
+            0 => String::new(),
+            n => format!(" ({n} similar suppressed)"),
+        };
+        eprintln!("{}{more}", msg());
+        self.next = now + Duration::from_ms(1_000);
+    }
+}
+
+pub struct Server {
+    id: NodeId,
+    cluster: ClusterFile,
+    clock: Clock,
+    node: Node,
+    io: UdpIo,
+    log: Option<LogFile>,
+    status_path: PathBuf,
+    counters: IoCounters,
+    spin_service_time: bool,
+    restored_entries: u64,
+    last_heard: Vec<Instant>,
+    silence_warned: bool,
+    bad_rx: RateLimited,
+    bad_tx: RateLimited,
+}
+
+fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
+    let me = cluster.nodes[id as usize].address;
+    if cluster.mode == Mode::Hovercraft && cluster.multicast {
+        let group = cluster.group();
+        UdpOptions {
+            // The wildcard receives unicast to our address and the group, on one port.
+            bind: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, me.port()),
+            advertised: Some(me),
+            join: Some((*group.ip(), *me.ip())),
+            multicast_if: Some(*me.ip()),
+        }
+    } else {
+        UdpOptions {
+            bind: me,
+            advertised: None,
+            join: None,
+            multicast_if: None,
+        }
+    }
+}
+
+impl Server {
+    /// Opens the log (replaying it), builds the node and binds its socket.
+    pub fn start(cluster: ClusterFile, id: NodeId) -> anyhow::Result<Server> {
+        let clock = Clock::new();
+        let dir = cluster.node_dir(id);
+        std::fs::create_dir_all(&dir)
+            .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
+        // Bind first: a wrong address is the most common mistake, and it is one line.
+        let io = UdpIo::open(&node_socket(&cluster, id)).map_err(|e| {
+            anyhow::anyhow!(
+                "node {id}: {e} (is {} an address of this host or namespace?)",
+                cluster.nodes[id as usize].address
+            )
+        })?;
+        let cfg = cluster.node_config(id);
+        let mut restored_entries = 0;
+        let (node, log) = if cluster.mode.is_replicated() {
+            if !cluster.storage.fsync {
+                eprintln!(
+                    "node {id}: warning: storage.fsync is off: acknowledged state is lost on \
+                     power failure (fine for microbenchmarks only)"
+                );
+            }
+            let path = dir.join("raft.log");
+            let (log, durable, replay) = LogFile::open(&path, cluster.storage.fsync)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            if replay.cut_bytes > 0 {
+                eprintln!(
+                    "node {id}: cut a torn tail of {} bytes from {}",
+                    replay.cut_bytes,
+                    path.display()
+                );
+            }
+            let node = if replay.records > 0 {
+                restored_entries = durable.entries.len() as u64;
+                eprintln!(
+                    "node {id}: restored term {} vote {:?} and {} log entries from {}",
+                    durable.term,
+                    durable.voted_for,
+                    durable.entries.len(),
+                    path.display()
+                );
+                Node::restored(cfg, clock.now(), durable)
+            } else {
+                Node::new_at(cfg, clock.now())
+            }
+            .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
+            (node, Some(log))
+        } else {
+            let node = Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
+            (node, None)
+        };
+        eprintln!(
+            "node {id}: {} mode, app {:?}, listening on {}{}",
+            cluster.mode.as_str(),
+            cluster.app(),
+            io.local_addr(),
+            if cluster.mode == Mode::Hovercraft && cluster.multicast {
+                format!(" and group {}", cluster.group())
+            } else {
+                String::new()
+            }
+        );
+        let now = clock.now();
+        Ok(Server {
+            id,
+            status_path: dir.join("status.json"),
+            spin_service_time: cluster.app() == AppKind::Synthetic,
+            last_heard: vec![now; cluster.nodes.len()],
+            cluster,
+            clock,
+            node,
+            io,
+            log,
+            counters: IoCounters::default(),
+            restored_entries,
+            silence_warned: false,
+            bad_rx: RateLimited::new(),
+            bad_tx: RateLimited::new(),
+        })
+    }
+
+    /// Runs until the process is killed (or an unrecoverable storage error).
+    pub fn run(mut self) -> anyhow::Result<()> {
+        let mut buf = vec![0u8; MAX_DATAGRAM];
+        let status_every = Duration::from_ms(self.cluster.status_interval_ms);
+        let mut next_status = self.clock.now();
+        loop {
+            let got = self.receive_batch(&mut buf);
+            let now = self.clock.now();
+            if self.node.poll_timeout().is_some_and(|t| t <= now) {
+                self.node.handle_timeout(now);
+            }
+            self.drain()?;
+            let now = self.clock.now();
+            if now >= next_status {
+                self.check_silence(now);
+                self.write_status(now);
+                next_status = now + status_every;
+            }
+            if got < RX_BATCH {
+                let deadline = self
+                    .node
+                    .poll_timeout()
+                    .unwrap_or(Instant::MAX)
+                    .min(next_status);
+                let now = self.clock.now();
+                if deadline > now {
+                    let wait = StdDuration::from_nanos((deadline - now).as_ns()).min(MAX_WAIT);
+                    if let Err(e) = self.io.wait(wait) {
+                        self.bad_rx
+                            .log(now, || format!("node {}: wait failed: {e}", self.id));
+                    }
+                }
+            }
+        }
+    }
+
+    fn receive_batch(&mut self, buf: &mut [u8]) -> usize {
+        let mut got = 0;
+        while got < RX_BATCH {
+            match self.io.recv(buf) {
+                Ok(Some((n, from))) => {
+                    got += 1;
+                    self.counters.rx_datagrams += 1;
+                    let now = self.clock.now();
+                    if let Some(p) = self.cluster.nodes.iter().position(|x| x.address == from) {
+                        self.last_heard[p] = now;
+                    }
+                    if let Err(e) = self.node.handle_datagram(now, from, &buf[..n]) {
+                        self.counters.rx_rejected += 1;
+                        let id = self.id;
+                        self.bad_rx.log(now, || {
+                            format!(
+                                "node {id}: dropped a bad datagram from {from} ({n} bytes): {e}"
+                            )
+                        });
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    self.counters.rx_io_errors += 1;
+                    let id = self.id;
+                    self.bad_rx.log(self.clock.now(), || {
+                        format!("node {id}: receive error: {e}")
+                    });
+                    // ICMP errors are reported once each; keep draining.
+                    if e.kind() != io::ErrorKind::ConnectionRefused {
+                        break;
+                    }
+                }
+            }
+        }
+        got
+    }
+
+    /// Persist (write + fsync, then `handle_persisted`), transmit, and read events, until the
+    /// node has nothing more to say.
+    fn drain(&mut self) -> anyhow::Result<()> {
+        loop {
+            let mut persisted = None;
+            while let Some(req) = self.node.poll_persist() {
+                let entries = match (req.log_from, self.node.replica()) {
+                    (Some(from), Some(r)) => r
+                        .log()
+                        .slice(from, (req.last_index + 1).saturating_sub(from) as usize),
+                    _ => Vec::new(),
+                };
+                if let Some(log) = self.log.as_mut() {
+                    log.append(&req, &entries);
+                }
+                persisted = Some(req.seq);
+            }
+            if let Some(seq) = persisted {
+                if let Some(log) = self.log.as_mut() {
+                    // Losing durability silently would break Raft's promises: stop instead.
+                    log.flush().with_context(|| {
+                        format!("node {}: cannot write {}", self.id, log.path().display())
+                    })?;
+                }
+                self.node.handle_persisted(self.clock.now(), seq);
+            }
+            self.transmit_all();
+            while let Some(ev) = self.node.poll_event() {
+                if let NodeEvent::RoleChanged { role, term, leader } = ev {
+                    eprintln!(
+                        "node {}: {:?} in term {term}, leader {}",
+                        self.id,
+                        role,
+                        leader.map_or("unknown".to_string(), |l| l.to_string())
+                    );
+                }
+            }
+            if persisted.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    fn transmit_all(&mut self) {
+        let mut spun_ns = 0;
+        while let Some(tx) = self.node.poll_transmit() {
+            // The synthetic app only reports its service time: spend it for real before the
+            // reply that follows it leaves, as the authors' synthetic server does.
+            if self.spin_service_time && tx.after_app_cpu_ns > spun_ns {
+                self.spin(tx.after_app_cpu_ns - spun_ns);
+                spun_ns = tx.after_app_cpu_ns;
+            }
+            for dst in self.cluster.expand(tx.dst) {
+                match self.io.send(dst, &tx.payload) {
+                    Ok(()) => self.counters.tx_datagrams += 1,
+                    Err(e) => {
+                        self.counters.tx_errors += 1;
+                        let id = self.id;
+                        self.bad_tx.log(self.clock.now(), || {
+                            format!("node {id}: send to {dst} failed (datagram dropped): {e}")
+                        });
+                    }
+                }
+            }
+        }
+        let total = self.node.take_app_cpu_ns();
+        if self.spin_service_time && total > spun_ns {
+            self.spin(total - spun_ns);
+        }
+    }
+
+    fn spin(&self, ns: u64) {
+        let until = self.clock.now() + Duration::from_ns(ns.min(1_000_000_000));
+        while self.clock.now() < until {
+            std::hint::spin_loop();
+        }
+    }
+
+    /// UDP has no connections: an unreachable or dead peer shows as silence. A leader hears
+    /// from every follower; a follower or candidate hears at least from a leader or voters.
+    fn check_silence(&mut self, now: Instant) {
+        let limit = Duration::from_ms(self.cluster.peer_silence_warn_ms);
+        let Some(r) = self.node.replica() else {
+            return;
+        };
+        let others = (0..self.cluster.nodes.len()).filter(|&p| p != self.id as usize);
+        let silent: Vec<usize> = others
+            .clone()
+            .filter(|&p| now - self.last_heard[p] >= limit)
+            .collect();
+        let warn = if r.role() == Role::Leader {
+            !silent.is_empty()
+        } else {
+            silent.len() == others.count()
+        };
+        if warn && !self.silence_warned {
+            let names: Vec<String> = silent
+                .iter()
+                .map(|&p| format!("{p} ({})", self.cluster.nodes[p].address))
+                .collect();
+            eprintln!(
+                "node {}: no datagram from peer {} for {} s: down or unreachable?",
+                self.id,
+                names.join(", "),
+                self.cluster.peer_silence_warn_ms as f64 / 1e3
+            );
+        }
+        if !warn && self.silence_warned {
+            eprintln!("node {}: peers heard again", self.id);
+        }
+        self.silence_warned = warn;
+    }
+
+    pub fn status(&self, now: Instant) -> Status {
+        let r = self.node.replica();
+        Status {
+            id: self.id,
+            pid: std::process::id(),
+            mode: self.cluster.mode.as_str(),
+            address: self.cluster.nodes[self.id as usize].address.to_string(),
+            uptime_ms: now.as_ns() / 1_000_000,
+            role: r.map(|r| r.role()),
+            term: r.map_or(0, |r| r.term()),
+            leader: r.and_then(|r| r.leader()),
+            commit_index: r.map_or(0, |r| r.commit_index()),
+            applied_index: r.map_or(0, |r| r.applied_index()),
+            last_index: r.map_or(0, |r| r.last_index()),
+            log_file_bytes: self.log.as_ref().map_or(0, |l| l.bytes),
+            restored_entries: self.restored_entries,
+            io: self.counters,
+            protocol: self.node.counters(),
+            replica: r.map(|r| r.counters),
+        }
+    }
+
+    /// Rewrites `status.json` atomically (write a temporary file, rename it over).
+    fn write_status(&mut self, now: Instant) {
+        let status = self.status(now);
+        let tmp = self.status_path.with_extension("json.tmp");
+        let text = serde_json::to_string_pretty(&status).unwrap_or_default();
+        let r = std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, &self.status_path));
+        if let Err(e) = r {
+            let id = self.id;
+            let path = self.status_path.display().to_string();
+            self.bad_tx
+                .log(now, || format!("node {id}: cannot write {path}: {e}"));
+        }
+    }
+}
