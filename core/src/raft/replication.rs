@@ -301,7 +301,6 @@ impl Replica {
     /// Leader: commit the highest index a majority holds, if it is of the current term.
     /// Entries of earlier terms are never committed by counting (Raft §5.4.2, Figure 8).
     pub(crate) fn maybe_commit(&mut self, shared: &mut Shared, now: Instant) {
-        let _ = now;
         let mut matches: Vec<u64> = (0..self.n())
             .map(|i| {
                 if i == self.id as usize {
@@ -324,9 +323,26 @@ impl Replica {
                 term: self.term,
             });
             self.apply_committed(shared);
-            // Through the switch, followers learn commits from its group replies.
             if self.mode != Mode::Raft && !self.via_switch() {
                 self.announce_commit(shared);
+            } else if self.via_switch() {
+                // Through the switch, followers learn commits from its group replies. But
+                // this commit came from direct acknowledgements: a follower that had to
+                // recover a body answers the leader, not the switch, so when too few
+                // followers held the whole batch on arrival the switch never counts a
+                // majority for it. Announce the commit ourselves, and if it covers the batch
+                // in flight, stop waiting for a group reply that will not come and send the
+                // next batch. (Waiting for the switch time-out instead stalled every replier
+                // for 1 ms per such batch: under 1% multicast loss, hovercraft++ fell from
+                // 1.6M to 0.2M req/s within the SLO.)
+                self.announce_commit(shared);
+                if self
+                    .switch_in_flight
+                    .is_some_and(|(idx, _)| idx <= self.commit_index)
+                {
+                    self.switch_in_flight = None;
+                    self.send_switch_append(shared, now);
+                }
             }
         }
     }
