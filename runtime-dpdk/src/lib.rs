@@ -6,6 +6,7 @@
 //! - [`cluster`]: the cluster file (`cluster.json`): nodes, mode, app, raft, storage, workload.
 //! - [`storage`]: the append-only Raft log file (term, vote, entries) with optional fsync.
 //! - [`server`]: the node's event loop (`hovercraft-node`).
+//! - [`bench`]: the runtime bench — raw R2P2 ping-pong against the cluster, same backend.
 //! - [`loadgen`]: the open-loop load generator (`hovercraft-loadgen`), its summary and the
 //!   read-back verification of acknowledged kv writes.
 //!
@@ -14,6 +15,7 @@
 
 pub use hovercraft_core as core;
 
+pub mod bench;
 pub mod clock;
 pub mod cluster;
 pub mod io;
