@@ -14,7 +14,8 @@
 //!   "raft": { "election_timeout_min_us": 100000, ... },   // RaftConfig; defaults = authors'
 //!   "storage": {"dir": "/var/tmp/hc", "fsync": true},
 //!   "workload": { "app": "kv", "rate_rps": 2000, ... },   // scenario `workload` section
-//!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500}
+//!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500},
+//!   "redis": {"socket": "/tmp/hc/redis-{id}.sock"}   // optional: kv app on redis-server
 //! }
 //! ```
 
@@ -62,6 +63,24 @@ pub struct ClusterFile {
     pub workload: Option<WorkloadConfig>,
     #[serde(default)]
     pub loadgen: LoadgenConfig,
+    /// kv app only: each replica applies requests to its own local `redis-server` instead of
+    /// the in-memory store (record format in `redis.rs`).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// The unix socket of node `{id}`'s redis-server, e.g. "/tmp/hc/redis-{id}.sock".
+    pub socket: PathBuf,
+    /// How long a starting node waits for its redis-server to answer, in ms.
+    #[serde(default = "default_redis_wait_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_redis_wait_ms() -> u64 {
+    5_000
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -287,6 +306,17 @@ impl ClusterFile {
                 }
             }
         }
+        if let Some(r) = &self.redis {
+            if self.app() != AppKind::Kv {
+                return e(
+                    "redis",
+                    format!("redis backs the kv app; this cluster runs {:?}", self.app()),
+                );
+            }
+            if r.socket.as_os_str().is_empty() {
+                return e("redis.socket", "must name a unix socket path".into());
+            }
+        }
         let l = &self.loadgen;
         if l.duration_ms == 0 || l.warmup_ms >= l.duration_ms {
             return e(
@@ -441,7 +471,7 @@ mod shipped {
     #[test]
     fn shipped_cluster_files_load() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters");
-        for f in ["local-3.json", "netns-3.json"] {
+        for f in ["local-3.json", "netns-3.json", "local-3-redis.json"] {
             super::ClusterFile::load(&dir.join(f)).unwrap_or_else(|e| panic!("{e}"));
         }
     }

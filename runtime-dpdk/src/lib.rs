@@ -4,6 +4,8 @@
 //! - [`io`]: the [`io::Io`] backend trait and its kernel UDP backend (non-blocking sockets,
 //!   multicast join, `ppoll` wait with nanosecond timeouts).
 //! - [`cluster`]: the cluster file (`cluster.json`): nodes, mode, app, raft, storage, workload.
+//! - [`redis`]: the Redis application backend (each replica applies to its own redis-server).
+//! - [`ycsb_check`]: YCSB-E scans checked against the inserts acknowledged before them.
 //! - [`storage`]: the append-only Raft log file (term, vote, entries) with optional fsync.
 //! - [`server`]: the node's event loop (`hovercraft-node`).
 //! - [`bench`]: the runtime bench — raw R2P2 ping-pong against the cluster, same backend.
@@ -20,5 +22,7 @@ pub mod clock;
 pub mod cluster;
 pub mod io;
 pub mod loadgen;
+pub mod redis;
 pub mod server;
 pub mod storage;
+pub mod ycsb_check;

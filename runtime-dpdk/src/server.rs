@@ -23,6 +23,7 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::cluster::ClusterFile;
 use crate::io::{Io, UdpIo, UdpOptions, MAX_DATAGRAM};
+use crate::redis::{self, FatalSlot, RedisApp};
 use crate::storage::LogFile;
 
 /// Datagrams handled per turn before the node's outputs are drained.
@@ -90,6 +91,12 @@ impl RateLimited {
     }
 }
 
+/// YCSB records a replica starts with (its Redis gets them loaded).
+fn cfg_preloaded(cluster: &ClusterFile, id: NodeId) -> u64 {
+    let c = cluster.node_config(id).kv_costs;
+    c.preloaded_ycsb_records.min(c.max_keys)
+}
+
 pub struct Server {
     id: NodeId,
     cluster: ClusterFile,
@@ -105,6 +112,8 @@ pub struct Server {
     silence_warned: bool,
     bad_rx: RateLimited,
     bad_tx: RateLimited,
+    /// The Redis backend's first failure (the replica stops on it).
+    app_fatal: Option<FatalSlot>,
 }
 
 fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
@@ -144,7 +153,7 @@ impl Server {
         })?;
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
-        let (node, log) = if cluster.mode.is_replicated() {
+        let (mut node, log) = if cluster.mode.is_replicated() {
             if !cluster.storage.fsync {
                 eprintln!(
                     "node {id}: warning: storage.fsync is off: acknowledged state is lost on \
@@ -180,6 +189,28 @@ impl Server {
             let node = Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
             (node, None)
         };
+        let mut app_fatal = None;
+        if let Some(r) = &cluster.redis {
+            let socket = redis::socket_for(&r.socket, id);
+            let records = cfg_preloaded(&cluster, id);
+            let (app, loaded) = RedisApp::open(
+                &socket,
+                records,
+                StdDuration::from_millis(r.connect_timeout_ms),
+            )
+            .with_context(|| format!("node {id}: redis backend"))?;
+            eprintln!(
+                "node {id}: kv app on redis {} ({})",
+                socket.display(),
+                if loaded > 0 {
+                    format!("loaded {loaded} YCSB records")
+                } else {
+                    "kept its data".to_string()
+                }
+            );
+            app_fatal = Some(app.fatal());
+            node = node.with_app(Box::new(app));
+        }
         eprintln!(
             "node {id}: {} mode, app {:?}, listening on {}{}",
             cluster.mode.as_str(),
@@ -207,7 +238,26 @@ impl Server {
             silence_warned: false,
             bad_rx: RateLimited::new(),
             bad_tx: RateLimited::new(),
+            app_fatal,
         })
+    }
+
+    /// A failed application backend stops the replica before anything it produced is sent.
+    fn check_app(&self) -> anyhow::Result<()> {
+        let Some(slot) = &self.app_fatal else {
+            return Ok(());
+        };
+        let msg = slot
+            .lock()
+            .map_or_else(|_| Some("lock poisoned".into()), |m| m.clone());
+        match msg {
+            None => Ok(()),
+            Some(m) => Err(anyhow::anyhow!(
+                "node {}: {m}; stopping (a replica that skipped a committed request would \
+                 diverge)",
+                self.id
+            )),
+        }
     }
 
     /// Runs until the process is killed (or an unrecoverable storage error).
@@ -310,6 +360,7 @@ impl Server {
                 }
                 self.node.handle_persisted(self.clock.now(), seq);
             }
+            self.check_app()?;
             self.transmit_all();
             while let Some(ev) = self.node.poll_event() {
                 if let NodeEvent::RoleChanged { role, term, leader } = ev {

@@ -103,6 +103,7 @@ fn netns_cluster_multicast_failover_restart_and_garbage() {
             addrs: (0..3).map(addr).collect(),
             group: Some(SocketAddrV4::new(Ipv4Addr::new(239, 1, 1, 1), 7000)),
             client_bind: Some(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 4), 0)),
+            overrides: serde_json::Value::Null,
         },
     );
 }

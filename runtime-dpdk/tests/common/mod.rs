@@ -75,6 +75,8 @@ pub struct ClusterSpec {
     /// `Some(group)`: multicast; `None`: clients send a copy to each node.
     pub group: Option<SocketAddrV4>,
     pub client_bind: Option<SocketAddrV4>,
+    /// Top-level fields of the cluster file that replace the defaults (`Null`: none).
+    pub overrides: Value,
 }
 
 pub fn fresh_dir(name: &str) -> PathBuf {
@@ -112,6 +114,11 @@ impl Cluster {
         });
         if let Some(g) = spec.group {
             c["group"] = Value::String(g.to_string());
+        }
+        if let Value::Object(o) = &spec.overrides {
+            for (k, v) in o {
+                c[k] = v.clone();
+            }
         }
         let file = dir.join("cluster.json");
         std::fs::write(&file, serde_json::to_string_pretty(&c).unwrap()).unwrap();
@@ -228,7 +235,7 @@ impl Cluster {
         finish(child, timeout)
     }
 
-    fn dump_logs(&self) {
+    pub fn dump_logs(&self) {
         for i in 0..self.addrs.len() {
             eprintln!("--- node {i} stderr ---\n{}", self.stderr(i));
         }
