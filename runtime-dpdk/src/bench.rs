@@ -10,6 +10,7 @@
 //! in flight for `duration`, re-sending as each completes; it reports completed requests per
 //! second and the latency percentiles. The ratio cluster RPS / raw RPS is what HovercRaft
 //! keeps of the transport's throughput (the paper's claim: close to 1 for small requests).
+#![forbid(unsafe_code)]
 
 use std::net::SocketAddrV4;
 use std::time::Duration as StdDuration;

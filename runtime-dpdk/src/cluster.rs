@@ -15,9 +15,11 @@
 //!   "storage": {"dir": "/var/tmp/hc", "fsync": true},
 //!   "workload": { "app": "kv", "rate_rps": 2000, ... },   // scenario `workload` section
 //!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500},
-//!   "redis": {"socket": "/tmp/hc/redis-{id}.sock"}   // optional: kv app on redis-server
+//!   "redis": {"socket": "/tmp/hc/redis-{id}.sock"},  // optional: kv app on redis-server
+//!   "dpdk": {"eal_args": ["--no-huge", ...], "idle_nap_us": 0}  // optional: DPDK backend
 //! }
 //! ```
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -67,6 +69,38 @@ pub struct ClusterFile {
     /// the in-memory store (record format in `redis.rs`).
     #[serde(default)]
     pub redis: Option<RedisConfig>,
+    /// Run every node and the load generator on the DPDK backend (binaries built with
+    /// `--features dpdk`) instead of kernel UDP.
+    #[serde(default)]
+    pub dpdk: Option<DpdkConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkConfig {
+    /// EAL arguments. `{host}` becomes a name unique to the process (`n<id>` for node `id`,
+    /// `c<pid>` for a load generator), for `--file-prefix=hc{host}`. E.g. `["--no-huge",
+    /// "--no-pci", "-m", "256", "--no-shconf", "--file-prefix=hc{host}",
+    /// "--vdev=net_af_packet0,iface=veth0,framecnt=2048"]`.
+    pub eal_args: Vec<String>,
+    /// The DPDK port (0: the first, e.g. the one `--vdev` made).
+    #[serde(default)]
+    pub port: u16,
+    /// 0: busy-poll while idle (run to completion, one core per process). Otherwise an idle
+    /// poller yields, then naps this many µs between polls: for machines shared by several
+    /// pollers (a test with 4 processes on 2 cores).
+    #[serde(default)]
+    pub idle_nap_us: u64,
+}
+
+impl DpdkConfig {
+    /// The EAL arguments of process `host`.
+    pub fn eal_args_for(&self, host: &str) -> Vec<String> {
+        self.eal_args
+            .iter()
+            .map(|a| a.replace("{host}", host))
+            .collect()
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -315,6 +349,17 @@ impl ClusterFile {
             }
             if r.socket.as_os_str().is_empty() {
                 return e("redis.socket", "must name a unix socket path".into());
+            }
+        }
+        if let Some(d) = &self.dpdk {
+            if d.eal_args.is_empty() {
+                return e(
+                    "dpdk.eal_args",
+                    "needs EAL arguments (at least a --vdev or a PCI device)".into(),
+                );
+            }
+            if d.idle_nap_us > 100_000 {
+                return e("dpdk.idle_nap_us", "at most 100000".into());
             }
         }
         let l = &self.loadgen;

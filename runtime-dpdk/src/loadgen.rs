@@ -9,6 +9,7 @@
 //! kv app: every PUT and its outcome is recorded (bounded, [`MAX_KV_WRITES`]); `--verify`
 //! then reads back every key that had an acknowledged write and checks that the value is
 //! not older than the last acknowledged write (see [`verify`]).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -157,7 +158,7 @@ struct KvWrite {
 struct Run<'a> {
     cluster: &'a ClusterFile,
     clock: Clock,
-    io: UdpIo,
+    io: Box<dyn Io>,
     client: Client,
     slots: Vec<Slot>,
     exact: ExactlyOnce,
@@ -273,13 +274,25 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
     let warmup_ms = lg.warmup_ms.min(duration_ms / 2);
     let seed = opts.seed.unwrap_or(cluster.seed);
     let bind = opts.bind.unwrap_or(lg.bind);
-    let io = UdpIo::open(&UdpOptions {
-        bind,
-        advertised: None,
-        join: None,
-        multicast_if: (!bind.ip().is_unspecified()).then_some(*bind.ip()),
-    })
-    .map_err(|e| anyhow::anyhow!("loadgen: {e}"))?;
+    // DPDK binds nothing: a wildcard port becomes a fixed one derived from the process id.
+    let local = if bind.port() == 0 {
+        SocketAddrV4::new(*bind.ip(), 20_000 + (std::process::id() % 40_000) as u16)
+    } else {
+        bind
+    };
+    let io = crate::io::open_backend(
+        cluster.dpdk.as_ref(),
+        &format!("c{}", std::process::id()),
+        &UdpOptions {
+            bind,
+            advertised: None,
+            join: None,
+            multicast_if: (!bind.ip().is_unspecified()).then_some(*bind.ip()),
+        },
+        local,
+        Vec::new(),
+    )
+    .map_err(|e| anyhow::anyhow!("loadgen: {e:#}"))?;
     let clock = Clock::new();
     let mut run = Run {
         cluster,
@@ -489,7 +502,11 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         manifest: LoadgenManifest {
             command: opts.command.clone(),
             cluster_file: opts.cluster_file.clone(),
-            runtime: "kernel-udp",
+            runtime: if cluster.dpdk.is_some() {
+                "dpdk"
+            } else {
+                "kernel-udp"
+            },
             wall_ms: 0,
         },
     };

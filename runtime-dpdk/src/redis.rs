@@ -20,6 +20,7 @@
 //! A Redis that fails or answers nonsense stops the replica ([`RedisApp::fatal`]): a replica
 //! that skipped a committed write would diverge silently. The RESP client is minimal and
 //! bounded (bulk strings ≤ [`MAX_BULK_BYTES`], arrays ≤ [`MAX_ARRAY_LEN`]).
+#![forbid(unsafe_code)]
 
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::net::UnixStream;

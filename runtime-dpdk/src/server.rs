@@ -7,6 +7,7 @@
 //! and fsynced *before* `handle_persisted` releases what depends on them — and finally wait
 //! (`ppoll`) until a datagram arrives or the next timer is due. A malformed datagram is
 //! counted, logged (rate-limited) and dropped; nothing a peer sends can stop the loop.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -22,7 +23,7 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::cluster::ClusterFile;
-use crate::io::{Io, UdpIo, UdpOptions, MAX_DATAGRAM};
+use crate::io::{self as backend, Io, UdpOptions, MAX_DATAGRAM};
 use crate::redis::{self, FatalSlot, RedisApp};
 use crate::storage::LogFile;
 
@@ -102,7 +103,7 @@ pub struct Server {
     cluster: ClusterFile,
     clock: Clock,
     node: Node,
-    io: UdpIo,
+    io: Box<dyn Io>,
     log: Option<LogFile>,
     status_path: PathBuf,
     counters: IoCounters,
@@ -145,11 +146,25 @@ impl Server {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
         // Bind first: a wrong address is the most common mistake, and it is one line.
-        let io = UdpIo::open(&node_socket(&cluster, id)).map_err(|e| {
-            anyhow::anyhow!(
-                "node {id}: {e} (is {} an address of this host or namespace?)",
-                cluster.nodes[id as usize].address
-            )
+        let me = cluster.nodes[id as usize].address;
+        let groups = if cluster.mode == Mode::Hovercraft && cluster.multicast {
+            vec![*cluster.group().ip()]
+        } else {
+            Vec::new()
+        };
+        let io = backend::open_backend(
+            cluster.dpdk.as_ref(),
+            &format!("n{id}"),
+            &node_socket(&cluster, id),
+            me,
+            groups,
+        )
+        .map_err(|e| {
+            if cluster.dpdk.is_some() {
+                anyhow::anyhow!("node {id}: {e:#}")
+            } else {
+                anyhow::anyhow!("node {id}: {e} (is {me} an address of this host or namespace?)")
+            }
         })?;
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
@@ -212,9 +227,14 @@ impl Server {
             node = node.with_app(Box::new(app));
         }
         eprintln!(
-            "node {id}: {} mode, app {:?}, listening on {}{}",
+            "node {id}: {} mode, app {:?}, {}, listening on {}{}",
             cluster.mode.as_str(),
             cluster.app(),
+            if cluster.dpdk.is_some() {
+                "DPDK"
+            } else {
+                "kernel UDP"
+            },
             io.local_addr(),
             if cluster.mode == Mode::Hovercraft && cluster.multicast {
                 format!(" and group {}", cluster.group())

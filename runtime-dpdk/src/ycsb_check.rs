@@ -13,6 +13,7 @@
 //! Memory is bounded: in-flight requests by req_id (65536 slots), inserts up to
 //! [`MAX_TRACKED_INSERTS`]; past it the report says `truncated` and scans are no longer
 //! checked (they are still counted).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 

@@ -418,3 +418,64 @@ fn story_steps(c: &mut Cluster) {
         "{s}"
     );
 }
+
+// ---- network namespaces (../shared/dpdk/netns-cluster.sh) ----
+
+pub fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dpdk/netns-cluster.sh")
+}
+
+/// Why the test cannot run here, if it cannot.
+pub fn netns_unavailable() -> Option<String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        });
+    if uid.as_deref() != Some("0") {
+        return Some(format!("not root (effective uid {uid:?})"));
+    }
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some("`ip` (iproute2) not found".into());
+    }
+    if !script().exists() {
+        return Some(format!("{} not found", script().display()));
+    }
+    None
+}
+
+/// Tears the namespaces down when dropped (also on panic).
+pub struct Namespaces {
+    pub prefix: String,
+    pub bridge: String,
+}
+
+impl Namespaces {
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(script())
+            .args(args)
+            .env("HC_NS_PREFIX", &self.prefix)
+            .env("HC_BRIDGE", &self.bridge)
+            .output()
+            .expect("run netns-cluster.sh")
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        let out = self.run(&["down"]);
+        if !out.status.success() {
+            eprintln!(
+                "netns-cluster.sh down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
