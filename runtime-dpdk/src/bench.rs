@@ -94,8 +94,11 @@ pub fn echo_serve(io: &mut dyn Io, reply_bytes: usize, stop: &dyn Fn() -> bool) 
 /// One closed-loop measurement.
 #[derive(Clone, Debug)]
 pub struct ClosedLoop {
-    /// Where each request goes (every address gets a copy: a cluster without multicast).
+    /// Where each request goes (every address gets a copy: a cluster without multicast; or
+    /// the one multicast group).
     pub dsts: Vec<SocketAddrV4>,
+    /// Who answers (for `per_source`): the echo server, or every node.
+    pub sources: Vec<SocketAddrV4>,
     pub policy: Policy,
     /// The request body (the same for every request).
     pub body: Vec<u8>,
@@ -116,7 +119,7 @@ pub struct BenchResult {
     pub p99_us: f64,
     pub timeouts: u64,
     pub drops: u64,
-    /// Responses per source address index in `dsts` order (raw path: one entry).
+    /// Responses per source, in `sources` order (raw path: one entry).
     pub per_source: Vec<u64>,
 }
 
@@ -141,7 +144,7 @@ pub fn closed_loop(io: &mut dyn Io, cfg: &ClosedLoop) -> anyhow::Result<BenchRes
     let end = warm + ns(cfg.duration);
     let give_up = end + timeout + Duration::from_ms(100);
     let mut res = BenchResult {
-        per_source: vec![0; cfg.dsts.len()],
+        per_source: vec![0; cfg.sources.len()],
         ..Default::default()
     };
     let mut buf = vec![0u8; MAX_DATAGRAM];
@@ -186,7 +189,7 @@ pub fn closed_loop(io: &mut dyn Io, cfg: &ClosedLoop) -> anyhow::Result<BenchRes
                         in_window_done += 1;
                         hist.saturating_record(now.saturating_since(Instant::from_ns(tag)).as_ns());
                     }
-                    if let Some(i) = cfg.dsts.iter().position(|d| *d == from) {
+                    if let Some(i) = cfg.sources.iter().position(|d| *d == from) {
                         res.per_source[i] += 1;
                     }
                 }
