@@ -301,6 +301,16 @@ impl Node {
         Ok(node)
     }
 
+    /// Replaces the application this node runs, e.g. one backed by an external process that
+    /// `core` cannot build (the runtime's Redis backend). Call it before the node handles any
+    /// input: the new application must hold the state the built one starts with (empty, or
+    /// the preloaded YCSB table), and a restored replica re-applies its log to it.
+    #[must_use]
+    pub fn with_app(mut self, app: Box<dyn StateMachine + Send>) -> Self {
+        self.shared.app = app;
+        self
+    }
+
     pub fn new_at(cfg: NodeConfig, now: Instant) -> Result<Node, ConfigError> {
         let replica = match cfg.mode {
             Mode::Unreplicated => None,

@@ -2,6 +2,7 @@
 //! since an epoch the driver picks); here the epoch is the process start, read from the
 //! monotonic clock. This is the only module of the workspace's protocol path that reads a
 //! wall clock (clippy.toml forbids `Instant::now` everywhere else).
+#![forbid(unsafe_code)]
 
 use hovercraft_core::time::Instant;
 

@@ -14,9 +14,12 @@
 //!   "raft": { "election_timeout_min_us": 100000, ... },   // RaftConfig; defaults = authors'
 //!   "storage": {"dir": "/var/tmp/hc", "fsync": true},
 //!   "workload": { "app": "kv", "rate_rps": 2000, ... },   // scenario `workload` section
-//!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500}
+//!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500},
+//!   "redis": {"socket": "/tmp/hc/redis-{id}.sock"},  // optional: kv app on redis-server
+//!   "dpdk": {"eal_args": ["--no-huge", ...], "idle_nap_us": 0}  // optional: DPDK backend
 //! }
 //! ```
+#![forbid(unsafe_code)]
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -62,6 +65,56 @@ pub struct ClusterFile {
     pub workload: Option<WorkloadConfig>,
     #[serde(default)]
     pub loadgen: LoadgenConfig,
+    /// kv app only: each replica applies requests to its own local `redis-server` instead of
+    /// the in-memory store (record format in `redis.rs`).
+    #[serde(default)]
+    pub redis: Option<RedisConfig>,
+    /// Run every node and the load generator on the DPDK backend (binaries built with
+    /// `--features dpdk`) instead of kernel UDP.
+    #[serde(default)]
+    pub dpdk: Option<DpdkConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpdkConfig {
+    /// EAL arguments. `{host}` becomes a name unique to the process (`n<id>` for node `id`,
+    /// `c<pid>` for a load generator), for `--file-prefix=hc{host}`. E.g. `["--no-huge",
+    /// "--no-pci", "-m", "256", "--no-shconf", "--file-prefix=hc{host}",
+    /// "--vdev=net_af_packet0,iface=veth0,framecnt=2048"]`.
+    pub eal_args: Vec<String>,
+    /// The DPDK port (0: the first, e.g. the one `--vdev` made).
+    #[serde(default)]
+    pub port: u16,
+    /// 0: busy-poll while idle (run to completion, one core per process). Otherwise an idle
+    /// poller yields, then naps this many µs between polls: for machines shared by several
+    /// pollers (a test with 4 processes on 2 cores).
+    #[serde(default)]
+    pub idle_nap_us: u64,
+}
+
+impl DpdkConfig {
+    /// The EAL arguments of process `host`.
+    pub fn eal_args_for(&self, host: &str) -> Vec<String> {
+        self.eal_args
+            .iter()
+            .map(|a| a.replace("{host}", host))
+            .collect()
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisConfig {
+    /// The unix socket of node `{id}`'s redis-server, e.g. "/tmp/hc/redis-{id}.sock".
+    pub socket: PathBuf,
+    /// How long a starting node waits for its redis-server to answer, in ms.
+    #[serde(default = "default_redis_wait_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_redis_wait_ms() -> u64 {
+    5_000
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -287,6 +340,28 @@ impl ClusterFile {
                 }
             }
         }
+        if let Some(r) = &self.redis {
+            if self.app() != AppKind::Kv {
+                return e(
+                    "redis",
+                    format!("redis backs the kv app; this cluster runs {:?}", self.app()),
+                );
+            }
+            if r.socket.as_os_str().is_empty() {
+                return e("redis.socket", "must name a unix socket path".into());
+            }
+        }
+        if let Some(d) = &self.dpdk {
+            if d.eal_args.is_empty() {
+                return e(
+                    "dpdk.eal_args",
+                    "needs EAL arguments (at least a --vdev or a PCI device)".into(),
+                );
+            }
+            if d.idle_nap_us > 100_000 {
+                return e("dpdk.idle_nap_us", "at most 100000".into());
+            }
+        }
         let l = &self.loadgen;
         if l.duration_ms == 0 || l.warmup_ms >= l.duration_ms {
             return e(
@@ -441,7 +516,7 @@ mod shipped {
     #[test]
     fn shipped_cluster_files_load() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("clusters");
-        for f in ["local-3.json", "netns-3.json"] {
+        for f in ["local-3.json", "netns-3.json", "local-3-redis.json"] {
             super::ClusterFile::load(&dir.join(f)).unwrap_or_else(|e| panic!("{e}"));
         }
     }

@@ -9,6 +9,7 @@
 //! call is not the bottleneck, so `sendmmsg`/`recvmmsg` batching (which needs `unsafe` or a
 //! heavier crate) is left to the DPDK backend. The receive path drains up to a batch of
 //! datagrams per wake-up.
+#![forbid(unsafe_code)]
 
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
@@ -150,6 +151,56 @@ impl Io for UdpIo {
             Err(e) => Err(io::Error::from(e)),
         }
     }
+}
+
+/// Opens the backend a cluster file asks for: DPDK when it has a `dpdk` section (`host` names
+/// this process in the EAL arguments), else kernel UDP with `udp`. `local` and `groups` are
+/// what DPDK answers to (it binds nothing: it owns the interface).
+pub fn open_backend(
+    dpdk: Option<&crate::cluster::DpdkConfig>,
+    host: &str,
+    udp: &UdpOptions,
+    local: SocketAddrV4,
+    groups: Vec<Ipv4Addr>,
+) -> anyhow::Result<Box<dyn Io>> {
+    let Some(d) = dpdk else {
+        return Ok(Box::new(UdpIo::open(udp)?));
+    };
+    anyhow::ensure!(
+        !local.ip().is_unspecified() && local.port() != 0,
+        "the DPDK backend needs a concrete address (IP and port) for this endpoint, got {local}"
+    );
+    open_dpdk(d, host, local, groups)
+}
+
+#[cfg(feature = "dpdk")]
+fn open_dpdk(
+    d: &crate::cluster::DpdkConfig,
+    host: &str,
+    local: SocketAddrV4,
+    groups: Vec<Ipv4Addr>,
+) -> anyhow::Result<Box<dyn Io>> {
+    let io = crate::dpdk::DpdkIo::open(&crate::dpdk::DpdkOptions {
+        eal_args: d.eal_args_for(host),
+        port: d.port,
+        local,
+        groups,
+        idle_nap_us: d.idle_nap_us,
+    })?;
+    Ok(Box::new(io))
+}
+
+#[cfg(not(feature = "dpdk"))]
+fn open_dpdk(
+    _: &crate::cluster::DpdkConfig,
+    _: &str,
+    _: SocketAddrV4,
+    _: Vec<Ipv4Addr>,
+) -> anyhow::Result<Box<dyn Io>> {
+    anyhow::bail!(
+        "the cluster file asks for DPDK (field `dpdk`), but this binary was built without it: \
+         cargo build --release -p hovercraft-runtime --features dpdk"
+    )
 }
 
 /// Whether a send error means "this datagram was dropped, carry on" rather than a broken

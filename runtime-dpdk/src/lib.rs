@@ -4,19 +4,28 @@
 //! - [`io`]: the [`io::Io`] backend trait and its kernel UDP backend (non-blocking sockets,
 //!   multicast join, `ppoll` wait with nanosecond timeouts).
 //! - [`cluster`]: the cluster file (`cluster.json`): nodes, mode, app, raft, storage, workload.
+//! - [`redis`]: the Redis application backend (each replica applies to its own redis-server).
+//! - [`ycsb_check`]: YCSB-E scans checked against the inserts acknowledged before them.
 //! - [`storage`]: the append-only Raft log file (term, vote, entries) with optional fsync.
 //! - [`server`]: the node's event loop (`hovercraft-node`).
+//! - [`bench`]: the runtime bench — raw R2P2 ping-pong against the cluster, same backend.
 //! - [`loadgen`]: the open-loop load generator (`hovercraft-loadgen`), its summary and the
 //!   read-back verification of acknowledged kv writes.
-//!
-//! The DPDK backend (feature `dpdk`) is a later issue.
-#![forbid(unsafe_code)]
+//! - [`frame`]: our Ethernet/IPv4/UDP framing (used by the DPDK backend; safe, always built).
+//! - `dpdk` (feature `dpdk`): the DPDK backend — the crate's only module allowed `unsafe`.
+#![deny(unsafe_code)]
 
 pub use hovercraft_core as core;
 
+pub mod bench;
 pub mod clock;
 pub mod cluster;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
+pub mod frame;
 pub mod io;
 pub mod loadgen;
+pub mod redis;
 pub mod server;
 pub mod storage;
+pub mod ycsb_check;

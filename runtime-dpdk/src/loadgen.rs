@@ -9,6 +9,7 @@
 //! kv app: every PUT and its outcome is recorded (bounded, [`MAX_KV_WRITES`]); `--verify`
 //! then reads back every key that had an acknowledged write and checks that the value is
 //! not older than the last acknowledged write (see [`verify`]).
+#![forbid(unsafe_code)]
 
 use std::collections::BTreeMap;
 use std::net::SocketAddrV4;
@@ -32,6 +33,7 @@ use serde::Serialize;
 use crate::clock::Clock;
 use crate::cluster::ClusterFile;
 use crate::io::{Io, UdpIo, UdpOptions, MAX_DATAGRAM};
+use crate::ycsb_check::{YcsbChecker, YcsbReport};
 
 /// kv writes remembered for verification; past it, writes are not recorded (and the
 /// summary says so) — memory stays bounded whatever the run length.
@@ -123,6 +125,9 @@ pub struct LoadSummary {
     pub timeline: Vec<TimelinePoint>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub kv: Option<KvReport>,
+    /// YCSB-E runs: scans checked against the inserts acknowledged before them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ycsb: Option<YcsbReport>,
     pub manifest: LoadgenManifest,
 }
 
@@ -153,7 +158,7 @@ struct KvWrite {
 struct Run<'a> {
     cluster: &'a ClusterFile,
     clock: Clock,
-    io: UdpIo,
+    io: Box<dyn Io>,
     client: Client,
     slots: Vec<Slot>,
     exact: ExactlyOnce,
@@ -269,13 +274,25 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
     let warmup_ms = lg.warmup_ms.min(duration_ms / 2);
     let seed = opts.seed.unwrap_or(cluster.seed);
     let bind = opts.bind.unwrap_or(lg.bind);
-    let io = UdpIo::open(&UdpOptions {
-        bind,
-        advertised: None,
-        join: None,
-        multicast_if: (!bind.ip().is_unspecified()).then_some(*bind.ip()),
-    })
-    .map_err(|e| anyhow::anyhow!("loadgen: {e}"))?;
+    // DPDK binds nothing: a wildcard port becomes a fixed one derived from the process id.
+    let local = if bind.port() == 0 {
+        SocketAddrV4::new(*bind.ip(), 20_000 + (std::process::id() % 40_000) as u16)
+    } else {
+        bind
+    };
+    let io = crate::io::open_backend(
+        cluster.dpdk.as_ref(),
+        &format!("c{}", std::process::id()),
+        &UdpOptions {
+            bind,
+            advertised: None,
+            join: None,
+            multicast_if: (!bind.ip().is_unspecified()).then_some(*bind.ip()),
+        },
+        local,
+        Vec::new(),
+    )
+    .map_err(|e| anyhow::anyhow!("loadgen: {e:#}"))?;
     let clock = Clock::new();
     let mut run = Run {
         cluster,
@@ -317,6 +334,11 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         stream_rng(seed, Stream::Client, 0),
         stream_rng(seed, Stream::Workload, 0),
     );
+    let mut ycsb = workload
+        .ycsb
+        .as_ref()
+        .filter(|_| workload.app == AppKind::Kv)
+        .map(|_| YcsbChecker::new(workload.node_kv_costs().preloaded_ycsb_records));
     let start = run.clock.now();
     let warm = start + Duration::from_ms(warmup_ms);
     let end = start + Duration::from_ms(duration_ms);
@@ -336,6 +358,9 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
             match run.send(now, spec.read_only, &body, tag) {
                 Some(req_id) => {
                     sent_in_window += in_window as u64;
+                    if let Some(y) = ycsb.as_mut() {
+                        y.on_send(req_id, &body, now.as_ns());
+                    }
                     if let Some((key, Some(value))) = spec.kv {
                         if run.writes.len() < MAX_KV_WRITES {
                             run.write_of[req_id as usize] = run.writes.len() as u32;
@@ -391,6 +416,9 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
                     }
                     run.first_response.get_or_insert(now);
                     run.last_response = Some(now);
+                    if let Some(y) = ycsb.as_mut() {
+                        y.on_response(req_id, &body, now.as_ns());
+                    }
                     let w = run.write_of[req_id as usize];
                     if w != NONE && KvReply::decode(&body) == Ok(KvReply::Ok) {
                         run.writes[w as usize].acked_ns = Some(now.as_ns());
@@ -401,6 +429,9 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
                 } => {
                     run.exact.drops += 1;
                     run.slots[req_id as usize] = Slot::Refused;
+                    if let Some(y) = ycsb.as_mut() {
+                        y.forget(req_id);
+                    }
                     if tag >= warm.as_ns() && tag < end.as_ns() {
                         measured_dropped += 1;
                     }
@@ -410,6 +441,9 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
                 ClientEvent::TimedOut { req_id, tag } => {
                     run.exact.timeouts += 1;
                     run.slots[req_id as usize] = Slot::TimedOut;
+                    if let Some(y) = ycsb.as_mut() {
+                        y.forget(req_id);
+                    }
                     if tag >= warm.as_ns() && tag < end.as_ns() {
                         measured_timed_out += 1;
                     }
@@ -464,10 +498,15 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         client: run.client.stats,
         timeline: timeline.summary(),
         kv,
+        ycsb: ycsb.map(|y| y.report),
         manifest: LoadgenManifest {
             command: opts.command.clone(),
             cluster_file: opts.cluster_file.clone(),
-            runtime: "kernel-udp",
+            runtime: if cluster.dpdk.is_some() {
+                "dpdk"
+            } else {
+                "kernel-udp"
+            },
             wall_ms: 0,
         },
     };

@@ -7,6 +7,7 @@
 //! and fsynced *before* `handle_persisted` releases what depends on them — and finally wait
 //! (`ppoll`) until a datagram arrives or the next timer is due. A malformed datagram is
 //! counted, logged (rate-limited) and dropped; nothing a peer sends can stop the loop.
+#![forbid(unsafe_code)]
 
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -22,7 +23,8 @@ use serde::Serialize;
 
 use crate::clock::Clock;
 use crate::cluster::ClusterFile;
-use crate::io::{Io, UdpIo, UdpOptions, MAX_DATAGRAM};
+use crate::io::{self as backend, Io, UdpOptions, MAX_DATAGRAM};
+use crate::redis::{self, FatalSlot, RedisApp};
 use crate::storage::LogFile;
 
 /// Datagrams handled per turn before the node's outputs are drained.
@@ -90,12 +92,18 @@ impl RateLimited {
     }
 }
 
+/// YCSB records a replica starts with (its Redis gets them loaded).
+fn cfg_preloaded(cluster: &ClusterFile, id: NodeId) -> u64 {
+    let c = cluster.node_config(id).kv_costs;
+    c.preloaded_ycsb_records.min(c.max_keys)
+}
+
 pub struct Server {
     id: NodeId,
     cluster: ClusterFile,
     clock: Clock,
     node: Node,
-    io: UdpIo,
+    io: Box<dyn Io>,
     log: Option<LogFile>,
     status_path: PathBuf,
     counters: IoCounters,
@@ -105,6 +113,8 @@ pub struct Server {
     silence_warned: bool,
     bad_rx: RateLimited,
     bad_tx: RateLimited,
+    /// The Redis backend's first failure (the replica stops on it).
+    app_fatal: Option<FatalSlot>,
 }
 
 fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
@@ -136,15 +146,29 @@ impl Server {
         std::fs::create_dir_all(&dir)
             .with_context(|| format!("cannot create storage dir {}", dir.display()))?;
         // Bind first: a wrong address is the most common mistake, and it is one line.
-        let io = UdpIo::open(&node_socket(&cluster, id)).map_err(|e| {
-            anyhow::anyhow!(
-                "node {id}: {e} (is {} an address of this host or namespace?)",
-                cluster.nodes[id as usize].address
-            )
+        let me = cluster.nodes[id as usize].address;
+        let groups = if cluster.mode == Mode::Hovercraft && cluster.multicast {
+            vec![*cluster.group().ip()]
+        } else {
+            Vec::new()
+        };
+        let io = backend::open_backend(
+            cluster.dpdk.as_ref(),
+            &format!("n{id}"),
+            &node_socket(&cluster, id),
+            me,
+            groups,
+        )
+        .map_err(|e| {
+            if cluster.dpdk.is_some() {
+                anyhow::anyhow!("node {id}: {e:#}")
+            } else {
+                anyhow::anyhow!("node {id}: {e} (is {me} an address of this host or namespace?)")
+            }
         })?;
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
-        let (node, log) = if cluster.mode.is_replicated() {
+        let (mut node, log) = if cluster.mode.is_replicated() {
             if !cluster.storage.fsync {
                 eprintln!(
                     "node {id}: warning: storage.fsync is off: acknowledged state is lost on \
@@ -180,10 +204,37 @@ impl Server {
             let node = Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
             (node, None)
         };
+        let mut app_fatal = None;
+        if let Some(r) = &cluster.redis {
+            let socket = redis::socket_for(&r.socket, id);
+            let records = cfg_preloaded(&cluster, id);
+            let (app, loaded) = RedisApp::open(
+                &socket,
+                records,
+                StdDuration::from_millis(r.connect_timeout_ms),
+            )
+            .with_context(|| format!("node {id}: redis backend"))?;
+            eprintln!(
+                "node {id}: kv app on redis {} ({})",
+                socket.display(),
+                if loaded > 0 {
+                    format!("loaded {loaded} YCSB records")
+                } else {
+                    "kept its data".to_string()
+                }
+            );
+            app_fatal = Some(app.fatal());
+            node = node.with_app(Box::new(app));
+        }
         eprintln!(
-            "node {id}: {} mode, app {:?}, listening on {}{}",
+            "node {id}: {} mode, app {:?}, {}, listening on {}{}",
             cluster.mode.as_str(),
             cluster.app(),
+            if cluster.dpdk.is_some() {
+                "DPDK"
+            } else {
+                "kernel UDP"
+            },
             io.local_addr(),
             if cluster.mode == Mode::Hovercraft && cluster.multicast {
                 format!(" and group {}", cluster.group())
@@ -207,7 +258,26 @@ impl Server {
             silence_warned: false,
             bad_rx: RateLimited::new(),
             bad_tx: RateLimited::new(),
+            app_fatal,
         })
+    }
+
+    /// A failed application backend stops the replica before anything it produced is sent.
+    fn check_app(&self) -> anyhow::Result<()> {
+        let Some(slot) = &self.app_fatal else {
+            return Ok(());
+        };
+        let msg = slot
+            .lock()
+            .map_or_else(|_| Some("lock poisoned".into()), |m| m.clone());
+        match msg {
+            None => Ok(()),
+            Some(m) => Err(anyhow::anyhow!(
+                "node {}: {m}; stopping (a replica that skipped a committed request would \
+                 diverge)",
+                self.id
+            )),
+        }
     }
 
     /// Runs until the process is killed (or an unrecoverable storage error).
@@ -310,6 +380,7 @@ impl Server {
                 }
                 self.node.handle_persisted(self.clock.now(), seq);
             }
+            self.check_app()?;
             self.transmit_all();
             while let Some(ev) = self.node.poll_event() {
                 if let NodeEvent::RoleChanged { role, term, leader } = ev {

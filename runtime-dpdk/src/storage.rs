@@ -16,6 +16,7 @@
 //! plus the body where the node held it when the entry was persisted) and with rewritten
 //! suffixes. The core has no snapshots yet, so the file is never cut: a restart replays all
 //! of it. A long-running cluster needs a fresh `storage.dir` per experiment.
+#![forbid(unsafe_code)]
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};

@@ -37,6 +37,7 @@ fn loopback_cluster_failover_restart_and_garbage() {
             addrs: loopback_addrs(3),
             group: None,
             client_bind: Some(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0)),
+            overrides: serde_json::Value::Null,
         },
     );
 }

@@ -5,70 +5,8 @@
 
 mod common;
 
+use common::{netns_unavailable as unavailable, story, ClusterSpec, Launcher, Namespaces};
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::path::PathBuf;
-use std::process::Command;
-
-use common::{story, ClusterSpec, Launcher};
-
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dpdk/netns-cluster.sh")
-}
-
-/// Why the test cannot run here, if it cannot.
-fn unavailable() -> Option<String> {
-    let uid = std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("Uid:"))
-                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
-        });
-    if uid.as_deref() != Some("0") {
-        return Some(format!("not root (effective uid {uid:?})"));
-    }
-    if !Command::new("ip")
-        .arg("-V")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        return Some("`ip` (iproute2) not found".into());
-    }
-    if !script().exists() {
-        return Some(format!("{} not found", script().display()));
-    }
-    None
-}
-
-/// Tears the namespaces down when dropped (also on panic).
-struct Namespaces {
-    prefix: String,
-    bridge: String,
-}
-
-impl Namespaces {
-    fn run(&self, args: &[&str]) -> std::process::Output {
-        Command::new("bash")
-            .arg(script())
-            .args(args)
-            .env("HC_NS_PREFIX", &self.prefix)
-            .env("HC_BRIDGE", &self.bridge)
-            .output()
-            .expect("run netns-cluster.sh")
-    }
-}
-
-impl Drop for Namespaces {
-    fn drop(&mut self) {
-        let out = self.run(&["down"]);
-        if !out.status.success() {
-            eprintln!(
-                "netns-cluster.sh down failed: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-    }
-}
 
 #[test]
 fn netns_cluster_multicast_failover_restart_and_garbage() {
@@ -103,6 +41,7 @@ fn netns_cluster_multicast_failover_restart_and_garbage() {
             addrs: (0..3).map(addr).collect(),
             group: Some(SocketAddrV4::new(Ipv4Addr::new(239, 1, 1, 1), 7000)),
             client_bind: Some(SocketAddrV4::new(Ipv4Addr::new(10, 77, 0, 4), 0)),
+            overrides: serde_json::Value::Null,
         },
     );
 }

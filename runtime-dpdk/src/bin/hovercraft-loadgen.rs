@@ -1,7 +1,7 @@
 //! `hovercraft-loadgen --cluster cluster.json [--out DIR] [--rate RPS] [--duration-ms MS]
 //! [--verify]`: open-loop Poisson load from the file's `workload` section; writes
-//! `DIR/summary.json`. Exit codes: 2 bad cluster file or arguments, 1 runtime failure or
-//! (with `--verify`) an acknowledged write not read back.
+//! `DIR/summary.json`. Exit codes: 2 bad cluster file or arguments, 1 runtime failure,
+//! (with `--verify`) an acknowledged write not read back, or (YCSB-E) an inconsistent scan.
 #![forbid(unsafe_code)]
 
 use std::net::SocketAddrV4;
@@ -160,6 +160,23 @@ fn main() -> ExitCode {
                 }
             }
             None => println!(),
+        }
+    }
+    if let Some(y) = &s.ycsb {
+        println!(
+            "  ycsb: {} scans answered ({} records), {} inserts ({} acknowledged); {} inconsistent scans{}",
+            y.scans_answered,
+            y.scan_records,
+            y.inserts_sent,
+            y.inserts_acked,
+            y.violations,
+            if y.truncated { " (insert history truncated: later scans unchecked)" } else { "" }
+        );
+        for ex in &y.examples {
+            println!("    {ex}");
+        }
+        if y.violations > 0 {
+            code = ExitCode::from(1);
         }
     }
     println!("  wrote {}", out.join("summary.json").display());

@@ -75,6 +75,8 @@ pub struct ClusterSpec {
     /// `Some(group)`: multicast; `None`: clients send a copy to each node.
     pub group: Option<SocketAddrV4>,
     pub client_bind: Option<SocketAddrV4>,
+    /// Top-level fields of the cluster file that replace the defaults (`Null`: none).
+    pub overrides: Value,
 }
 
 pub fn fresh_dir(name: &str) -> PathBuf {
@@ -112,6 +114,11 @@ impl Cluster {
         });
         if let Some(g) = spec.group {
             c["group"] = Value::String(g.to_string());
+        }
+        if let Value::Object(o) = &spec.overrides {
+            for (k, v) in o {
+                c[k] = v.clone();
+            }
         }
         let file = dir.join("cluster.json");
         std::fs::write(&file, serde_json::to_string_pretty(&c).unwrap()).unwrap();
@@ -228,7 +235,7 @@ impl Cluster {
         finish(child, timeout)
     }
 
-    fn dump_logs(&self) {
+    pub fn dump_logs(&self) {
         for i in 0..self.addrs.len() {
             eprintln!("--- node {i} stderr ---\n{}", self.stderr(i));
         }
@@ -410,4 +417,65 @@ fn story_steps(c: &mut Cluster) {
         u(&s["exactly_once"]["sent"]),
         "{s}"
     );
+}
+
+// ---- network namespaces (../shared/dpdk/netns-cluster.sh) ----
+
+pub fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/dpdk/netns-cluster.sh")
+}
+
+/// Why the test cannot run here, if it cannot.
+pub fn netns_unavailable() -> Option<String> {
+    let uid = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .and_then(|l| l.split_whitespace().nth(2).map(str::to_string))
+        });
+    if uid.as_deref() != Some("0") {
+        return Some(format!("not root (effective uid {uid:?})"));
+    }
+    if !Command::new("ip")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        return Some("`ip` (iproute2) not found".into());
+    }
+    if !script().exists() {
+        return Some(format!("{} not found", script().display()));
+    }
+    None
+}
+
+/// Tears the namespaces down when dropped (also on panic).
+pub struct Namespaces {
+    pub prefix: String,
+    pub bridge: String,
+}
+
+impl Namespaces {
+    pub fn run(&self, args: &[&str]) -> std::process::Output {
+        Command::new("bash")
+            .arg(script())
+            .args(args)
+            .env("HC_NS_PREFIX", &self.prefix)
+            .env("HC_BRIDGE", &self.bridge)
+            .output()
+            .expect("run netns-cluster.sh")
+    }
+}
+
+impl Drop for Namespaces {
+    fn drop(&mut self) {
+        let out = self.run(&["down"]);
+        if !out.status.success() {
+            eprintln!(
+                "netns-cluster.sh down failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
 }
