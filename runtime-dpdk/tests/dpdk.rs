@@ -121,25 +121,7 @@ fn steps(c: &mut Cluster) {
     );
     let s = c.summary("dpdk");
     assert_eq!(s["manifest"]["runtime"], "dpdk", "{}", s["manifest"]);
-    let e = &s["exactly_once"];
-    let sent = u(&e["sent"]);
-    assert!(sent > 3_000, "{e}");
-    assert_eq!(u(&e["responses"]), sent, "every request answered: {e}");
-    assert_eq!(
-        (u(&e["duplicates"]), u(&e["late"])),
-        (0, 0),
-        "exactly once: {e}"
-    );
-    let replies: Vec<u64> = s["per_replica_replies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u)
-        .collect();
-    assert!(
-        replies.iter().all(|&r| r >= sent / 10),
-        "replies from every replica: {replies:?}"
-    );
+    let sent = common::assert_exactly_once_from_every_replica(&s, 3_000);
     let v = &s["kv"]["verify"];
     assert_eq!((u(&v["lost"]), u(&v["unreadable"])), (0, 0), "{v}");
     for i in 0..3 {

@@ -287,26 +287,7 @@ fn story_steps(c: &mut Cluster) {
         .collect();
     c.run_loadgen("clean", &["--duration-ms", "3000"], Duration::from_secs(30));
     let s = c.summary("clean");
-    let e = &s["exactly_once"];
-    let sent = u(&e["sent"]);
-    assert!(sent > 1_000, "{s}");
-    assert_eq!(u(&e["responses"]), sent, "every request answered: {e}");
-    assert_eq!(
-        (u(&e["duplicates"]), u(&e["late"])),
-        (0, 0),
-        "exactly once: {e}"
-    );
-    let replies: Vec<u64> = s["per_replica_replies"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(u)
-        .collect();
-    assert_eq!(replies.iter().sum::<u64>(), sent);
-    assert!(
-        replies.iter().all(|&r| r >= sent / 10),
-        "reply load balancing: every replica answers a share: {replies:?}"
-    );
+    let sent = assert_exactly_once_from_every_replica(&s, 1_000);
     std::thread::sleep(Duration::from_millis(200)); // a fresh status file
     for (i, b) in before.iter().enumerate() {
         let got = u(&c.status(i).unwrap()["protocol"]["requests_received"]) - b;
@@ -478,4 +459,31 @@ impl Drop for Namespaces {
             );
         }
     }
+}
+
+/// A load generator summary in which more than `min_sent` requests were each answered exactly
+/// once, and every replica sent at least a tenth of the replies (reply load balancing).
+/// Returns the number of requests sent.
+pub fn assert_exactly_once_from_every_replica(s: &serde_json::Value, min_sent: u64) -> u64 {
+    let e = &s["exactly_once"];
+    let sent = u(&e["sent"]);
+    assert!(sent > min_sent, "{s}");
+    assert_eq!(u(&e["responses"]), sent, "every request answered: {e}");
+    assert_eq!(
+        (u(&e["duplicates"]), u(&e["late"])),
+        (0, 0),
+        "exactly once: {e}"
+    );
+    let replies: Vec<u64> = s["per_replica_replies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(u)
+        .collect();
+    assert_eq!(replies.iter().sum::<u64>(), sent);
+    assert!(
+        replies.iter().all(|&r| r >= sent / 10),
+        "reply load balancing: every replica answers a share: {replies:?}"
+    );
+    sent
 }
