@@ -521,3 +521,21 @@ mod shipped {
         }
     }
 }
+
+/// DPDK's per-process runtime directories (`/var/run/dpdk/<file-prefix>…`) whose names start
+/// with the given stem, removed on drop: processes started with `--file-prefix` leave them
+/// behind, and a test or bench that starts such processes cleans up after itself.
+pub struct DpdkRunDirs(pub String);
+
+impl Drop for DpdkRunDirs {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir("/var/run/dpdk") else {
+            return;
+        };
+        for e in entries.flatten() {
+            if e.file_name().to_string_lossy().starts_with(&self.0) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+}

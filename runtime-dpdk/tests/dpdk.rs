@@ -22,22 +22,6 @@ fn unavailable() -> Option<String> {
     netns_unavailable()
 }
 
-/// DPDK's per-process runtime directories (/var/run/dpdk/<file-prefix>), removed on drop.
-struct RuntimeDirs(String);
-
-impl Drop for RuntimeDirs {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir("/var/run/dpdk") else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&self.0) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
 fn cpus() -> String {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -67,7 +51,7 @@ fn dpdk_af_packet_cluster_answers_every_request_once() {
     }
     let id = std::process::id() % 100_000;
     let prefix = format!("hd{id}");
-    let _rundirs = RuntimeDirs(format!("{prefix}x"));
+    let _rundirs = hovercraft_runtime::cluster::DpdkRunDirs(format!("{prefix}x"));
     let ns = Namespaces {
         prefix: prefix.clone(),
         bridge: format!("hdbr{id}"),

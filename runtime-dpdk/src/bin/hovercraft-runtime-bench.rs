@@ -144,22 +144,6 @@ fn dpdk_tag() -> String {
     format!("hcb{}", std::process::id())
 }
 
-/// DPDK's runtime directories of this run (/var/run/dpdk/<file-prefix>), removed on drop.
-struct RunDirs(String);
-
-impl Drop for RunDirs {
-    fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir("/var/run/dpdk") else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&self.0) {
-                let _ = std::fs::remove_dir_all(e.path());
-            }
-        }
-    }
-}
-
 /// Where everything runs.
 struct Setup {
     backend: &'static str,
@@ -462,7 +446,7 @@ fn run(args: &Args) -> anyhow::Result<()> {
         dir: Some(dir.clone()),
     };
     let s = Setup::new(args)?;
-    let _rundirs = RunDirs(dpdk_tag());
+    let _rundirs = hovercraft_runtime::cluster::DpdkRunDirs(dpdk_tag());
     let text = serde_json::to_string_pretty(&s.cluster_file(&dir))?;
     let file = dir.join("cluster.json");
     std::fs::write(&file, &text).with_context(|| format!("cannot write {}", file.display()))?;
