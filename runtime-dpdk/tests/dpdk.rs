@@ -98,6 +98,7 @@ fn steps(c: &mut Cluster) {
     let (leader, term) =
         wait_for(Duration::from_secs(30), || c.leader()).expect("no leader within 30 s");
     println!("leader {leader} in term {term}");
+    let counts = common::server_counts(c);
     c.run_loadgen(
         "dpdk",
         &["--duration-ms", "5000", "--verify"],
@@ -105,7 +106,9 @@ fn steps(c: &mut Cluster) {
     );
     let s = c.summary("dpdk");
     assert_eq!(s["manifest"]["runtime"], "dpdk", "{}", s["manifest"]);
-    let sent = common::assert_exactly_once_from_every_replica(&s, 3_000);
+    std::thread::sleep(Duration::from_millis(200)); // a fresh status file
+    let sent =
+        common::assert_exactly_once_from_every_replica(&s, 3_000, counts, common::server_counts(c));
     let v = &s["kv"]["verify"];
     assert_eq!((u(&v["lost"]), u(&v["unreadable"])), (0, 0), "{v}");
     for i in 0..3 {

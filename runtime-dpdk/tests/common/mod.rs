@@ -280,15 +280,17 @@ fn story_steps(c: &mut Cluster) {
         wait_for(Duration::from_secs(15), || c.leader()).expect("no leader elected within 15 s");
     println!("leader {leader} in term {term}");
 
-    // 1. Clean run: every request answered exactly once, replies from every replica, and
-    //    every replica received (nearly) every request through the group.
+    // 1. Clean run: every request resolved exactly once (answered, or refused by DROP when the
+    //    machine stalls), replies from every replica, and every replica received (nearly)
+    //    every request through the group.
     let before: Vec<u64> = (0..n)
         .map(|i| u(&c.status(i).unwrap()["protocol"]["requests_received"]))
         .collect();
+    let counts = server_counts(c);
     c.run_loadgen("clean", &["--duration-ms", "3000"], Duration::from_secs(30));
     let s = c.summary("clean");
-    let sent = assert_exactly_once_from_every_replica(&s, 1_000);
     std::thread::sleep(Duration::from_millis(200)); // a fresh status file
+    let sent = assert_exactly_once_from_every_replica(&s, 1_000, counts, server_counts(c));
     for (i, b) in before.iter().enumerate() {
         let got = u(&c.status(i).unwrap()["protocol"]["requests_received"]) - b;
         assert!(
@@ -387,17 +389,15 @@ fn story_steps(c: &mut Cluster) {
             after[i] - before[i]
         );
     }
+    let counts = server_counts(c);
     c.run_loadgen(
         "after-garbage",
         &["--duration-ms", "1000"],
         Duration::from_secs(30),
     );
     let s = c.summary("after-garbage");
-    assert_eq!(
-        u(&s["exactly_once"]["responses"]),
-        u(&s["exactly_once"]["sent"]),
-        "{s}"
-    );
+    std::thread::sleep(Duration::from_millis(200)); // a fresh status file
+    assert_resolved_exactly_once(&s, 500, counts, server_counts(c));
 }
 
 // ---- network namespaces (../shared/dpdk/netns-cluster.sh) ----
@@ -461,28 +461,98 @@ impl Drop for Namespaces {
     }
 }
 
-/// A load generator summary in which more than `min_sent` requests were each answered exactly
-/// once, and every replica sent at least a tenth of the replies (reply load balancing).
-/// Returns the number of requests sent.
-pub fn assert_exactly_once_from_every_replica(s: &serde_json::Value, min_sent: u64) -> u64 {
+/// The largest share of a run's requests that may go unanswered. A shared 2-core machine can
+/// stall fsync for hundreds of milliseconds; the leader then runs out of repliers under their
+/// bound (n × 64 outstanding entries) and refuses new requests with DROP — the protocol's
+/// designed backpressure, counted on the server, not a loss. Seen: 1 of 3020 requests on CI;
+/// 434 of 3020 (14%), and once 214 DROPs plus 194 time-outs across a re-election, with two CPU
+/// hogs and a looping fsync writer beside the test.
+pub const MAX_REFUSED_SHARE: f64 = 0.25;
+
+/// What the servers' status files say: DROPs sent (summed over nodes) and the highest term.
+#[derive(Clone, Copy, Debug)]
+pub struct ServerCounts {
+    pub drops_sent: u64,
+    pub term: u64,
+}
+
+pub fn server_counts(c: &Cluster) -> ServerCounts {
+    let mut out = ServerCounts {
+        drops_sent: 0,
+        term: 0,
+    };
+    for i in 0..c.addrs.len() {
+        let st = c
+            .status(i)
+            .unwrap_or_else(|| panic!("no status file for node {i}"));
+        out.drops_sent += u(&st["protocol"]["drops_sent"]);
+        out.term = out.term.max(u(&st["term"]));
+    }
+    out
+}
+
+/// A load generator summary in which more than `min_sent` requests were each resolved exactly
+/// once: answered, refused by a DROP that a server counted, or — only if the leader changed
+/// during the run — timed out. A stall longer than the election time-out can elect a new
+/// leader on a loaded machine, and requests in flight at a leader change are lost by design
+/// (a new leader discards its unordered buffer, as the authors' code does; clients time out).
+/// At most [`MAX_REFUSED_SHARE`] may go unanswered. `before` and `after` bracket the run.
+/// Returns (sent, answered).
+pub fn assert_resolved_exactly_once(
+    s: &serde_json::Value,
+    min_sent: u64,
+    before: ServerCounts,
+    after: ServerCounts,
+) -> (u64, u64) {
     let e = &s["exactly_once"];
     let sent = u(&e["sent"]);
     assert!(sent > min_sent, "{s}");
-    assert_eq!(u(&e["responses"]), sent, "every request answered: {e}");
+    let (responses, drops, timeouts) = (u(&e["responses"]), u(&e["drops"]), u(&e["timeouts"]));
     assert_eq!(
-        (u(&e["duplicates"]), u(&e["late"])),
-        (0, 0),
+        (u(&e["duplicates"]), u(&e["late"]), u(&e["unresolved"])),
+        (0, 0, 0),
         "exactly once: {e}"
     );
+    assert_eq!(
+        responses + drops + timeouts,
+        sent,
+        "every request resolved: {e}"
+    );
+    assert_eq!(
+        drops,
+        after.drops_sent - before.drops_sent,
+        "every DROP the client saw was sent and counted by a server: {e}"
+    );
+    assert!(
+        timeouts == 0 || after.term > before.term,
+        "requests lost without a leader change (term {} throughout): {e}",
+        before.term
+    );
+    assert!(
+        (drops + timeouts) as f64 <= MAX_REFUSED_SHARE * sent as f64,
+        "at most {MAX_REFUSED_SHARE} of the requests unanswered: {e}"
+    );
+    (sent, responses)
+}
+
+/// [`assert_resolved_exactly_once`], and every replica sent at least a tenth of the replies
+/// (reply load balancing). Returns the number of requests sent.
+pub fn assert_exactly_once_from_every_replica(
+    s: &serde_json::Value,
+    min_sent: u64,
+    before: ServerCounts,
+    after: ServerCounts,
+) -> u64 {
+    let (sent, responses) = assert_resolved_exactly_once(s, min_sent, before, after);
     let replies: Vec<u64> = s["per_replica_replies"]
         .as_array()
         .unwrap()
         .iter()
         .map(u)
         .collect();
-    assert_eq!(replies.iter().sum::<u64>(), sent);
+    assert_eq!(replies.iter().sum::<u64>(), responses);
     assert!(
-        replies.iter().all(|&r| r >= sent / 10),
+        replies.iter().all(|&r| r >= responses / 10),
         "reply load balancing: every replica answers a share: {replies:?}"
     );
     sent
