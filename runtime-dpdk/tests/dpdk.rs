@@ -98,17 +98,14 @@ fn steps(c: &mut Cluster) {
     let (leader, term) =
         wait_for(Duration::from_secs(30), || c.leader()).expect("no leader within 30 s");
     println!("leader {leader} in term {term}");
-    let counts = common::server_counts(c);
-    c.run_loadgen(
+    let run = c.run_counted(
         "dpdk",
         &["--duration-ms", "5000", "--verify"],
         Duration::from_secs(90),
     );
-    let s = c.summary("dpdk");
+    let s = &run.summary;
     assert_eq!(s["manifest"]["runtime"], "dpdk", "{}", s["manifest"]);
-    std::thread::sleep(Duration::from_millis(200)); // a fresh status file
-    let sent =
-        common::assert_exactly_once_from_every_replica(&s, 3_000, counts, common::server_counts(c));
+    let sent = common::assert_exactly_once_from_every_replica(&run, 3_000);
     let v = &s["kv"]["verify"];
     assert_eq!((u(&v["lost"]), u(&v["unreadable"])), (0, 0), "{v}");
     for i in 0..3 {

@@ -147,11 +147,9 @@ fn steps(c: &mut Cluster, redises: &Redises) {
     let (leader, term) =
         wait_for(Duration::from_secs(20), || c.leader()).expect("no leader within 20 s");
     println!("leader {leader} in term {term}");
-    let counts = common::server_counts(c);
-    c.run_loadgen("ycsb", &["--duration-ms", "4000"], Duration::from_secs(60));
-    let s = c.summary("ycsb");
-    std::thread::sleep(Duration::from_millis(200)); // a fresh status file
-    common::assert_resolved_exactly_once(&s, 800, counts, common::server_counts(c));
+    let run = c.run_counted("ycsb", &["--duration-ms", "4000"], Duration::from_secs(60));
+    common::assert_resolved_exactly_once(&run, 800);
+    let s = &run.summary;
     let replies: Vec<u64> = s["per_replica_replies"]
         .as_array()
         .unwrap()

@@ -225,6 +225,18 @@ impl Cluster {
     }
 
     /// Runs a load generator to completion, bounded by `timeout`; returns its stdout.
+    /// [`Cluster::run_loadgen`], bracketed by the servers' counts, with its summary.
+    pub fn run_counted(&self, out: &str, extra: &[&str], timeout: Duration) -> CountedRun {
+        let before = server_counts(self);
+        self.run_loadgen(out, extra, timeout);
+        std::thread::sleep(Duration::from_millis(200)); // a fresh status file
+        CountedRun {
+            summary: self.summary(out),
+            before,
+            after: server_counts(self),
+        }
+    }
+
     pub fn run_loadgen(&self, out: &str, extra: &[&str], timeout: Duration) -> String {
         let child = self
             .loadgen(out, extra)
@@ -286,11 +298,8 @@ fn story_steps(c: &mut Cluster) {
     let before: Vec<u64> = (0..n)
         .map(|i| u(&c.status(i).unwrap()["protocol"]["requests_received"]))
         .collect();
-    let counts = server_counts(c);
-    c.run_loadgen("clean", &["--duration-ms", "3000"], Duration::from_secs(30));
-    let s = c.summary("clean");
-    std::thread::sleep(Duration::from_millis(200)); // a fresh status file
-    let sent = assert_exactly_once_from_every_replica(&s, 1_000, counts, server_counts(c));
+    let run = c.run_counted("clean", &["--duration-ms", "3000"], Duration::from_secs(30));
+    let sent = assert_exactly_once_from_every_replica(&run, 1_000);
     for (i, b) in before.iter().enumerate() {
         let got = u(&c.status(i).unwrap()["protocol"]["requests_received"]) - b;
         assert!(
@@ -389,15 +398,12 @@ fn story_steps(c: &mut Cluster) {
             after[i] - before[i]
         );
     }
-    let counts = server_counts(c);
-    c.run_loadgen(
+    let run = c.run_counted(
         "after-garbage",
         &["--duration-ms", "1000"],
         Duration::from_secs(30),
     );
-    let s = c.summary("after-garbage");
-    std::thread::sleep(Duration::from_millis(200)); // a fresh status file
-    assert_resolved_exactly_once(&s, 500, counts, server_counts(c));
+    assert_resolved_exactly_once(&run, 500);
 }
 
 // ---- network namespaces (../shared/dpdk/netns-cluster.sh) ----
@@ -476,6 +482,13 @@ pub struct ServerCounts {
     pub term: u64,
 }
 
+/// A load generator run: its summary and the servers' counts just before and after it.
+pub struct CountedRun {
+    pub summary: Value,
+    pub before: ServerCounts,
+    pub after: ServerCounts,
+}
+
 pub fn server_counts(c: &Cluster) -> ServerCounts {
     let mut out = ServerCounts {
         drops_sent: 0,
@@ -496,14 +509,13 @@ pub fn server_counts(c: &Cluster) -> ServerCounts {
 /// during the run — timed out. A stall longer than the election time-out can elect a new
 /// leader on a loaded machine, and requests in flight at a leader change are lost by design
 /// (a new leader discards its unordered buffer, as the authors' code does; clients time out).
-/// At most [`MAX_REFUSED_SHARE`] may go unanswered. `before` and `after` bracket the run.
-/// Returns (sent, answered).
-pub fn assert_resolved_exactly_once(
-    s: &serde_json::Value,
-    min_sent: u64,
-    before: ServerCounts,
-    after: ServerCounts,
-) -> (u64, u64) {
+/// At most [`MAX_REFUSED_SHARE`] may go unanswered. Returns (sent, answered).
+pub fn assert_resolved_exactly_once(run: &CountedRun, min_sent: u64) -> (u64, u64) {
+    let CountedRun {
+        summary: s,
+        before,
+        after,
+    } = run;
     let e = &s["exactly_once"];
     let sent = u(&e["sent"]);
     assert!(sent > min_sent, "{s}");
@@ -537,14 +549,9 @@ pub fn assert_resolved_exactly_once(
 
 /// [`assert_resolved_exactly_once`], and every replica sent at least a tenth of the replies
 /// (reply load balancing). Returns the number of requests sent.
-pub fn assert_exactly_once_from_every_replica(
-    s: &serde_json::Value,
-    min_sent: u64,
-    before: ServerCounts,
-    after: ServerCounts,
-) -> u64 {
-    let (sent, responses) = assert_resolved_exactly_once(s, min_sent, before, after);
-    let replies: Vec<u64> = s["per_replica_replies"]
+pub fn assert_exactly_once_from_every_replica(run: &CountedRun, min_sent: u64) -> u64 {
+    let (sent, responses) = assert_resolved_exactly_once(run, min_sent);
+    let replies: Vec<u64> = run.summary["per_replica_replies"]
         .as_array()
         .unwrap()
         .iter()
