@@ -6,6 +6,7 @@
 //! (`hovercraft-runtime`) drive the same types through the same methods.
 //!
 //! Layout:
+//! - [`types`]: `NodeId` and `Mode`, shared by every layer.
 //! - [`time`]: `Instant`/`Duration` in nanoseconds (virtual or real, the core cannot tell).
 //! - [`rng`]: seeded `ChaCha8Rng` streams derived from one master seed.
 //! - [`wire`]: byte codecs — the R2P2 header, multi-packet framing, Raft messages.
@@ -23,6 +24,7 @@ pub mod raft;
 pub mod rng;
 pub mod switch;
 pub mod time;
+pub mod types;
 pub mod wire;
 
 pub use node::{Node, NodeConfig, NodeEvent};

@@ -88,7 +88,7 @@ use std::net::SocketAddrV4;
 use super::{put_addr, MsgType, Policy, Reader, WireError};
 
 /// A replica's identity inside a Raft group (the switch, as an aggregating peer, has one too).
-pub type NodeId = u8;
+pub use crate::types::NodeId;
 
 /// `raft_type u8 | from u8 | term u64`.
 pub const COMMON_HEADER_LEN: usize = 10;
