@@ -38,5 +38,6 @@ for s in $(seq 0 10 1999); do
 done
 rm -f "$OUT/check/t" "$OUT/check/replay.tmp"
 set -e
-sed -i -E 's/[0-9.]+ ?s wall/X s wall/g; s/in [0-9.]+ ?s\b/in X s/g' "$OUT"/check/*.stdout
+sed -i -E 's/[0-9.]+ ?s wall/X s wall/g; s/in [0-9.]+ ?s\b/in X s/g; s/\([0-9.]+ simulated s per wall s\)/(X simulated s per wall s)/' "$OUT"/check/*.stdout
+sed -i "s#$OUT/#OUT/#g" "$OUT"/check/*.stdout "$OUT"/runs/*.stdout
 echo "fingerprint written to $OUT"

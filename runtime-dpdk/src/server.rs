@@ -360,14 +360,8 @@ impl Server {
         loop {
             let mut persisted = None;
             while let Some(req) = self.node.poll_persist() {
-                let entries = match (req.log_from, self.node.replica()) {
-                    (Some(from), Some(r)) => r
-                        .log()
-                        .slice(from, (req.last_index + 1).saturating_sub(from) as usize),
-                    _ => Vec::new(),
-                };
                 if let Some(log) = self.log.as_mut() {
-                    log.append(&req, &entries);
+                    log.append(&req, &req.entries);
                 }
                 persisted = Some(req.seq);
             }

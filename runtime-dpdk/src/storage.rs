@@ -276,6 +276,8 @@ mod tests {
             voted_for: vote,
             log_from: from,
             last_index: last,
+            // `LogFile::append` takes the entries beside the request.
+            entries: Vec::new(),
         }
     }
 

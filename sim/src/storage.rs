@@ -5,12 +5,11 @@
 use std::collections::VecDeque;
 
 use hovercraft_core::raft::{DurableState, PersistRequest};
-use hovercraft_core::wire::raft::LogEntry;
 
+/// A write in flight: the request carries the log entries `log_from..=last_index` as they
+/// were when the write began.
 struct PendingWrite {
     req: PersistRequest,
-    /// The log entries `req.log_from..=req.last_index` as they were when the write began.
-    entries: Vec<LogEntry>,
 }
 
 pub struct Storage {
@@ -54,14 +53,9 @@ impl Storage {
 
     /// Starts a write at `now_ns`. Returns when it completes, or `None` if it is durable at
     /// once (zero latency).
-    pub fn submit(
-        &mut self,
-        now_ns: u64,
-        req: PersistRequest,
-        entries: Vec<LogEntry>,
-    ) -> Option<u64> {
+    pub fn submit(&mut self, now_ns: u64, req: PersistRequest) -> Option<u64> {
         let latency = self.latency_at(now_ns);
-        let w = PendingWrite { req, entries };
+        let w = PendingWrite { req };
         if latency == 0 && self.pending.is_empty() {
             self.apply(w);
             return None;
@@ -87,7 +81,7 @@ impl Storage {
         if self.keep_image {
             if let Some(from) = w.req.log_from {
                 self.image.entries.truncate(from.saturating_sub(1) as usize);
-                self.image.entries.extend(w.entries);
+                self.image.entries.extend(w.req.entries);
             }
             self.image.entries.truncate(w.req.last_index as usize);
         }
@@ -107,14 +101,22 @@ impl Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hovercraft_core::wire::raft::LogEntry;
 
-    fn req(seq: u64, term: u64, log_from: Option<u64>, last_index: u64) -> PersistRequest {
+    fn req(
+        seq: u64,
+        term: u64,
+        log_from: Option<u64>,
+        last_index: u64,
+        entries: Vec<LogEntry>,
+    ) -> PersistRequest {
         PersistRequest {
             seq,
             term,
             voted_for: Some(1),
             log_from,
             last_index,
+            entries,
         }
     }
 
@@ -130,10 +132,10 @@ mod tests {
             body: None,
         };
         assert_eq!(
-            s.submit(0, req(1, 1, Some(1), 2), vec![e(1), e(1)]),
+            s.submit(0, req(1, 1, Some(1), 2, vec![e(1), e(1)])),
             Some(100)
         );
-        assert_eq!(s.submit(10, req(2, 2, Some(2), 2), vec![e(2)]), Some(200));
+        assert_eq!(s.submit(10, req(2, 2, Some(2), 2, vec![e(2)])), Some(200));
         assert_eq!(s.complete_oldest(), Some((1, 2)));
         assert_eq!(s.image().entries.len(), 2);
         s.crash();

@@ -37,7 +37,9 @@ pub struct RaftConfig {
     /// Entries kept behind the applied index (so lagging followers can catch up).
     pub log_retention_entries: u64,
     /// Re-introduces a known bug, so tests can show the checkers catch it. Off by default;
-    /// never set it outside checker tests.
+    /// never set it outside checker tests. Only in builds with the `canary` feature (the
+    /// simulator's): a cluster file of the real runtime cannot name one.
+    #[cfg(feature = "canary")]
     pub canary: Option<Canary>,
 }
 
@@ -103,6 +105,7 @@ impl Default for RaftConfig {
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
+            #[cfg(feature = "canary")]
             canary: None,
         }
     }

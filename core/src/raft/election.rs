@@ -3,8 +3,8 @@
 
 use rand::Rng;
 
-use super::{Replica, Role};
-use crate::node::{NodeEvent, Shared};
+use super::timers::Timer;
+use super::{Event, Replica, Role, Target};
 use crate::time::{Duration, Instant};
 use crate::wire::raft::{LogEntry, NodeId, RaftBody};
 use crate::wire::Policy;
@@ -13,17 +13,12 @@ impl Replica {
     pub(crate) fn reset_election_deadline(&mut self, now: Instant) {
         let lo = self.cfg.election_timeout_min_us;
         let hi = self.cfg.election_timeout_max_us.max(lo + 1);
-        self.election_deadline = now + Duration::from_us(self.rng.gen_range(lo..hi));
+        let at = now + Duration::from_us(self.rng.gen_range(lo..hi));
+        self.timers.set(Timer::Election, at);
     }
 
     /// Adopts `term` (if newer) as a follower of `leader` (if known).
-    pub(crate) fn become_follower(
-        &mut self,
-        shared: &mut Shared,
-        now: Instant,
-        term: u64,
-        leader: Option<NodeId>,
-    ) {
+    pub(crate) fn become_follower(&mut self, now: Instant, term: u64, leader: Option<NodeId>) {
         let was = (self.role, self.term, self.leader);
         if term > self.term {
             self.term = term;
@@ -35,20 +30,17 @@ impl Replica {
         }
         self.role = Role::Follower;
         self.leader = leader.or(if term == was.1 { was.2 } else { None });
-        self.heartbeat_deadline = Instant::MAX;
+        self.timers.stop(Timer::Heartbeat);
         if (self.role, self.term, self.leader) != was {
-            Replica::emit_event(
-                shared,
-                NodeEvent::RoleChanged {
-                    role: self.role,
-                    term: self.term,
-                    leader: self.leader,
-                },
-            );
+            self.emit(Event::RoleChanged {
+                role: self.role,
+                term: self.term,
+                leader: self.leader,
+            });
         }
     }
 
-    pub(crate) fn start_election(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn start_election(&mut self, now: Instant) {
         self.role = Role::Candidate;
         self.term += 1;
         self.voted_for = Some(self.id);
@@ -57,16 +49,13 @@ impl Replica {
         self.mark_hard_state();
         self.counters.elections_started += 1;
         self.reset_election_deadline(now);
-        Replica::emit_event(
-            shared,
-            NodeEvent::RoleChanged {
-                role: Role::Candidate,
-                term: self.term,
-                leader: None,
-            },
-        );
+        self.emit(Event::RoleChanged {
+            role: Role::Candidate,
+            term: self.term,
+            leader: None,
+        });
         if self.n() == 1 {
-            self.become_leader(shared, now);
+            self.become_leader(now);
             return;
         }
         let msg = self.msg(RaftBody::VoteRequest {
@@ -76,14 +65,13 @@ impl Replica {
         for peer in 0..self.n() as NodeId {
             if peer != self.id {
                 // Durable: the new term and our own vote must survive a crash first.
-                self.send(shared, self.peer(peer), &msg, true);
+                self.send(Target::Peer(peer), msg.clone(), true);
             }
         }
     }
 
     pub(crate) fn on_vote_request(
         &mut self,
-        shared: &mut Shared,
         now: Instant,
         from: NodeId,
         term: u64,
@@ -96,7 +84,7 @@ impl Replica {
                 .log
                 .candidate_is_up_to_date(last_log_idx, last_log_term)
             && !(self.role == Role::Leader);
-        let forget_vote = self.cfg.canary == Some(super::Canary::VoteNotPersisted);
+        let forget_vote = self.canary(super::Canary::VoteNotPersisted);
         if granted {
             if self.voted_for != Some(from) {
                 self.voted_for = Some(from);
@@ -108,17 +96,10 @@ impl Replica {
         }
         let reply = self.msg(RaftBody::VoteReply { granted });
         // Durable: a granted vote must not be forgotten by a crash (one vote per term).
-        self.send(shared, self.peer(from), &reply, !forget_vote);
+        self.send(Target::Peer(from), reply, !forget_vote);
     }
 
-    pub(crate) fn on_vote_reply(
-        &mut self,
-        shared: &mut Shared,
-        now: Instant,
-        from: NodeId,
-        term: u64,
-        granted: bool,
-    ) {
+    pub(crate) fn on_vote_reply(&mut self, now: Instant, from: NodeId, term: u64, granted: bool) {
         if self.role != Role::Candidate || term != self.term {
             self.counters.stale_messages += 1;
             return;
@@ -126,36 +107,29 @@ impl Replica {
         if granted {
             self.votes |= 1 << from;
             if self.votes.count_ones() as usize >= self.quorum() {
-                self.become_leader(shared, now);
+                self.become_leader(now);
             }
         }
     }
 
-    pub(crate) fn become_leader(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn become_leader(&mut self, now: Instant) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
         self.counters.times_leader += 1;
         let next = self.log.last_index() + 1;
         for p in &mut self.progress {
-            p.next_index = next;
-            p.match_index = 0;
-            p.in_flight_until = None;
-            p.last_heard = now;
-            p.lagging = false;
+            p.reset_for_new_leader(next, now);
         }
         self.balancer.reset();
         // HovercRaft++: the switch path starts at this term's first entry (the no-op below),
         // so the switch only ever counts entries of the current term.
         self.switch_next = self.log.last_index() + 1;
-        self.switch_in_flight = None;
-        Replica::emit_event(
-            shared,
-            NodeEvent::RoleChanged {
-                role: Role::Leader,
-                term: self.term,
-                leader: Some(self.id),
-            },
-        );
+        self.clear_switch_in_flight();
+        self.emit(Event::RoleChanged {
+            role: Role::Leader,
+            term: self.term,
+            leader: Some(self.id),
+        });
         // A no-op of the new term: committing it commits every earlier entry indirectly
         // (Raft §5.4.2), and it tells followers who leads.
         let index = self.log.append(LogEntry {
@@ -168,7 +142,7 @@ impl Replica {
         });
         self.mark_log_from(index);
         self.advance_body_complete();
-        self.heartbeat_deadline = now;
-        self.heartbeat(shared, now);
+        self.timers.set(Timer::Heartbeat, now);
+        self.heartbeat(now);
     }
 }

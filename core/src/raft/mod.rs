@@ -15,12 +15,18 @@
 //! reports them persisted ([`Replica::handle_persisted`]). The leader's own log counts towards
 //! a majority only up to what it persisted.
 
+pub mod apply;
 pub mod config;
 pub mod election;
+mod invariants;
 pub mod log;
+pub mod output;
+mod persist;
+mod progress;
 pub mod replication;
 pub mod reply_lb;
 pub mod switch_path;
+mod timers;
 pub mod unordered;
 
 use std::collections::{BTreeMap, VecDeque};
@@ -29,15 +35,17 @@ use std::net::SocketAddrV4;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use crate::node::{Mode, NodeEvent, Shared};
-use crate::r2p2::server;
 use crate::time::{Duration, Instant};
-use crate::wire::raft::{LogEntry, NodeId, RaftMessage};
-use crate::wire::{MsgType, Policy, Transmit};
+use crate::types::{Mode, NodeId};
+use crate::wire::raft::{LogEntry, RaftMessage};
+use crate::wire::Policy;
 
 pub use self::config::{Canary, ClusterConfig, RaftConfig};
 use self::log::RaftLog;
+pub use self::output::{ApplyMode, Committed, Event, Outgoing, Output, Refusal, Target};
+use self::progress::Progress;
 use self::reply_lb::{ReplierPolicy, ReplyBalancer};
+use self::timers::{Timer, TimerTable};
 use self::unordered::UnorderedBuffer;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -67,6 +75,9 @@ pub struct PersistRequest {
     /// after `last_index` no longer exist. `None`: the log did not change.
     pub log_from: Option<u64>,
     pub last_index: u64,
+    /// The entries `log_from..=last_index` to write, as they are now (empty if `log_from` is
+    /// `None`).
+    pub entries: Vec<LogEntry>,
 }
 
 /// Replication counters reported in summaries.
@@ -95,30 +106,18 @@ pub struct ReplicaCounters {
     pub switch_returns: u64,
 }
 
-struct Progress {
-    next_index: u64,
-    match_index: u64,
-    /// An AppendEntries is in flight until this time (then it may be sent again).
-    in_flight_until: Option<Instant>,
-    /// The last index the AppendEntries in flight carries (its prev index if empty): only a
-    /// reply acknowledging at least this far answers it (see `on_append_reply`).
-    in_flight_last: u64,
-    /// When this follower last answered; one silent for an election timeout is not given
-    /// replies to send (it may be down).
-    last_heard: Instant,
-    /// HovercRaft++: this follower fell behind the switch path and is caught up directly.
-    lagging: bool,
-    /// The highest `done` (applied index) seen from this follower.
-    reported_done: u64,
-}
-
-/// Raft/HovercRaft replica state: everything a node in a replicated mode adds.
+/// Raft/HovercRaft replica state: everything a node in a replicated mode adds. It knows no
+/// application, no transport and no CPU model: inputs are [`Replica::step`],
+/// [`Replica::propose`], [`Replica::handle_timeout`], [`Replica::handle_persisted`] and
+/// [`Replica::handle_applied`]; outputs are pulled with [`Replica::poll_output`],
+/// [`Replica::poll_persist`], [`Replica::poll_timeout`] and [`Replica::next_to_apply`].
 pub struct Replica {
     mode: Mode,
     id: NodeId,
     cluster: ClusterConfig,
     cfg: RaftConfig,
     rng: ChaCha8Rng,
+    apply_mode: ApplyMode,
 
     role: Role,
     term: u64,
@@ -131,8 +130,7 @@ pub struct Replica {
     body_complete_index: u64,
 
     votes: u64,
-    election_deadline: Instant,
-    heartbeat_deadline: Instant,
+    timers: TimerTable,
     progress: Vec<Progress>,
     balancer: ReplyBalancer,
     unordered: UnorderedBuffer,
@@ -141,27 +139,33 @@ pub struct Replica {
     /// How many times each missing body was asked for (picks the next peer to ask).
     recovery_attempts: BTreeMap<u64, u64>,
 
-    // Persistence barrier.
+    // Persistence barrier (persist.rs).
     hard_state_dirty: bool,
     log_dirty_from: Option<u64>,
     persist_seq: u64,
     persisted_seq: u64,
     persists_in_flight: VecDeque<(u64, u64)>,
     persisted_index: u64,
-    held: VecDeque<(u64, Transmit)>,
-    next_msg_id: u16,
+    /// Messages waiting for persist request `.0` to be durable.
+    held: VecDeque<(u64, Outgoing)>,
+    /// Messages sent so far (numbers them in send order).
+    sent_messages: u64,
 
     /// Entries up to here are re-executed silently (applied before a crash).
     replay_until: u64,
 
     // HovercRaft++ (leader side).
     use_switch: bool,
-    /// Last index sent through the switch and not yet confirmed, with its deadline.
-    switch_in_flight: Option<(u64, Instant)>,
+    /// Last index sent through the switch and not yet confirmed (its deadline is
+    /// `Timer::SwitchReply`).
+    switch_in_flight: Option<u64>,
     switch_next: u64,
     last_switch_append: Instant,
-    next_probe: Instant,
 
+    /// The newest (term, leader) this node has seen (invariant: one leader per term).
+    leader_seen: Option<(u64, NodeId)>,
+
+    out: VecDeque<Output>,
     pub counters: ReplicaCounters,
 }
 
@@ -173,6 +177,7 @@ impl Replica {
         cfg: RaftConfig,
         seed: u64,
         now: Instant,
+        apply_mode: ApplyMode,
     ) -> Replica {
         let n = cluster.peers.len();
         let policy = if mode == Mode::Raft {
@@ -185,6 +190,7 @@ impl Replica {
             mode,
             id,
             rng: ChaCha8Rng::seed_from_u64(seed),
+            apply_mode,
             role: Role::Follower,
             term: 0,
             voted_for: None,
@@ -194,19 +200,8 @@ impl Replica {
             applied_index: 0,
             body_complete_index: 0,
             votes: 0,
-            election_deadline: Instant::MAX,
-            heartbeat_deadline: Instant::MAX,
-            progress: (0..n)
-                .map(|_| Progress {
-                    next_index: 1,
-                    match_index: 0,
-                    in_flight_until: None,
-                    in_flight_last: 0,
-                    last_heard: now,
-                    lagging: false,
-                    reported_done: 0,
-                })
-                .collect(),
+            timers: TimerTable::default(),
+            progress: (0..n).map(|_| Progress::new(now)).collect(),
             balancer: ReplyBalancer::new(n, policy, cfg.replier_bound, cfg.replier_max_lag),
             unordered: UnorderedBuffer::new(
                 cfg.unordered_capacity,
@@ -221,19 +216,20 @@ impl Replica {
             persists_in_flight: VecDeque::new(),
             persisted_index: 0,
             held: VecDeque::new(),
-            next_msg_id: 0,
+            sent_messages: 0,
             replay_until: 0,
             use_switch: mode == Mode::HovercraftPlusPlus,
             switch_in_flight: None,
             switch_next: 1,
             last_switch_append: Instant::ZERO,
-            next_probe: Instant::MAX,
+            leader_seen: None,
+            out: VecDeque::new(),
             counters: ReplicaCounters::default(),
             cluster,
             cfg,
         };
         if r.cluster.campaign_at_start {
-            r.election_deadline = now;
+            r.timers.set(Timer::Election, now);
         } else {
             r.reset_election_deadline(now);
         }
@@ -242,7 +238,8 @@ impl Replica {
 
     /// Loads durable state after a crash: term, vote and log survive; everything else is
     /// rebuilt (commit index from the leader, application state by re-executing the log).
-    pub(crate) fn restore(&mut self, durable: DurableState) {
+    /// Call it before any other input.
+    pub fn restore(&mut self, durable: DurableState) {
         self.term = durable.term;
         self.voted_for = durable.voted_for;
         for e in durable.entries {
@@ -254,6 +251,7 @@ impl Replica {
         // never held get answered as usual. (Seed 674 of `check` found the earlier version,
         // which trusted the next leader's commit index, answering a request twice.)
         self.replay_until = self.log.last_index();
+        self.check_invariants();
     }
 
     pub fn role(&self) -> Role {
@@ -297,123 +295,37 @@ impl Replica {
         self.n() / 2 + 1
     }
 
-    // ---- persistence barrier -------------------------------------------------------------
-
-    fn mark_hard_state(&mut self) {
-        self.hard_state_dirty = true;
-    }
-
-    fn mark_log_from(&mut self, index: u64) {
-        self.log_dirty_from = Some(self.log_dirty_from.map_or(index, |f| f.min(index)));
-        // Anything at or after a rewritten index is no longer known durable.
-        self.persisted_index = self.persisted_index.min(index.saturating_sub(1));
-    }
-
-    fn dirty(&self) -> bool {
-        self.hard_state_dirty || self.log_dirty_from.is_some()
-    }
-
-    /// The persist sequence number that will cover every change made so far.
-    fn barrier(&self) -> u64 {
-        if self.dirty() {
-            self.persist_seq + 1
-        } else {
-            self.persist_seq
-        }
-    }
-
-    /// The next batch of state to make durable, if anything changed.
-    pub fn poll_persist(&mut self) -> Option<PersistRequest> {
-        if !self.dirty() {
-            return None;
-        }
-        self.persist_seq += 1;
-        self.counters.persists += 1;
-        let req = PersistRequest {
-            seq: self.persist_seq,
-            term: self.term,
-            // The canary forgets votes across restarts: it never writes them.
-            voted_for: if self.cfg.canary == Some(Canary::VoteNotPersisted) {
-                None
-            } else {
-                self.voted_for
-            },
-            log_from: self.log_dirty_from,
-            last_index: self.log.last_index(),
-        };
-        self.persists_in_flight.push_back((req.seq, req.last_index));
-        self.hard_state_dirty = false;
-        self.log_dirty_from = None;
-        Some(req)
-    }
-
-    /// The driver made persist request `seq` (and every earlier one) durable.
-    pub fn handle_persisted(&mut self, shared: &mut Shared, now: Instant, seq: u64) {
-        if seq <= self.persisted_seq {
-            return;
-        }
-        self.persisted_seq = seq.min(self.persist_seq);
-        while let Some(&(s, last)) = self.persists_in_flight.front() {
-            if s > self.persisted_seq {
-                break;
-            }
-            self.persists_in_flight.pop_front();
-            // A later truncation may have removed entries this request covered.
-            self.persisted_index = last.min(self.log.last_index());
-        }
-        while let Some((dep, _)) = self.held.front() {
-            if *dep > self.persisted_seq {
-                break;
-            }
-            let (_, t) = self.held.pop_front().expect("peeked");
-            shared.transmits.push_back(t);
-        }
-        if self.role == Role::Leader {
-            self.maybe_commit(shared, now);
-        }
-        // Newly durable entries may be committed already: apply them.
-        self.apply_committed(shared);
-    }
-
-    /// Sends a Raft message; a `durable` one waits for every change made so far to persist.
-    fn send(&mut self, shared: &mut Shared, to: SocketAddrV4, msg: &RaftMessage, durable: bool) {
-        let mut body = Vec::with_capacity(msg.encoded_len());
-        msg.encode(&mut body);
-        let id = self.next_msg_id;
-        self.next_msg_id = id.wrapping_add(1);
-        let dep = if durable { self.barrier() } else { 0 };
-        let after = shared.call_app_cpu_ns;
-        let mut q = VecDeque::new();
-        if server::send(
-            &mut q,
-            to,
-            msg.r2p2_type(),
-            Policy::FixedRoute,
-            id,
-            &body,
-            after,
-        )
-        .is_err()
+    /// Whether a test-only bug is switched on (always false without the `canary` feature).
+    #[inline]
+    fn canary(&self, which: Canary) -> bool {
+        #[cfg(feature = "canary")]
         {
-            // Only a message over the framing limit fails, and Raft messages are bounded far
-            // below it (30 entries per AppendEntries).
-            return;
+            self.cfg.canary == Some(which)
         }
-        self.counters.raft_packets_sent += q.len() as u64;
-        if dep > self.persisted_seq {
-            self.held.extend(q.into_iter().map(|t| (dep, t)));
-        } else {
-            shared.transmits.extend(q);
+        #[cfg(not(feature = "canary"))]
+        {
+            let _ = which;
+            false
         }
     }
 
-    fn peer(&self, id: NodeId) -> SocketAddrV4 {
-        self.cluster.peers[id as usize]
+    /// The next output, in the order the replica produced them.
+    #[must_use]
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.out.pop_front()
     }
 
-    /// The HovercRaft++ switch aggregator's address, if any.
-    pub fn switch_addr(&self) -> Option<SocketAddrV4> {
-        self.cluster.switch
+    fn emit(&mut self, event: Event) {
+        self.out.push_back(Output::Event(event));
+    }
+
+    fn refuse(&mut self, client: SocketAddrV4, req_id: u16, policy: Policy, why: Refusal) {
+        self.out.push_back(Output::Refuse {
+            client,
+            req_id,
+            policy,
+            why,
+        });
     }
 
     /// Whether the leader currently replicates through the switch (HovercRaft++).
@@ -421,22 +333,25 @@ impl Replica {
         self.mode == Mode::HovercraftPlusPlus && self.use_switch && self.cluster.switch.is_some()
     }
 
-    /// Which node sent from `addr`, if it is a peer.
-    pub fn peer_id(&self, addr: SocketAddrV4) -> Option<NodeId> {
-        self.cluster
-            .peers
-            .iter()
-            .position(|&p| p == addr)
-            .map(|i| i as NodeId)
-    }
-
     // ---- client requests -------------------------------------------------------------------
 
     /// A client request arrived (unicast to the leader in `raft` mode, by multicast to every
-    /// replica in `hovercraft` mode).
-    pub fn on_client_request(
+    /// replica in `hovercraft` mode). The leader orders it (or refuses it); a follower keeps
+    /// its body until the leader's order names it.
+    pub fn propose(
         &mut self,
-        shared: &mut Shared,
+        now: Instant,
+        client: SocketAddrV4,
+        req_id: u16,
+        policy: Policy,
+        body: &[u8],
+    ) {
+        self.on_client_request(now, client, req_id, policy, body);
+        self.check_invariants();
+    }
+
+    fn on_client_request(
+        &mut self,
         now: Instant,
         client: SocketAddrV4,
         req_id: u16,
@@ -447,33 +362,25 @@ impl Replica {
             if self.mode == Mode::Raft {
                 // Vanilla Raft clients talk to the leader; tell a misdirected one to retry.
                 self.counters.drops_not_leader += 1;
-                // The DROP redirects: the leader's address (6 bytes) when known, else one zero
-                // byte ("not the leader, leader unknown"). An empty DROP is flow control.
-                let mut hint = Vec::new();
-                match self.leader {
-                    Some(l) => crate::wire::put_addr(&mut hint, self.peer(l)),
-                    None => hint.push(0),
-                }
-                shared.send_drop(client, req_id, policy, &hint);
+                let leader = self.leader;
+                self.refuse(client, req_id, policy, Refusal::NotLeader { leader });
             } else {
                 self.unordered.insert(now, (client, req_id), body.to_vec());
-                self.on_body_arrived(shared, now, client, req_id);
+                self.on_body_arrived(now, client, req_id);
             }
             return;
         }
-        if self.cfg.canary == Some(Canary::DeposedLeaderServesReads)
-            && policy == Policy::ReplicatedRouteNoSe
-        {
+        if self.canary(Canary::DeposedLeaderServesReads) && policy == Policy::ReplicatedRouteNoSe {
             // The bug: a read answered from local state, never ordered.
-            let req = crate::node::Execute {
+            self.out.push_back(Output::Apply(Committed {
+                index: 0,
+                term: self.term,
                 client,
                 req_id,
                 policy,
-                body,
-                index: 0,
-                term: self.term,
-            };
-            shared.execute(req, true);
+                body: body.to_vec().into(),
+                reply: true,
+            }));
             return;
         }
         if self.log.last_index() - self.applied_index >= self.cfg.flow_control_threshold
@@ -481,7 +388,7 @@ impl Replica {
                 >= self.cfg.flow_control_threshold + self.cfg.log_retention_entries
         {
             self.counters.drops_flow_control += 1;
-            shared.send_drop(client, req_id, policy, &[]);
+            self.refuse(client, req_id, policy, Refusal::FlowControl);
             return;
         }
         let index = self.log.last_index() + 1;
@@ -491,7 +398,7 @@ impl Replica {
         let live = |n: NodeId| n == id || progress[n as usize].last_heard + silent > now;
         let Some(replier) = self.balancer.choose(index, id, &mut self.rng, live) else {
             self.counters.drops_no_replier += 1;
-            shared.send_drop(client, req_id, policy, &[]);
+            self.refuse(client, req_id, policy, Refusal::NoReplier);
             return;
         };
         let policy = if policy.is_replicated() {
@@ -510,209 +417,71 @@ impl Replica {
         self.counters.entries_appended += 1;
         self.mark_log_from(index);
         self.advance_body_complete();
-        if self.cfg.canary == Some(Canary::ReplyBeforeCommit) {
+        if self.canary(Canary::ReplyBeforeCommit) {
             // The bug: treat an entry as committed as soon as the leader has it.
             self.commit_index = self.log.last_index();
-            self.apply_committed(shared);
+            self.apply_committed();
         }
-        self.broadcast_append(shared, now);
-    }
-
-    // ---- applying ----------------------------------------------------------------------------
-
-    /// Whether this node must execute the entry (and so needs its body).
-    fn must_execute(&self, e: &LogEntry) -> bool {
-        match e.policy {
-            Policy::ReplicatedRoute => true,
-            Policy::ReplicatedRouteNoSe => e.replier == self.id,
-            // No-op entries a new leader appends.
-            Policy::LbRoute | Policy::FixedRoute => false,
-        }
-    }
-
-    fn advance_body_complete(&mut self) {
-        let mut i = self.body_complete_index.max(self.log.first_index() - 1);
-        while let Some(e) = self.log.get(i + 1) {
-            if self.must_execute(e) && e.body.is_none() {
-                break;
-            }
-            i += 1;
-        }
-        self.body_complete_index = i;
-    }
-
-    /// Committed entries are ready to execute. With inline execution (one core for
-    /// everything) they run now; otherwise the driver runs them on the application core
-    /// through [`Replica::execute_next`].
-    pub(crate) fn apply_committed(&mut self, shared: &mut Shared) {
-        if !shared.defer_execution {
-            while self.execute_next(shared).is_some() {}
-        }
-        self.skip_unexecuted();
-    }
-
-    /// How far this node may apply: committed entries it has itself made durable. Applying only
-    /// what is in its own storage means a restarted node knows everything it may have
-    /// answered (its durable log), so it never answers twice (etcd also persists before it
-    /// applies). Seed 1959 of `check` found a follower with slow storage answering an entry it
-    /// had not persisted, then answering it again after a crash.
-    fn apply_limit(&self) -> u64 {
-        self.commit_index.min(self.persisted_index)
-    }
-
-    /// Whether `execute_next` has work: a committed entry this node must execute, body present.
-    pub fn has_ready_execution(&self) -> bool {
-        self.applied_index < self.apply_limit()
-            && self
-                .log
-                .get(self.applied_index + 1)
-                .is_some_and(|e| !self.must_execute(e) || e.body.is_some())
-    }
-
-    /// Moves the applied index over committed entries this node does not execute (no-ops,
-    /// reads assigned to others): they cost nothing and must not wait behind the app core.
-    fn skip_unexecuted(&mut self) {
-        let before = self.applied_index;
-        while self.applied_index < self.apply_limit() {
-            match self.log.get(self.applied_index + 1) {
-                Some(e) if !self.must_execute(e) => self.applied_index += 1,
-                _ => break,
-            }
-        }
-        if self.applied_index > before {
-            self.after_applied();
-        }
-    }
-
-    fn after_applied(&mut self) {
-        let id = self.id;
-        let applied = self.applied_index;
-        self.balancer.report_applied(id, applied);
-        self.compact();
-    }
-
-    /// Executes the next committed entry this node must execute (in log order) and returns
-    /// its CPU cost; `None` if none is ready (or its body has not arrived yet).
-    pub fn execute_next(&mut self, shared: &mut Shared) -> Option<u64> {
-        self.skip_unexecuted();
-        if self.applied_index >= self.apply_limit() {
-            return None;
-        }
-        let index = self.applied_index + 1;
-        let e = self.log.get(index)?;
-        let body = e.body.as_ref()?; // recovery will bring it
-        let before = shared.call_app_cpu_ns;
-        // A restarted node re-executes what it applied before its crash without answering
-        // again: it may have answered already, and a client must not get two replies.
-        let replay =
-            index <= self.replay_until && self.cfg.canary != Some(Canary::ApplyTwiceAfterRecovery);
-        let reply = e.replier == self.id && !replay;
-        let req = crate::node::Execute {
-            client: e.client,
-            req_id: e.req_id,
-            policy: e.policy,
-            body,
-            index,
-            term: e.term,
-        };
-        shared.execute(req, reply);
-        self.applied_index = index;
-        self.after_applied();
-        self.skip_unexecuted();
-        Some(shared.call_app_cpu_ns - before)
-    }
-
-    fn compact(&mut self) {
-        let mut upto = self
-            .applied_index
-            .saturating_sub(self.cfg.log_retention_entries);
-        if self.role == Role::Leader {
-            // Keep what some follower still needs, within the retention bound.
-            let min_match = self
-                .progress
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| *i != self.id as usize)
-                .map(|(_, p)| p.match_index)
-                .min()
-                .unwrap_or(self.applied_index);
-            upto = upto.max(min_match.min(self.applied_index));
-        }
-        if upto >= self.log.first_index() + 1024 {
-            self.log.compact_to(upto);
-        }
+        self.broadcast_append(now);
     }
 
     // ---- timers ----------------------------------------------------------------------------
 
-    pub fn handle_timeout(&mut self, shared: &mut Shared, now: Instant) {
+    pub fn handle_timeout(&mut self, now: Instant) {
         self.unordered.expire(now);
         if self.role == Role::Leader {
-            self.switch_timers(shared, now);
-            if now >= self.heartbeat_deadline {
-                self.heartbeat(shared, now);
+            self.switch_timers(now);
+            if self.timers.expired(Timer::Heartbeat, now) {
+                self.heartbeat(now);
             }
-        } else if now >= self.election_deadline {
-            self.start_election(shared, now);
+        } else if self.timers.expired(Timer::Election, now) {
+            self.start_election(now);
         }
-        self.retry_recoveries(shared, now);
+        self.retry_recoveries(now);
+        self.check_invariants();
     }
 
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let mut t = if self.role == Role::Leader {
-            self.heartbeat_deadline
-        } else {
-            self.election_deadline
-        };
-        if let Some(u) = self.unordered.next_expiry() {
-            t = t.min(u);
-        }
-        if self.role == Role::Leader {
-            if let Some((_, d)) = self.switch_in_flight {
-                t = t.min(d);
-            }
-            if !self.use_switch {
-                t = t.min(self.next_probe);
-            }
-        }
-        if let Some(r) = self.recoveries.values().min() {
-            t = t.min(*r + Duration::from_us(self.cfg.recovery_retry_us));
-        }
-        (t != Instant::MAX).then_some(t)
+        let recovery = self
+            .recoveries
+            .values()
+            .min()
+            .map(|r| *r + Duration::from_us(self.cfg.recovery_retry_us));
+        [
+            self.timers.next(self.role),
+            self.unordered.next_expiry(),
+            recovery,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
-    pub(crate) fn emit_event(shared: &mut Shared, ev: NodeEvent) {
-        shared.events.push_back(ev);
+    /// Handles a decoded Raft message from peer `msg.from` (`via_switch`: relayed or sent by
+    /// the HovercRaft++ aggregator). The driver has checked the sender is who it claims.
+    pub fn step(&mut self, now: Instant, msg: RaftMessage, via_switch: bool) {
+        self.on_raft_message(now, msg, via_switch);
+        self.check_invariants();
     }
 
-    /// Handles a decoded Raft message from a peer.
-    /// Handles a decoded Raft message from a peer (`via_switch`: relayed or sent by the
-    /// HovercRaft++ aggregator).
-    pub fn on_raft_message(
-        &mut self,
-        shared: &mut Shared,
-        now: Instant,
-        msg: RaftMessage,
-        via_switch: bool,
-    ) {
+    fn on_raft_message(&mut self, now: Instant, msg: RaftMessage, via_switch: bool) {
         use crate::wire::raft::RaftBody::*;
         let from = msg.from;
         if msg.term > self.term {
-            self.become_follower(shared, now, msg.term, None);
+            self.become_follower(now, msg.term, None);
         }
         match msg.body {
             VoteRequest {
                 last_log_idx,
                 last_log_term,
-            } => self.on_vote_request(shared, now, from, msg.term, last_log_idx, last_log_term),
-            VoteReply { granted } => self.on_vote_reply(shared, now, from, msg.term, granted),
+            } => self.on_vote_request(now, from, msg.term, last_log_idx, last_log_term),
+            VoteReply { granted } => self.on_vote_reply(now, from, msg.term, granted),
             AppendEntriesReq {
                 prev_log_idx,
                 prev_log_term,
                 leader_commit,
                 entries,
             } => self.on_append_entries(
-                shared,
                 now,
                 from,
                 msg.term,
@@ -727,26 +496,15 @@ impl Replica {
                 last_log_idx,
                 first_idx,
                 done,
-            } => self.on_append_reply(
-                shared,
-                now,
-                from,
-                msg.term,
-                result,
-                last_log_idx,
-                first_idx,
-                done,
-            ),
+            } => self.on_append_reply(now, from, msg.term, result, last_log_idx, first_idx, done),
             AnnounceCommitReq { commit_idx } => {
-                self.on_announce_commit(shared, now, from, msg.term, commit_idx)
+                self.on_announce_commit(now, from, msg.term, commit_idx)
             }
             AppendEntriesRepGroup {
                 last_log_idx,
                 commit_idx,
                 dones,
-            } if via_switch => {
-                self.on_group_reply(shared, now, msg.term, last_log_idx, commit_idx, &dones)
-            }
+            } if via_switch => self.on_group_reply(now, msg.term, last_log_idx, commit_idx, &dones),
             AnnounceCommitRep { .. } | AppendEntriesRepGroup { .. } => {
                 // Only the switch sends group replies; nobody sends ANNOUNCE_COMMIT_REP.
                 self.counters.stale_messages += 1;
@@ -755,14 +513,14 @@ impl Replica {
                 log_idx,
                 client,
                 req_id,
-            } => self.on_recovery_request(shared, from, msg.term, log_idx, client, req_id),
+            } => self.on_recovery_request(from, msg.term, log_idx, client, req_id),
             RecoveryRep {
                 log_idx,
                 client,
                 req_id,
                 policy: _,
                 body,
-            } => self.on_recovery_reply(shared, now, msg.term, log_idx, client, req_id, body),
+            } => self.on_recovery_reply(now, msg.term, log_idx, client, req_id, body),
         }
     }
 
@@ -772,9 +530,5 @@ impl Replica {
             term: self.term,
             body,
         }
-    }
-
-    pub fn is_replica_message(t: MsgType) -> bool {
-        matches!(t, MsgType::RaftReq | MsgType::RaftRep | MsgType::RaftMsg)
     }
 }

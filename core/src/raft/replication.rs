@@ -4,9 +4,10 @@
 
 use std::net::SocketAddrV4;
 
-use super::{Replica, Role};
-use crate::node::{Mode, Shared};
+use super::timers::Timer;
+use super::{Event, Replica, Role, Target};
 use crate::time::{Duration, Instant};
+use crate::types::Mode;
 use crate::wire::raft::{AppendResult, LogEntry, NodeId, RaftBody};
 
 /// Largest AppendEntries body the leader builds (entries beyond it wait for the next one);
@@ -15,48 +16,49 @@ pub const MAX_APPEND_BYTES: usize = 64 * 1024;
 
 impl Replica {
     /// Sends AppendEntries to every follower that has none in flight.
-    pub(crate) fn broadcast_append(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn broadcast_append(&mut self, now: Instant) {
         if self.via_switch() {
-            self.send_switch_append(shared, now);
+            self.send_switch_append(now);
             return;
         }
         for peer in 0..self.n() as NodeId {
             if peer != self.id && self.progress[peer as usize].in_flight_until.is_none() {
-                self.send_append(shared, now, peer);
+                self.send_append(now, peer);
             }
         }
         // A one-node cluster commits on its own.
         if self.n() == 1 {
-            self.maybe_commit(shared, now);
+            self.maybe_commit(now);
         }
     }
 
     /// Heartbeat: every follower without a live AppendEntries in flight gets one (empty if
     /// it is up to date), which also retransmits lost ones.
-    pub(crate) fn heartbeat(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn heartbeat(&mut self, now: Instant) {
         // Through the switch, recent AppendEntries already reached every follower, and an idle
         // heartbeat is one datagram to the switch.
         let switch_recent = self.via_switch()
             && (self.last_switch_append + Duration::from_us(self.cfg.heartbeat_us) > now
-                || self.switch_heartbeat(shared, now));
+                || self.switch_heartbeat(now));
         for peer in 0..self.n() as NodeId {
             if peer == self.id || (switch_recent && !self.catching_up(peer)) {
                 continue;
             }
-            let live = self.progress[peer as usize]
-                .in_flight_until
-                .is_some_and(|t| t > now);
+            let live = self.progress[peer as usize].in_flight_at(now);
             if !live {
-                self.send_append(shared, now, peer);
+                self.send_append(now, peer);
             }
         }
-        self.heartbeat_deadline = now + Duration::from_us(self.cfg.heartbeat_us);
+        self.timers.set(
+            Timer::Heartbeat,
+            now + Duration::from_us(self.cfg.heartbeat_us),
+        );
         if self.n() == 1 {
-            self.maybe_commit(shared, now);
+            self.maybe_commit(now);
         }
     }
 
-    pub(crate) fn send_append(&mut self, shared: &mut Shared, now: Instant, peer: NodeId) {
+    pub(crate) fn send_append(&mut self, now: Instant, peer: NodeId) {
         let p = &self.progress[peer as usize];
         let next = p.next_index.max(self.log.first_index());
         let prev = next - 1;
@@ -98,17 +100,15 @@ impl Replica {
         });
         self.counters.append_entries_sent += 1;
         let p = &mut self.progress[peer as usize];
-        p.in_flight_until = Some(now + Duration::from_us(self.cfg.append_retry_us));
-        p.in_flight_last = sent_last;
+        p.sent(now + Duration::from_us(self.cfg.append_retry_us), sent_last);
         // Not durable: the leader may replicate before its own write completes (Raft §10.2.1);
         // its own log counts towards commit only once persisted.
-        self.send(shared, self.peer(peer), &msg, false);
+        self.send(Target::Peer(peer), msg, false);
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_append_entries(
         &mut self,
-        shared: &mut Shared,
         now: Instant,
         from: NodeId,
         term: u64,
@@ -122,17 +122,17 @@ impl Replica {
         if term < self.term {
             self.counters.stale_messages += 1;
             let reply = self.append_reply(AppendResult::Failure, self.log.last_index(), 0);
-            self.send(shared, self.peer(from), &reply, true);
+            self.send(Target::Peer(from), reply, true);
             return;
         }
         // A valid leader of our term: follow it.
         if self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(shared, now, term, Some(from));
+            self.become_follower(now, term, Some(from));
         }
         self.reset_election_deadline(now);
 
-        let skip_check = self.cfg.canary == Some(super::Canary::SkipPrevLogCheck)
-            && prev_log_idx <= self.log.last_index();
+        let skip_check =
+            self.canary(super::Canary::SkipPrevLogCheck) && prev_log_idx <= self.log.last_index();
         if self.log.term_at(prev_log_idx) != Some(prev_log_term) && !skip_check {
             // Log matching fails: ask the leader to back up (hint: our last index). Behind the
             // switch this is "need more": the leader catches us up directly.
@@ -143,7 +143,7 @@ impl Replica {
                 AppendResult::Failure
             };
             let reply = self.append_reply(result, hint, 0);
-            self.send(shared, self.peer(from), &reply, true);
+            self.send(Target::Peer(from), reply, true);
             return;
         }
         let n_entries = entries.len() as u64;
@@ -173,10 +173,10 @@ impl Replica {
         }
         let matched = prev_log_idx + n_entries;
         self.advance_body_complete();
-        self.request_missing_bodies(shared, now, matched);
+        self.request_missing_bodies(now, matched);
         if leader_commit > self.commit_index {
             self.commit_index = leader_commit.min(matched).max(self.commit_index);
-            self.apply_committed(shared);
+            self.apply_committed();
         }
         let acked = self.body_complete_index.min(matched);
         let result = if acked < matched {
@@ -188,11 +188,11 @@ impl Replica {
         // A full success for an AppendEntries the switch relayed goes back to the switch,
         // which counts it; anything else goes to the leader, which handles it directly.
         let to = match (via_switch, result, self.cluster.switch) {
-            (true, AppendResult::Success, Some(switch)) => switch,
-            _ => self.peer(from),
+            (true, AppendResult::Success, Some(_)) => Target::Switch,
+            _ => Target::Peer(from),
         };
         // Durable: acknowledging entries promises they survive a crash.
-        self.send(shared, to, &reply, true);
+        self.send(to, reply, true);
     }
 
     pub(crate) fn append_reply(
@@ -215,7 +215,6 @@ impl Replica {
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_append_reply(
         &mut self,
-        shared: &mut Shared,
         now: Instant,
         from: NodeId,
         term: u64,
@@ -238,8 +237,8 @@ impl Replica {
         // more AppendEntries in flight and the leader would flood the follower (the
         // scenarios/faults/leader-crash.json restart did exactly that).
         if result == AppendResult::Success && first_idx == 0 && last_log_idx > 0 {
-            p.match_index = p.match_index.max(last_log_idx.min(last));
-            self.maybe_commit(shared, now);
+            p.acknowledge_match(last_log_idx, last);
+            self.maybe_commit(now);
             return;
         }
         // One AppendEntries in flight per follower: only the reply to *that* message frees the
@@ -255,7 +254,7 @@ impl Replica {
         // per switch batch, the leader re-sent the same range on every stale reply, and the
         // follower, flooded (~1.2M AppendEntries/s), fell ever further behind
         // (repro-catchup: sim/tests/check.rs `restarted_leader_catches_up_behind_the_switch`).
-        let in_flight = p.in_flight_until.is_some_and(|t| t > now);
+        let in_flight = p.in_flight_at(now);
         let answers = match result {
             AppendResult::NeedMore => !in_flight,
             AppendResult::Failure => true,
@@ -267,40 +266,36 @@ impl Replica {
             if result == AppendResult::NeedMore {
                 p.lagging = true;
             } else {
-                p.match_index = p.match_index.max(last_log_idx.min(last));
-                p.next_index = p.next_index.max(first_idx.max(last_log_idx).min(last) + 1);
+                p.acknowledge(last_log_idx, first_idx, last);
             }
-            self.maybe_commit(shared, now);
+            self.maybe_commit(now);
             return;
         }
         p.in_flight_until = None;
         match result {
             AppendResult::Success | AppendResult::PartialMissing => {
-                p.match_index = p.match_index.max(last_log_idx.min(last));
-                p.next_index = p.next_index.max(first_idx.max(last_log_idx).min(last) + 1);
+                p.acknowledge(last_log_idx, first_idx, last);
                 if p.next_index >= self.switch_next {
                     p.lagging = false;
                 }
             }
             AppendResult::Failure | AppendResult::NeedMore => {
-                p.next_index = (p.next_index.saturating_sub(1))
-                    .min(last_log_idx + 1)
-                    .max(1);
+                p.back_up(last_log_idx);
                 p.lagging = true;
             }
         }
         let more = self.progress[from as usize].next_index <= last;
-        self.maybe_commit(shared, now);
+        self.maybe_commit(now);
         // Behind the switch, direct AppendEntries only catch a follower up.
         let direct = !self.via_switch() || self.catching_up(from);
         if direct && (more || matches!(result, AppendResult::Failure | AppendResult::NeedMore)) {
-            self.send_append(shared, now, from);
+            self.send_append(now, from);
         }
     }
 
     /// Leader: commit the highest index a majority holds, if it is of the current term.
     /// Entries of earlier terms are never committed by counting (Raft §5.4.2, Figure 8).
-    pub(crate) fn maybe_commit(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn maybe_commit(&mut self, now: Instant) {
         let mut matches: Vec<u64> = (0..self.n())
             .map(|i| {
                 if i == self.id as usize {
@@ -313,18 +308,18 @@ impl Replica {
         matches.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matches[self.quorum() - 1];
         let term_ok = self.log.term_at(candidate) == Some(self.term)
-            || self.cfg.canary == Some(super::Canary::CommitPreviousTerm);
+            || self.canary(super::Canary::CommitPreviousTerm);
         if candidate > self.commit_index && term_ok {
             self.commit_index = candidate;
             self.counters.commit_advances += 1;
-            shared.events.push_back(crate::node::NodeEvent::Committed {
+            self.emit(Event::Committed {
                 index: candidate,
                 entry_term: self.log.term_at(candidate).unwrap_or(0),
                 term: self.term,
             });
-            self.apply_committed(shared);
+            self.apply_committed();
             if self.mode != Mode::Raft && !self.via_switch() {
-                self.announce_commit(shared);
+                self.announce_commit();
             } else if self.via_switch() {
                 // Through the switch, followers learn commits from its group replies. But
                 // this commit came from direct acknowledgements: a follower that had to
@@ -335,13 +330,13 @@ impl Replica {
                 // next batch. (Waiting for the switch time-out instead stalled every replier
                 // for 1 ms per such batch: under 1% multicast loss, hovercraft++ fell from
                 // 1.6M to 0.2M req/s within the SLO.)
-                self.announce_commit(shared);
+                self.announce_commit();
                 if self
                     .switch_in_flight
-                    .is_some_and(|(idx, _)| idx <= self.commit_index)
+                    .is_some_and(|idx| idx <= self.commit_index)
                 {
-                    self.switch_in_flight = None;
-                    self.send_switch_append(shared, now);
+                    self.clear_switch_in_flight();
+                    self.send_switch_append(now);
                 }
             }
         }
@@ -349,7 +344,7 @@ impl Replica {
 
     /// HovercRaft: tell followers the new commit index at once (one multicast datagram),
     /// so designated repliers answer without waiting for the next AppendEntries.
-    fn announce_commit(&mut self, shared: &mut Shared) {
+    fn announce_commit(&mut self) {
         if self.n() == 1 {
             return;
         }
@@ -357,13 +352,11 @@ impl Replica {
             commit_idx: self.commit_index,
         });
         self.counters.announce_commits_sent += 1;
-        let group = self.cluster.group;
-        self.send(shared, group, &msg, false);
+        self.send(Target::Group, msg, false);
     }
 
     pub(crate) fn on_announce_commit(
         &mut self,
-        shared: &mut Shared,
         now: Instant,
         from: NodeId,
         term: u64,
@@ -374,7 +367,7 @@ impl Replica {
             return;
         }
         if self.leader != Some(from) {
-            self.become_follower(shared, now, term, Some(from));
+            self.become_follower(now, term, Some(from));
         }
         // An entry of the current term in our log was written by this leader, and AppendEntries'
         // consistency check means everything before it matches the leader's log too (log
@@ -383,7 +376,7 @@ impl Replica {
             let upto = commit_idx.min(self.log.last_index());
             if upto > self.commit_index {
                 self.commit_index = upto;
-                self.apply_committed(shared);
+                self.apply_committed();
             }
         }
     }
@@ -392,7 +385,7 @@ impl Replica {
 
     /// Follower: ask the leader for bodies of entries up to `upto` that we must execute but
     /// never received (lost multicast, evicted or expired from the unordered buffer).
-    fn request_missing_bodies(&mut self, shared: &mut Shared, now: Instant, upto: u64) {
+    fn request_missing_bodies(&mut self, now: Instant, upto: u64) {
         let n = self.n() as u64;
         if n < 2 {
             return;
@@ -422,14 +415,14 @@ impl Replica {
                     self.recovery_attempts.insert(index, attempt + 1);
                     self.recoveries.insert(index, now);
                     self.counters.recovery_requests += 1;
-                    self.send(shared, self.peer(target as NodeId), &msg, false);
+                    self.send(Target::Peer(target as NodeId), msg, false);
                 }
             }
             index += 1;
         }
     }
 
-    pub(crate) fn retry_recoveries(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn retry_recoveries(&mut self, now: Instant) {
         let retry = Duration::from_us(self.cfg.recovery_retry_us);
         let due: Vec<u64> = self
             .recoveries
@@ -446,13 +439,12 @@ impl Replica {
             self.commit_index
                 .max(self.body_complete_index + self.cfg.max_recoveries_in_flight as u64),
         );
-        self.request_missing_bodies(shared, now, upto);
+        self.request_missing_bodies(now, upto);
     }
 
     /// Leader: send the body of entry `log_idx` to a follower that lacks it.
     pub(crate) fn on_recovery_request(
         &mut self,
-        shared: &mut Shared,
         from: NodeId,
         term: u64,
         log_idx: u64,
@@ -478,13 +470,12 @@ impl Replica {
             body,
         });
         self.counters.recovery_replies += 1;
-        self.send(shared, self.peer(from), &msg, false);
+        self.send(Target::Peer(from), msg, false);
     }
 
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn on_recovery_reply(
         &mut self,
-        shared: &mut Shared,
         now: Instant,
         term: u64,
         log_idx: u64,
@@ -501,17 +492,11 @@ impl Replica {
             return;
         }
         e.body = Some(body);
-        self.after_body_filled(shared, now);
+        self.after_body_filled(now);
     }
 
     /// Follower: a multicast body arrived; it may complete an entry ordered before it came.
-    pub(crate) fn on_body_arrived(
-        &mut self,
-        shared: &mut Shared,
-        now: Instant,
-        client: SocketAddrV4,
-        req_id: u16,
-    ) {
+    pub(crate) fn on_body_arrived(&mut self, now: Instant, client: SocketAddrV4, req_id: u16) {
         // Only entries past the complete prefix can be waiting for a body; look a bounded way.
         let from = self.body_complete_index + 1;
         let to = self
@@ -533,13 +518,13 @@ impl Replica {
             e.body = body;
         }
         self.recoveries.remove(&index);
-        self.after_body_filled(shared, now);
+        self.after_body_filled(now);
     }
 
-    fn after_body_filled(&mut self, shared: &mut Shared, _now: Instant) {
+    fn after_body_filled(&mut self, _now: Instant) {
         let before = self.body_complete_index;
         self.advance_body_complete();
-        self.apply_committed(shared);
+        self.apply_committed();
         // Tell the leader at once when entries it may still be counting towards a majority are
         // now complete. Entries this node knows are committed need no word: the next
         // AppendEntries reply reports them anyway. (Under overload, followers whose RX rings
@@ -550,7 +535,7 @@ impl Replica {
                 let last = self.log.last_index();
                 let reply =
                     self.append_reply(AppendResult::Success, self.body_complete_index.min(last), 0);
-                self.send(shared, self.peer(leader), &reply, true);
+                self.send(Target::Peer(leader), reply, true);
             }
         }
     }

@@ -7,22 +7,38 @@
 //! `switch_probe_us`; the first group reply brings it back. Correctness never depends on the
 //! switch: it only counts, and both paths commit by the same Raft rules.
 
-use super::{Replica, Role};
-use crate::node::{NodeEvent, Shared};
+use super::timers::Timer;
+use super::{Event, Replica, Role, Target};
 use crate::time::{Duration, Instant};
+use crate::types::Mode;
 use crate::wire::raft::{GroupDone, NodeId, RaftBody};
 
 impl Replica {
+    /// A batch up to `last` went through the switch; its group reply is due within the switch
+    /// time-out.
+    fn set_switch_in_flight(&mut self, last: u64, now: Instant) {
+        self.switch_in_flight = Some(last);
+        self.timers.set(
+            Timer::SwitchReply,
+            now + Duration::from_us(self.cfg.switch_timeout_us),
+        );
+    }
+
+    pub(crate) fn clear_switch_in_flight(&mut self) {
+        self.switch_in_flight = None;
+        self.timers.stop(Timer::SwitchReply);
+    }
+
     /// A follower the leader is catching up directly (it lags the switch path).
     pub(crate) fn catching_up(&self, peer: NodeId) -> bool {
         self.progress[peer as usize].lagging
     }
 
     /// Leader, switch path: send the next batch to the switch unless one is in flight.
-    pub(crate) fn send_switch_append(&mut self, shared: &mut Shared, now: Instant) {
-        let Some(switch) = self.cluster.switch else {
+    pub(crate) fn send_switch_append(&mut self, now: Instant) {
+        if self.cluster.switch.is_none() {
             return;
-        };
+        }
         if self.switch_in_flight.is_some() || self.switch_next > self.log.last_index() {
             return;
         }
@@ -44,7 +60,7 @@ impl Replica {
         });
         self.counters.switch_appends += 1;
         self.counters.append_entries_sent += 1;
-        self.switch_in_flight = Some((last, now + Duration::from_us(self.cfg.switch_timeout_us)));
+        self.set_switch_in_flight(last, now);
         self.switch_next = last + 1;
         self.last_switch_append = now;
         // Followers on the switch path get this batch too; lagging ones are caught up directly.
@@ -54,29 +70,31 @@ impl Replica {
             }
         }
         // Durable: the switch counts the leader as holding these entries.
-        self.send(shared, switch, &msg, true);
+        self.send(Target::Switch, msg, true);
     }
 
     /// Leader: the switch path's timers — fall back when it went silent, probe to return.
-    pub(crate) fn switch_timers(&mut self, shared: &mut Shared, now: Instant) {
+    pub(crate) fn switch_timers(&mut self, now: Instant) {
         if self.via_switch() {
-            if self
-                .switch_in_flight
-                .is_some_and(|(_, deadline)| deadline <= now)
-            {
-                self.fall_back(shared, now);
+            if self.switch_in_flight.is_some() && self.timers.expired(Timer::SwitchReply, now) {
+                self.fall_back(now);
             }
-        } else if self.mode == crate::node::Mode::HovercraftPlusPlus && now >= self.next_probe {
-            self.probe_switch(shared, now);
+        } else if self.mode == Mode::HovercraftPlusPlus
+            && self.timers.expired(Timer::SwitchProbe, now)
+        {
+            self.probe_switch(now);
         }
     }
 
-    fn fall_back(&mut self, shared: &mut Shared, now: Instant) {
+    fn fall_back(&mut self, now: Instant) {
         self.use_switch = false;
-        self.switch_in_flight = None;
+        self.clear_switch_in_flight();
         self.counters.switch_fallbacks += 1;
-        self.next_probe = now + Duration::from_us(self.cfg.switch_probe_us);
-        shared.events.push_back(NodeEvent::SwitchPath {
+        self.timers.set(
+            Timer::SwitchProbe,
+            now + Duration::from_us(self.cfg.switch_probe_us),
+        );
+        self.emit(Event::SwitchPath {
             via_switch: false,
             term: self.term,
         });
@@ -90,38 +108,41 @@ impl Replica {
                 p.lagging = false;
             }
         }
-        self.broadcast_append(shared, now);
+        self.broadcast_append(now);
     }
 
     /// In fall-back: send the newest entry through the switch; a group reply for it means the
     /// switch is back. Direct replication goes on meanwhile, so nothing waits for the probe.
-    fn probe_switch(&mut self, shared: &mut Shared, now: Instant) {
-        self.next_probe = now + Duration::from_us(self.cfg.switch_probe_us);
-        self.send_last_entry_via_switch(shared);
+    fn probe_switch(&mut self, now: Instant) {
+        self.timers.set(
+            Timer::SwitchProbe,
+            now + Duration::from_us(self.cfg.switch_probe_us),
+        );
+        self.send_last_entry_via_switch();
     }
 
     /// Idle heartbeat through the switch: re-send the newest entry (one datagram for the
     /// leader, however many followers). Its group reply also proves the switch alive; none
     /// within the switch timeout makes the leader fall back. Returns false if not possible.
-    pub(crate) fn switch_heartbeat(&mut self, shared: &mut Shared, now: Instant) -> bool {
+    pub(crate) fn switch_heartbeat(&mut self, now: Instant) -> bool {
         if self.switch_in_flight.is_some() {
             return true; // a batch in flight already reaches every follower
         }
-        if !self.send_last_entry_via_switch(shared) {
+        if !self.send_last_entry_via_switch() {
             return false;
         }
         let last = self.log.last_index();
-        self.switch_in_flight = Some((last, now + Duration::from_us(self.cfg.switch_timeout_us)));
+        self.set_switch_in_flight(last, now);
         self.last_switch_append = now;
         true
     }
 
     /// AppendEntries(prev = last − 1, [last]) to the switch, if the last entry is of this term
     /// (only such an entry may be counted by the switch: Raft §5.4.2).
-    fn send_last_entry_via_switch(&mut self, shared: &mut Shared) -> bool {
-        let Some(switch) = self.cluster.switch else {
+    fn send_last_entry_via_switch(&mut self) -> bool {
+        if self.cluster.switch.is_none() {
             return false;
-        };
+        }
         let last = self.log.last_index();
         if last == 0 || self.log.term_at(last) != Some(self.term) {
             return false;
@@ -139,14 +160,13 @@ impl Replica {
             leader_commit: self.commit_index,
             entries,
         });
-        self.send(shared, switch, &msg, true);
+        self.send(Target::Switch, msg, true);
         true
     }
 
     /// A group reply from the switch: a majority holds `commit_idx`.
     pub(crate) fn on_group_reply(
         &mut self,
-        shared: &mut Shared,
         now: Instant,
         term: u64,
         last_log_idx: u64,
@@ -175,19 +195,17 @@ impl Replica {
                 if !self.use_switch {
                     // The probe came back: the switch works again.
                     self.use_switch = true;
+                    self.timers.stop(Timer::SwitchProbe);
                     self.counters.switch_returns += 1;
                     self.switch_next = self.log.last_index() + 1;
-                    self.switch_in_flight = None;
-                    shared.events.push_back(NodeEvent::SwitchPath {
+                    self.clear_switch_in_flight();
+                    self.emit(Event::SwitchPath {
                         via_switch: true,
                         term: self.term,
                     });
                 }
-                if self
-                    .switch_in_flight
-                    .is_some_and(|(idx, _)| last_log_idx >= idx)
-                {
-                    self.switch_in_flight = None;
+                if self.switch_in_flight.is_some_and(|idx| last_log_idx >= idx) {
+                    self.clear_switch_in_flight();
                 }
                 // The switch only counts entries of this term; check anyway, it is cheap.
                 if commit_idx > self.commit_index
@@ -196,14 +214,14 @@ impl Replica {
                 {
                     self.commit_index = commit_idx;
                     self.counters.commit_advances += 1;
-                    shared.events.push_back(NodeEvent::Committed {
+                    self.emit(Event::Committed {
                         index: commit_idx,
                         entry_term: self.log.term_at(commit_idx).unwrap_or(0),
                         term: self.term,
                     });
-                    self.apply_committed(shared);
+                    self.apply_committed();
                 }
-                self.send_switch_append(shared, now);
+                self.send_switch_append(now);
             }
             Role::Follower | Role::Candidate => {
                 // Same rule as ANNOUNCE_COMMIT: our log matches the leader's if it ends in
@@ -212,7 +230,7 @@ impl Replica {
                     let upto = commit_idx.min(self.log.last_index());
                     if upto > self.commit_index {
                         self.commit_index = upto;
-                        self.apply_committed(shared);
+                        self.apply_committed();
                     }
                 }
             }

@@ -1039,18 +1039,8 @@ impl World {
         let mut storage_done = Vec::new();
         let mut persisted_now = Vec::new();
         while let Some(req) = server.node.poll_persist() {
-            let entries = match (
-                server.storage.keeps_image(),
-                req.log_from,
-                server.node.replica(),
-            ) {
-                (true, Some(from), Some(r)) => r
-                    .log()
-                    .slice(from, (req.last_index + 1).saturating_sub(from) as usize),
-                _ => Vec::new(),
-            };
             let (seq, last_index) = (req.seq, req.last_index);
-            match server.storage.submit(now_ns, req, entries) {
+            match server.storage.submit(now_ns, req) {
                 None => {
                     let now = Instant::from_ns(server.clock.to_node(now_ns));
                     server.node.handle_persisted(now, seq);
