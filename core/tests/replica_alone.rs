@@ -1,0 +1,344 @@
+//! A `Replica` driven alone through elections and replication: no `Node`, no application,
+//! no R2P2 framing (the harness is `util/mod.rs`). What the consensus component promises on
+//! its own, before any driver wraps it.
+
+mod util;
+
+use std::net::SocketAddrV4;
+
+use hovercraft_core::raft::{ApplyMode, ClusterConfig, RaftConfig, Replica, Role, Target};
+use hovercraft_core::time::{Duration, Instant};
+use hovercraft_core::types::Mode;
+use hovercraft_core::wire::raft::{AppendResult, RaftBody, RaftMessage};
+use hovercraft_core::wire::Policy;
+use util::{drain_one, Cluster};
+
+/// (index, term, req_id) of what replica `i` applied.
+fn applied(c: &Cluster, i: usize) -> Vec<(u64, u64, u16)> {
+    c.applied[i]
+        .iter()
+        .map(|a| (a.index, a.term, a.req_id))
+        .collect()
+}
+
+#[test]
+fn raft_elects_one_leader_then_replicates_and_applies_everywhere_in_order() {
+    let mut c = Cluster::new(3, Mode::Raft, RaftConfig::default());
+    let leader = c.elect(100);
+    let term = c.replicas[leader].term();
+    assert!(term >= 1);
+    c.tick(Duration::from_ms(2)); // heartbeats tell everyone who leads
+    for (i, r) in c.replicas.iter().enumerate() {
+        assert_eq!(r.term(), term, "node {i} agrees on the term");
+        assert_eq!(r.leader(), Some(leader as u8), "node {i} knows the leader");
+        assert_eq!(r.role() == Role::Leader, i == leader);
+    }
+    for req_id in 0..5u16 {
+        c.request(
+            Some(leader),
+            req_id,
+            Policy::ReplicatedRoute,
+            &[req_id as u8; 8],
+        );
+    }
+    c.deliver_all();
+    c.tick(Duration::from_ms(2)); // the next AppendEntries carries the commit index
+    let want = applied(&c, leader);
+    assert_eq!(
+        want.iter().map(|a| a.2).collect::<Vec<_>>(),
+        vec![0, 1, 2, 3, 4],
+        "the leader applied every write in order"
+    );
+    for i in 0..3 {
+        assert_eq!(applied(&c, i), want, "node {i} applied the same log");
+        assert_eq!(
+            c.replicas[i].commit_index(),
+            c.replicas[leader].last_index()
+        );
+        // Vanilla Raft: only the leader answers.
+        assert!(c.applied[i].iter().all(|a| a.reply == (i == leader)));
+        assert_eq!(&*c.applied[i][0].body, &[0u8; 8][..], "raft ships bodies");
+    }
+    // A follower refuses requests and names the leader.
+    let follower = (leader + 1) % 3;
+    c.request(Some(follower), 99, Policy::ReplicatedRoute, b"x");
+    assert_eq!(
+        c.refused,
+        vec![(
+            follower,
+            99,
+            hovercraft_core::raft::Refusal::NotLeader {
+                leader: Some(leader as u8)
+            }
+        )]
+    );
+}
+
+#[test]
+fn hovercraft_orders_metadata_only_and_one_designated_replier_answers_each_request() {
+    let mut c = Cluster::new(5, Mode::Hovercraft, RaftConfig::default());
+    let leader = c.elect(100);
+    for req_id in 0..40u16 {
+        c.request(None, req_id, Policy::ReplicatedRoute, &[7; 16]);
+        c.deliver_all();
+    }
+    c.tick(Duration::from_ms(2));
+    let want = applied(&c, leader);
+    assert_eq!(want.len(), 40);
+    for i in 0..5 {
+        assert_eq!(applied(&c, i), want, "node {i} applied the same log");
+    }
+    for req_id in 0..40u16 {
+        let repliers: Vec<usize> = (0..5)
+            .filter(|&i| c.applied[i].iter().any(|a| a.req_id == req_id && a.reply))
+            .collect();
+        assert_eq!(
+            repliers.len(),
+            1,
+            "request {req_id}: one replier, got {repliers:?}"
+        );
+    }
+    let spread = (0..5)
+        .filter(|&i| c.applied[i].iter().any(|a| a.reply))
+        .count();
+    assert!(
+        spread >= 3,
+        "replies are balanced over replicas ({spread} answered)"
+    );
+    // Bodies travelled by multicast: AppendEntries carry metadata only.
+    for m in &c.sent {
+        if let RaftBody::AppendEntriesReq { entries, .. } = &m.msg.body {
+            assert!(entries.iter().all(|e| e.body.is_none()));
+        }
+    }
+}
+
+#[test]
+fn a_vote_is_sent_only_once_it_is_durable() {
+    let mut c = Cluster::new(3, Mode::Raft, RaftConfig::default());
+    c.slow_storage = vec![true; 3];
+    // Fire the first election timer: the candidate's RequestVote waits for its own write.
+    while c.sent.is_empty() {
+        c.tick(Duration::from_ms(1));
+        let candidates: Vec<usize> = (0..3)
+            .filter(|&i| c.replicas[i].role() == Role::Candidate)
+            .collect();
+        if let Some(&i) = candidates.first() {
+            assert!(
+                c.sent.is_empty(),
+                "nothing before the term and vote persist"
+            );
+            c.complete_writes(i);
+            assert!(!c.sent.is_empty(), "RequestVote once they are durable");
+            break;
+        }
+    }
+    let candidate = c.sent[0].from;
+    // Voters grant, but their replies wait for their own writes.
+    let sent_before = c.sent.len();
+    c.deliver_all();
+    assert_eq!(
+        c.sent.len(),
+        sent_before,
+        "no vote leaves before it is durable"
+    );
+    for i in (0..3).filter(|&i| i != candidate) {
+        c.complete_writes(i);
+    }
+    let votes = c.sent[sent_before..]
+        .iter()
+        .filter(|m| matches!(m.msg.body, RaftBody::VoteReply { granted: true }))
+        .count();
+    assert_eq!(votes, 2);
+    c.deliver_all();
+    assert_eq!(c.replicas[candidate].role(), Role::Leader);
+}
+
+const SWITCH: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 0, 255, 254), 8000);
+
+/// Node 0 of three in HovercRaft++, elected leader of term 1, holding `writes` client
+/// writes after its no-op; two entries per AppendEntries; the switch confirmed every batch.
+fn switch_leader(writes: u16) -> Replica {
+    let mut r = Replica::new(
+        Mode::HovercraftPlusPlus,
+        0,
+        ClusterConfig {
+            peers: (0..3).map(util::addr).collect(),
+            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+            campaign_at_start: true,
+            switch: Some(SWITCH),
+        },
+        RaftConfig {
+            max_entries_per_append: 2,
+            ..RaftConfig::default()
+        },
+        1,
+        Instant::ZERO,
+        ApplyMode::OnCommit,
+    );
+    let now = Instant::ZERO;
+    r.handle_timeout(now);
+    drain_one(&mut r, now);
+    r.step(now, msg(1, RaftBody::VoteReply { granted: true }), false);
+    assert_eq!(r.role(), Role::Leader);
+    for req_id in 0..writes {
+        r.propose(now, util::CLIENT, req_id, Policy::ReplicatedRoute, b"w");
+    }
+    loop {
+        let sent = drain_one(&mut r, now);
+        let Some(last) = sent.iter().rev().find_map(|(to, m)| match &m.body {
+            RaftBody::AppendEntriesReq {
+                prev_log_idx,
+                entries,
+                ..
+            } if *to == Target::Switch && !entries.is_empty() => {
+                Some(prev_log_idx + entries.len() as u64)
+            }
+            _ => None,
+        }) else {
+            break;
+        };
+        let group = RaftBody::AppendEntriesRepGroup {
+            last_log_idx: last,
+            commit_idx: last,
+            dones: vec![],
+        };
+        r.step(
+            now,
+            msg(hovercraft_core::switch::SWITCH_NODE_ID, group),
+            true,
+        );
+    }
+    r
+}
+
+fn msg(from: u8, body: RaftBody) -> RaftMessage {
+    RaftMessage {
+        from,
+        term: 1,
+        body,
+    }
+}
+
+fn reply(result: AppendResult, last_log_idx: u64, first_idx: u64) -> RaftMessage {
+    msg(
+        2,
+        RaftBody::AppendEntriesRep {
+            result,
+            last_log_idx,
+            first_idx,
+            done: 0,
+        },
+    )
+}
+
+/// (prev_log_idx, n_entries) of every AppendEntries sent straight to node `to`.
+fn appends_to(sent: &[(Target, RaftMessage)], to: u8) -> Vec<(u64, usize)> {
+    sent.iter()
+        .filter(|(dst, _)| *dst == Target::Peer(to))
+        .filter_map(|(_, m)| match &m.body {
+            RaftBody::AppendEntriesReq {
+                prev_log_idx,
+                entries,
+                ..
+            } => Some((*prev_log_idx, entries.len())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A lagging follower behind the switch is caught up with one direct AppendEntries in
+/// flight. The "need more" it answers each later switch batch with, and late answers to
+/// earlier direct AppendEntries, must not add more: once they did, each left one more
+/// AppendEntries circulating for good, and a leader restarted under load was flooded
+/// with copies of the same range and never caught up (repro-catchup.json).
+#[test]
+fn a_lagging_follower_has_one_append_in_flight_whatever_else_it_answers() {
+    let mut leader = switch_leader(9);
+    let now = Instant::from_ns(10_000);
+    assert_eq!((leader.last_index(), leader.commit_index()), (10, 10));
+    let step = |r: &mut Replica, m: RaftMessage| {
+        r.step(now, m, false);
+        appends_to(&drain_one(r, now), 2)
+    };
+
+    // Follower 2 cannot take the switch's batch: the leader catches it up directly.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::NeedMore, 0, 0)),
+        vec![(0, 2)]
+    );
+    // More switch batches it cannot take: each answered "need more", none sends again.
+    for _ in 0..3 {
+        assert_eq!(
+            step(&mut leader, reply(AppendResult::NeedMore, 0, 0)),
+            vec![]
+        );
+    }
+    // A late success acknowledging less than the AppendEntries in flight carries (here: an
+    // earlier, empty one) does not answer it either.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Success, 0, 0)),
+        vec![]
+    );
+    // The answer to the one in flight sends the next range, once; a duplicate of that
+    // answer sends nothing.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Success, 2, 2)),
+        vec![(2, 2)]
+    );
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Success, 2, 2)),
+        vec![]
+    );
+    // A direct rejection answers it: back up and send again.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Failure, 1, 0)),
+        vec![(1, 2)]
+    );
+}
+
+#[test]
+fn the_driver_paces_the_application_when_it_applies_entries_itself() {
+    let mut r = Replica::new(
+        Mode::Raft,
+        0,
+        ClusterConfig {
+            peers: vec![util::addr(0)],
+            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+            campaign_at_start: true,
+            switch: None,
+        },
+        RaftConfig::default(),
+        1,
+        Instant::ZERO,
+        ApplyMode::Driver,
+    );
+    r.handle_timeout(Instant::ZERO);
+    drain_one(&mut r, Instant::ZERO);
+    assert_eq!(r.role(), Role::Leader, "a one-node cluster elects itself");
+    for req_id in 0..3 {
+        r.propose(
+            Instant::ZERO,
+            util::CLIENT,
+            req_id,
+            Policy::ReplicatedRoute,
+            b"b",
+        );
+    }
+    drain_one(&mut r, Instant::ZERO);
+    assert_eq!(r.commit_index(), 4, "no-op + 3 writes committed");
+    let mut seen = Vec::new();
+    while let Some(c) = r.next_to_apply() {
+        let (index, req_id) = (c.index, c.req_id);
+        assert!(c.reply, "the only node answers");
+        seen.push(req_id);
+        assert_eq!(
+            r.applied_index(),
+            index - 1,
+            "applied only when the driver says so"
+        );
+        r.handle_applied(index);
+    }
+    assert_eq!(seen, vec![0, 1, 2]);
+    assert_eq!(r.applied_index(), 4);
+}
