@@ -12,9 +12,11 @@
 //! - [`wire`]: byte codecs — the R2P2 header, multi-packet framing, Raft messages.
 //! - [`r2p2`]: R2P2 endpoints — client (requests, timeouts, DROPs) and server (reassembly).
 //! - [`app`]: applications behind the [`app::StateMachine`] trait (synthetic, kv).
-//! - [`raft`]: Raft and HovercRaft replication (election, replication, reply load balancing).
+//! - [`raft`]: Raft and HovercRaft consensus as a component: messages, proposals, time and
+//!   persistence in; messages, persist requests, committed entries and events out.
 //! - [`switch`]: the HovercRaft++ in-switch aggregator (reference for the P4 program).
-//! - [`node`]: the server `Node` that drivers run, one per replica.
+//! - [`node`]: the server `Node` that drivers run, one per replica: an R2P2 endpoint, an
+//!   optional replica and an executor (application, reply/DROP framing, CPU accounting).
 #![forbid(unsafe_code)]
 
 pub mod app;
