@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NODE: &str = env!("CARGO_BIN_EXE_hovercraft-node");
 const LOADGEN: &str = env!("CARGO_BIN_EXE_hovercraft-loadgen");
@@ -61,13 +61,14 @@ fn exit_of(program: &str, args: &[&str]) -> (Option<i32>, String) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let start = Instant::now();
+    let mut waited = Duration::ZERO;
     while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(10) {
+        if waited > Duration::from_secs(10) {
             let _ = child.kill();
             break;
         }
         std::thread::sleep(Duration::from_millis(20));
+        waited += Duration::from_millis(20);
     }
     let out = child.wait_with_output().unwrap();
     (
