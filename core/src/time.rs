@@ -34,11 +34,14 @@ impl Duration {
     pub const fn from_ns(ns: u64) -> Self {
         Duration(ns)
     }
+    /// Saturates at `u64::MAX` ns (~584 years, "never") instead of wrapping: a huge
+    /// configured time-out must not become a short one.
     pub const fn from_us(us: u64) -> Self {
-        Duration(us * 1_000)
+        Duration(us.saturating_mul(1_000))
     }
+    /// Saturates like [`Duration::from_us`].
     pub const fn from_ms(ms: u64) -> Self {
-        Duration(ms * 1_000_000)
+        Duration(ms.saturating_mul(1_000_000))
     }
     pub const fn as_ns(self) -> u64 {
         self.0
@@ -94,5 +97,8 @@ mod tests {
         assert_eq!(Instant::MAX + Duration::from_ns(1), Instant::MAX);
         assert_eq!(Instant::from_ns(5) - Instant::from_ns(9), Duration::ZERO);
         assert_eq!(Duration::from_ms(2).as_ns(), 2_000_000);
+        assert_eq!(Duration::from_us(3).as_ns(), 3_000);
+        assert_eq!(Duration::from_us(u64::MAX).as_ns(), u64::MAX);
+        assert_eq!(Duration::from_ms(u64::MAX / 1_000).as_ns(), u64::MAX);
     }
 }

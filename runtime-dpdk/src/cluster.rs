@@ -307,21 +307,21 @@ impl ClusterFile {
                 );
             }
         }
+        // Core owns the protocol constants' bounds (the simulator checks the same).
         let r = &self.raft;
-        if r.election_timeout_min_us == 0 || r.election_timeout_min_us > r.election_timeout_max_us {
-            return e(
-                "raft.election_timeout_min_us",
-                "must be positive and at most election_timeout_max_us".into(),
-            );
-        }
-        if r.heartbeat_us == 0 || r.heartbeat_us >= r.election_timeout_min_us {
-            return e(
-                "raft.heartbeat_us",
-                "must be positive and below election_timeout_min_us".into(),
-            );
-        }
+        r.validate().map_err(|e| (e.field.to_string(), e.reason))?;
         if r.canary.is_some() {
             return e("raft.canary", "canaries are for checker tests only".into());
+        }
+        if let Some(c) = self.node_config(0).cluster {
+            // A backstop: the checks above already name the file's own fields.
+            c.validate().map_err(|e| {
+                let field = match e.field {
+                    "cluster.group" => "group",
+                    _ => "nodes",
+                };
+                (field.to_string(), e.reason)
+            })?;
         }
         if self.storage.dir.as_os_str().is_empty() {
             return e("storage.dir", "must name a directory".into());
@@ -369,8 +369,11 @@ impl ClusterFile {
                 "must be below loadgen.duration_ms (which must be positive)".into(),
             );
         }
-        if l.timeout_ms == 0 {
-            return e("loadgen.timeout_ms", "must be positive".into());
+        if l.timeout_ms == 0 || l.timeout_ms > 3_600_000 {
+            return e(
+                "loadgen.timeout_ms",
+                format!("must be 1..=3600000 (one hour; got {})", l.timeout_ms),
+            );
         }
         if l.max_outstanding == 0 || l.max_outstanding > 1 << 16 {
             return e("loadgen.max_outstanding", "must be 1..=65536".into());
@@ -495,6 +498,50 @@ mod tests {
         for e in [err("{"), err(&GOOD.replace("10.77.0.2:7000", "x"))] {
             assert!(!e.contains('\n'), "one line: {e}");
         }
+    }
+
+    /// Core's `RaftConfig::validate` rejects what would panic or DROP every request.
+    #[test]
+    fn raft_section_is_checked_by_core() {
+        let with = |raft: &str| {
+            err(&GOOD.replace("\"storage\"", &format!("\"raft\": {raft}, \"storage\"")))
+        };
+        for (raft, field) in [
+            (
+                r#"{"max_entries_per_append": 5000}"#,
+                "raft.max_entries_per_append",
+            ),
+            (
+                r#"{"max_entries_per_append": 0}"#,
+                "raft.max_entries_per_append",
+            ),
+            (
+                r#"{"flow_control_threshold": 0}"#,
+                "raft.flow_control_threshold",
+            ),
+            (r#"{"replier_bound": 0}"#, "raft.replier_bound"),
+            (
+                r#"{"election_timeout_min_us": 18446744073709551615, "election_timeout_max_us": 18446744073709551615}"#,
+                "raft.election_timeout_min_us",
+            ),
+            (r#"{"heartbeat_us": 0}"#, "raft.heartbeat_us"),
+            (r#"{"canary": "skip-prev-log-check"}"#, "raft.canary"),
+        ] {
+            let e = with(raft);
+            assert!(
+                e.starts_with(&format!("c.json: field `{field}`: ")),
+                "{raft}: {e}"
+            );
+        }
+        assert_eq!(
+            with(r#"{"max_entries_per_append": 5000}"#),
+            "c.json: field `raft.max_entries_per_append`: must be 1..=1024 (got 5000)"
+        );
+        assert!(err(&GOOD.replace(
+            "\"storage\"",
+            "\"loadgen\": {\"timeout_ms\": 18446744073709551615}, \"storage\""
+        ))
+        .starts_with("c.json: field `loadgen.timeout_ms`: "));
     }
 
     #[test]

@@ -629,56 +629,8 @@ impl Scenario {
                 ));
             }
         }
-        let r = &self.raft;
-        if r.election_timeout_min_us == 0 {
-            return Err(("raft.election_timeout_min_us", "must be above 0".into()));
-        }
-        if r.election_timeout_max_us <= r.election_timeout_min_us {
-            return Err((
-                "raft.election_timeout_max_us",
-                "must be above raft.election_timeout_min_us".into(),
-            ));
-        }
-        if r.heartbeat_us == 0 || r.heartbeat_us >= r.election_timeout_min_us {
-            return Err((
-                "raft.heartbeat_us",
-                "must be above 0 and below raft.election_timeout_min_us".into(),
-            ));
-        }
-        for (field, v) in [
-            ("raft.append_retry_us", r.append_retry_us),
-            ("raft.recovery_retry_us", r.recovery_retry_us),
-            ("raft.switch_timeout_us", r.switch_timeout_us),
-            ("raft.switch_probe_us", r.switch_probe_us),
-            ("raft.unordered_expiry_us", r.unordered_expiry_us),
-        ] {
-            if v == 0 {
-                return Err((field, "must be above 0".into()));
-            }
-        }
-        if r.max_entries_per_append == 0
-            || r.max_entries_per_append > hovercraft_core::wire::raft::MAX_ENTRIES_PER_MESSAGE
-        {
-            return Err((
-                "raft.max_entries_per_append",
-                format!(
-                    "must be 1..={}",
-                    hovercraft_core::wire::raft::MAX_ENTRIES_PER_MESSAGE
-                ),
-            ));
-        }
-        if r.replier_bound == 0 {
-            return Err(("raft.replier_bound", "must be at least 1".into()));
-        }
-        if r.flow_control_threshold == 0 {
-            return Err(("raft.flow_control_threshold", "must be at least 1".into()));
-        }
-        if r.unordered_capacity == 0 {
-            return Err(("raft.unordered_capacity", "must be at least 1".into()));
-        }
-        if r.max_recoveries_in_flight == 0 {
-            return Err(("raft.max_recoveries_in_flight", "must be at least 1".into()));
-        }
+        // The bounds of the raft section belong to core (the runtime checks the same).
+        self.raft.validate().map_err(|e| (e.field, e.reason))?;
         if self.duration_ms == 0 {
             return Err(("duration_ms", "must be at least 1 ms".into()));
         }
@@ -1084,6 +1036,65 @@ mod tests {
         // YCSB needs the kv app.
         let e = err(&KV.replace(r#""app":"kv","#, ""));
         assert!(e.contains("field `workload.ycsb`"), "{e}");
+    }
+
+    /// The raft section is checked by core's `RaftConfig::validate`; the message keeps the
+    /// scenario format: file, field, reason, one line.
+    #[test]
+    fn raft_errors_name_file_field_and_reason() {
+        let replicated = OK
+            .replace("unreplicated", "hovercraft")
+            .replace("\"nodes\":1", "\"nodes\":3");
+        Scenario::from_json("s.json", &replicated).unwrap();
+        for (raft, field, reason) in [
+            (
+                r#"{"max_entries_per_append":5000}"#,
+                "raft.max_entries_per_append",
+                "must be 1..=1024 (got 5000)",
+            ),
+            (
+                r#"{"max_entries_per_append":0}"#,
+                "raft.max_entries_per_append",
+                "must be 1..=1024 (got 0)",
+            ),
+            (
+                r#"{"flow_control_threshold":0}"#,
+                "raft.flow_control_threshold",
+                "must be at least 1",
+            ),
+            (
+                r#"{"replier_bound":0}"#,
+                "raft.replier_bound",
+                "must be at least 1",
+            ),
+            (
+                r#"{"election_timeout_min_us":18446744073709551615,"election_timeout_max_us":18446744073709551615}"#,
+                "raft.election_timeout_min_us",
+                "must be 1..=3600000000 µs (got 18446744073709551615)",
+            ),
+            (
+                r#"{"election_timeout_max_us":10000}"#,
+                "raft.election_timeout_max_us",
+                "must be above raft.election_timeout_min_us",
+            ),
+            (
+                r#"{"heartbeat_us":10000}"#,
+                "raft.heartbeat_us",
+                "must be above 0 and below raft.election_timeout_min_us",
+            ),
+            (
+                r#"{"append_retry_us":0}"#,
+                "raft.append_retry_us",
+                "must be above 0",
+            ),
+        ] {
+            let json = replicated.replace("\"workload\"", &format!("\"raft\":{raft},\"workload\""));
+            assert_eq!(
+                err(&json),
+                format!("s.json: field `{field}`: {reason}"),
+                "{raft}"
+            );
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use crate::app::kv::KvCosts;
 use crate::app::AppKind;
-use crate::raft::{ClusterConfig, RaftConfig};
+use crate::raft::{ClusterConfig, RaftConfig, RaftConfigError};
 use crate::types::{Mode, NodeId};
 use crate::wire::framing::ReassemblyConfig;
 
@@ -38,14 +38,19 @@ pub enum ConfigError {
     BadId { id: NodeId, n: usize },
     #[error("clusters have 1 to 64 nodes (got {0})")]
     ClusterSize(usize),
+    /// A protocol constant or the cluster's addresses are out of range (names the field).
+    #[error(transparent)]
+    Raft(#[from] RaftConfigError),
 }
 
 impl NodeConfig {
-    /// Checks everything a node relies on; [`Node::new`](super::Node::new) calls it.
+    /// Checks everything a node relies on; [`Node::new`](super::Node::new) calls it, so no
+    /// driver can build a node on a configuration the protocol cannot run.
     pub fn validate(&self) -> Result<(), ConfigError> {
         if !self.mode.is_replicated() {
             return Ok(());
         }
+        self.raft.validate()?;
         let cluster = self
             .cluster
             .as_ref()
@@ -60,6 +65,72 @@ impl NodeConfig {
         if self.mode == Mode::HovercraftPlusPlus && cluster.switch.is_none() {
             return Err(ConfigError::MissingCluster(self.mode.as_str()));
         }
+        cluster.validate()?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::SocketAddrV4;
+
+    fn replicated(raft: RaftConfig) -> NodeConfig {
+        NodeConfig {
+            id: 0,
+            mode: Mode::Hovercraft,
+            app: AppKind::Synthetic,
+            kv_costs: KvCosts::default(),
+            reassembly: ReassemblyConfig::default(),
+            seed: 1,
+            cluster: Some(ClusterConfig {
+                peers: (1..=3)
+                    .map(|i| SocketAddrV4::new([10, 0, 0, i].into(), 8000))
+                    .collect(),
+                group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+                campaign_at_start: false,
+                switch: None,
+            }),
+            raft,
+            defer_execution: true,
+            exec_queue_capacity: 64,
+        }
+    }
+
+    #[test]
+    fn a_node_refuses_a_raft_config_the_protocol_cannot_run() {
+        assert_eq!(replicated(RaftConfig::default()).validate(), Ok(()));
+        for (bad, field) in [
+            (
+                RaftConfig {
+                    max_entries_per_append: 5000,
+                    ..RaftConfig::default()
+                },
+                "raft.max_entries_per_append",
+            ),
+            (
+                RaftConfig {
+                    replier_bound: 0,
+                    ..RaftConfig::default()
+                },
+                "raft.replier_bound",
+            ),
+            (
+                RaftConfig {
+                    election_timeout_min_us: u64::MAX,
+                    election_timeout_max_us: u64::MAX,
+                    ..RaftConfig::default()
+                },
+                "raft.election_timeout_min_us",
+            ),
+        ] {
+            match replicated(bad).validate() {
+                Err(ConfigError::Raft(e)) => assert_eq!(e.field, field),
+                other => panic!("{field}: {other:?}"),
+            }
+        }
+        let mut dup = replicated(RaftConfig::default());
+        dup.cluster.as_mut().unwrap().peers[1] = dup.cluster.as_ref().unwrap().peers[0];
+        assert!(matches!(dup.validate(), Err(ConfigError::Raft(_))));
     }
 }

@@ -4,6 +4,30 @@
 use std::net::SocketAddrV4;
 
 use super::reply_lb::ReplierPolicy;
+use crate::wire::raft::MAX_ENTRIES_PER_MESSAGE;
+
+/// A configuration value out of its bounds. `field` is the dotted path a user writes
+/// (`raft.heartbeat_us`, `cluster.peers`), so drivers can name it with the file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct RaftConfigError {
+    pub field: &'static str,
+    pub reason: String,
+}
+
+fn invalid(field: &'static str, reason: String) -> Result<(), RaftConfigError> {
+    Err(RaftConfigError { field, reason })
+}
+
+/// Longest time any `*_us` field may hold: one hour. Far above any sensible value, and low
+/// enough that `us * 1000` and `now + timeout` can never overflow a u64 of nanoseconds.
+pub const MAX_TIMEOUT_US: u64 = 3_600_000_000;
+/// Most request bodies a replica may buffer unordered (its eviction bookkeeping doubles it).
+pub const MAX_UNORDERED_CAPACITY: usize = 1 << 24;
+/// Most RECOVERY_REQs in flight per follower.
+pub const MAX_RECOVERIES_IN_FLIGHT: usize = 1 << 16;
+/// Most replicas in a cluster.
+pub const MAX_PEERS: usize = 64;
 
 /// Protocol constants; defaults are the authors' values (PAPER.md).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -111,6 +135,111 @@ impl Default for RaftConfig {
     }
 }
 
+impl RaftConfig {
+    /// Checks every bound the protocol code relies on; the error names the first field out
+    /// of bounds. Both drivers (the simulator's scenarios, the runtime's cluster files) call
+    /// it, so a configuration one accepts the other accepts too.
+    pub fn validate(&self) -> Result<(), RaftConfigError> {
+        self.validate_timeouts()?;
+        if self.max_entries_per_append == 0 || self.max_entries_per_append > MAX_ENTRIES_PER_MESSAGE
+        {
+            // More would trip the encoder's limit once a follower lags; 0 sends nothing.
+            return invalid(
+                "raft.max_entries_per_append",
+                format!(
+                    "must be 1..={MAX_ENTRIES_PER_MESSAGE} (got {})",
+                    self.max_entries_per_append
+                ),
+            );
+        }
+        // With 0, every request is refused (DROP) without a word.
+        for (field, v) in [
+            ("raft.replier_bound", self.replier_bound as u64),
+            ("raft.flow_control_threshold", self.flow_control_threshold),
+            ("raft.unordered_capacity", self.unordered_capacity as u64),
+            (
+                "raft.max_recoveries_in_flight",
+                self.max_recoveries_in_flight as u64,
+            ),
+        ] {
+            if v == 0 {
+                return invalid(field, "must be at least 1".into());
+            }
+        }
+        if self.unordered_capacity > MAX_UNORDERED_CAPACITY {
+            return invalid(
+                "raft.unordered_capacity",
+                format!(
+                    "at most {MAX_UNORDERED_CAPACITY} (got {})",
+                    self.unordered_capacity
+                ),
+            );
+        }
+        if self.max_recoveries_in_flight > MAX_RECOVERIES_IN_FLIGHT {
+            return invalid(
+                "raft.max_recoveries_in_flight",
+                format!(
+                    "at most {MAX_RECOVERIES_IN_FLIGHT} (got {})",
+                    self.max_recoveries_in_flight
+                ),
+            );
+        }
+        // The leader compares its log length with their sum.
+        if self
+            .flow_control_threshold
+            .checked_add(self.log_retention_entries)
+            .is_none()
+        {
+            return invalid(
+                "raft.log_retention_entries",
+                "plus raft.flow_control_threshold must fit in 64 bits".into(),
+            );
+        }
+        Ok(())
+    }
+
+    fn validate_timeouts(&self) -> Result<(), RaftConfigError> {
+        let in_range = |field: &'static str, us: u64| {
+            if us == 0 || us > MAX_TIMEOUT_US {
+                return invalid(field, format!("must be 1..={MAX_TIMEOUT_US} µs (got {us})"));
+            }
+            Ok(())
+        };
+        if self.election_timeout_min_us == 0 {
+            return invalid("raft.election_timeout_min_us", "must be above 0".into());
+        }
+        in_range("raft.election_timeout_min_us", self.election_timeout_min_us)?;
+        // Timeouts are drawn from [min, max): an empty range would give every node the
+        // same timeout, and split votes could repeat forever.
+        if self.election_timeout_max_us <= self.election_timeout_min_us {
+            return invalid(
+                "raft.election_timeout_max_us",
+                "must be above raft.election_timeout_min_us".into(),
+            );
+        }
+        in_range("raft.election_timeout_max_us", self.election_timeout_max_us)?;
+        if self.heartbeat_us == 0 || self.heartbeat_us >= self.election_timeout_min_us {
+            return invalid(
+                "raft.heartbeat_us",
+                "must be above 0 and below raft.election_timeout_min_us".into(),
+            );
+        }
+        for (field, us) in [
+            ("raft.append_retry_us", self.append_retry_us),
+            ("raft.recovery_retry_us", self.recovery_retry_us),
+            ("raft.switch_timeout_us", self.switch_timeout_us),
+            ("raft.switch_probe_us", self.switch_probe_us),
+            ("raft.unordered_expiry_us", self.unordered_expiry_us),
+        ] {
+            if us == 0 {
+                return invalid(field, "must be above 0".into());
+            }
+            in_range(field, us)?;
+        }
+        Ok(())
+    }
+}
+
 /// Where the other replicas are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ClusterConfig {
@@ -123,4 +252,228 @@ pub struct ClusterConfig {
     pub campaign_at_start: bool,
     /// HovercRaft++: the switch aggregator's address.
     pub switch: Option<SocketAddrV4>,
+}
+
+impl ClusterConfig {
+    /// Checks the addresses: 1..=[`MAX_PEERS`] distinct unicast peers with non-zero ports,
+    /// a multicast group, and a switch (if any) that is neither a peer nor the group.
+    pub fn validate(&self) -> Result<(), RaftConfigError> {
+        let n = self.peers.len();
+        if n == 0 || n > MAX_PEERS {
+            return invalid(
+                "cluster.peers",
+                format!("a cluster has 1 to {MAX_PEERS} replicas (got {n})"),
+            );
+        }
+        let unicast = |a: &SocketAddrV4| {
+            a.port() != 0
+                && !a.ip().is_unspecified()
+                && !a.ip().is_multicast()
+                && !a.ip().is_broadcast()
+        };
+        for (i, a) in self.peers.iter().enumerate() {
+            if !unicast(a) {
+                return invalid(
+                    "cluster.peers",
+                    format!("replica {i} needs a unicast IP and a non-zero port (got {a})"),
+                );
+            }
+            if self.peers[..i].contains(a) {
+                return invalid(
+                    "cluster.peers",
+                    format!("replica {i}: {a} is used by another replica"),
+                );
+            }
+        }
+        if !self.group.ip().is_multicast() || self.group.port() == 0 {
+            return invalid(
+                "cluster.group",
+                format!(
+                    "needs a multicast IP and a non-zero port (got {})",
+                    self.group
+                ),
+            );
+        }
+        if let Some(s) = self.switch {
+            if !unicast(&s) || self.peers.contains(&s) {
+                return invalid(
+                    "cluster.switch",
+                    format!("needs a unicast address that is not a replica's (got {s})"),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(cfg: &RaftConfig) -> &'static str {
+        cfg.validate().expect_err("must be rejected").field
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        RaftConfig::default().validate().unwrap();
+    }
+
+    #[test]
+    fn out_of_bounds_fields_are_named() {
+        type Patch = fn(&mut RaftConfig);
+        let cases: &[(Patch, &str)] = &[
+            (
+                |c| c.max_entries_per_append = 0,
+                "raft.max_entries_per_append",
+            ),
+            (
+                |c| c.max_entries_per_append = 5000,
+                "raft.max_entries_per_append",
+            ),
+            (
+                |c| c.max_entries_per_append = MAX_ENTRIES_PER_MESSAGE + 1,
+                "raft.max_entries_per_append",
+            ),
+            (
+                |c| c.flow_control_threshold = 0,
+                "raft.flow_control_threshold",
+            ),
+            (|c| c.replier_bound = 0, "raft.replier_bound"),
+            (|c| c.unordered_capacity = 0, "raft.unordered_capacity"),
+            (
+                |c| c.unordered_capacity = MAX_UNORDERED_CAPACITY + 1,
+                "raft.unordered_capacity",
+            ),
+            (
+                |c| c.max_recoveries_in_flight = 0,
+                "raft.max_recoveries_in_flight",
+            ),
+            (
+                |c| c.max_recoveries_in_flight = usize::MAX,
+                "raft.max_recoveries_in_flight",
+            ),
+            (
+                |c| c.log_retention_entries = u64::MAX,
+                "raft.log_retention_entries",
+            ),
+            (
+                |c| c.election_timeout_min_us = 0,
+                "raft.election_timeout_min_us",
+            ),
+            (
+                |c| {
+                    c.election_timeout_min_us = u64::MAX;
+                    c.election_timeout_max_us = u64::MAX;
+                },
+                "raft.election_timeout_min_us",
+            ),
+            (
+                |c| c.election_timeout_max_us = u64::MAX,
+                "raft.election_timeout_max_us",
+            ),
+            (
+                |c| c.election_timeout_max_us = c.election_timeout_min_us,
+                "raft.election_timeout_max_us",
+            ),
+            (
+                |c| c.election_timeout_max_us = 1,
+                "raft.election_timeout_max_us",
+            ),
+            (|c| c.heartbeat_us = 0, "raft.heartbeat_us"),
+            (
+                |c| c.heartbeat_us = c.election_timeout_min_us,
+                "raft.heartbeat_us",
+            ),
+            (|c| c.append_retry_us = 0, "raft.append_retry_us"),
+            (
+                |c| c.append_retry_us = MAX_TIMEOUT_US + 1,
+                "raft.append_retry_us",
+            ),
+            (|c| c.recovery_retry_us = 0, "raft.recovery_retry_us"),
+            (|c| c.switch_timeout_us = u64::MAX, "raft.switch_timeout_us"),
+            (|c| c.switch_probe_us = 0, "raft.switch_probe_us"),
+            (
+                |c| c.unordered_expiry_us = u64::MAX,
+                "raft.unordered_expiry_us",
+            ),
+        ];
+        for (i, (patch, field)) in cases.iter().enumerate() {
+            let mut c = RaftConfig::default();
+            patch(&mut c);
+            assert_eq!(field_of(&c), *field, "case {i}: {c:?}");
+        }
+    }
+
+    #[test]
+    fn the_bounds_themselves_are_valid() {
+        let c = RaftConfig {
+            election_timeout_min_us: MAX_TIMEOUT_US - 1,
+            election_timeout_max_us: MAX_TIMEOUT_US,
+            heartbeat_us: 1,
+            append_retry_us: MAX_TIMEOUT_US,
+            max_entries_per_append: MAX_ENTRIES_PER_MESSAGE,
+            replier_bound: 1,
+            replier_max_lag: u64::MAX,
+            flow_control_threshold: 1,
+            unordered_capacity: MAX_UNORDERED_CAPACITY,
+            unordered_expiry_us: 1,
+            max_recoveries_in_flight: MAX_RECOVERIES_IN_FLIGHT,
+            log_retention_entries: u64::MAX - 1,
+            ..RaftConfig::default()
+        };
+        c.validate().unwrap();
+        // The longest valid time-out converts exactly, far from saturation.
+        let ns = crate::time::Duration::from_us(MAX_TIMEOUT_US).as_ns();
+        assert_eq!(ns, 3_600_000_000_000);
+    }
+
+    #[test]
+    fn error_displays_field_and_reason() {
+        let c = RaftConfig {
+            max_entries_per_append: 5000,
+            ..RaftConfig::default()
+        };
+        assert_eq!(
+            c.validate().unwrap_err().to_string(),
+            format!(
+                "raft.max_entries_per_append: must be 1..={MAX_ENTRIES_PER_MESSAGE} (got 5000)"
+            )
+        );
+    }
+
+    fn cluster(n: u8) -> ClusterConfig {
+        ClusterConfig {
+            peers: (0..n)
+                .map(|i| SocketAddrV4::new([10, 0, 0, i + 1].into(), 8000))
+                .collect(),
+            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+            campaign_at_start: false,
+            switch: Some(SocketAddrV4::new([10, 0, 255, 254].into(), 8000)),
+        }
+    }
+
+    #[test]
+    fn cluster_config_checks_addresses() {
+        cluster(1).validate().unwrap();
+        cluster(64).validate().unwrap();
+        type Patch = fn(&mut ClusterConfig);
+        let cases: &[(Patch, &str)] = &[
+            (|c| c.peers.clear(), "cluster.peers"),
+            (|c| *c = cluster(65), "cluster.peers"),
+            (|c| c.peers[2] = c.peers[0], "cluster.peers"),
+            (|c| c.peers[1].set_port(0), "cluster.peers"),
+            (|c| c.peers[1] = c.group, "cluster.peers"),
+            (|c| c.peers[1].set_ip([0, 0, 0, 0].into()), "cluster.peers"),
+            (|c| c.group = c.peers[0], "cluster.group"),
+            (|c| c.group.set_port(0), "cluster.group"),
+            (|c| c.switch = Some(c.peers[1]), "cluster.switch"),
+            (|c| c.switch = Some(c.group), "cluster.switch"),
+        ];
+        for (i, (patch, field)) in cases.iter().enumerate() {
+            let mut c = cluster(3);
+            patch(&mut c);
+            assert_eq!(c.validate().unwrap_err().field, *field, "case {i}: {c:?}");
+        }
+    }
 }

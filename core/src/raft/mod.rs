@@ -40,7 +40,7 @@ use crate::types::{Mode, NodeId};
 use crate::wire::raft::{LogEntry, RaftMessage};
 use crate::wire::Policy;
 
-pub use self::config::{Canary, ClusterConfig, RaftConfig};
+pub use self::config::{Canary, ClusterConfig, RaftConfig, RaftConfigError};
 use self::log::RaftLog;
 pub use self::output::{ApplyMode, Committed, Event, Outgoing, Output, Refusal, Target};
 use self::progress::Progress;
