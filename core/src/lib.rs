@@ -17,17 +17,25 @@
 //! - [`switch`]: the HovercRaft++ in-switch aggregator (reference for the P4 program).
 //! - [`node`]: the server `Node` that drivers run, one per replica: an R2P2 endpoint, an
 //!   optional replica and an executor (application, reply/DROP framing, CPU accounting).
+//! - [`workload`]: the `workload` section of scenario and cluster files, and the request
+//!   generator of a client machine.
+//! - [`loadclient`]: the load client's target choice, leader hint and outcome accounting
+//!   (shared by the simulator's clients and the runtime's load generator).
+//! - [`summary`]: latency percentiles and the timeline of `summary.json`.
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod loadclient;
 pub mod node;
 pub mod r2p2;
 pub mod raft;
 pub mod rng;
+pub mod summary;
 pub mod switch;
 pub mod time;
 pub mod types;
 pub mod wire;
+pub mod workload;
 
 pub use node::{Node, NodeConfig, NodeEvent};
 pub use time::{Duration, Instant};

@@ -30,7 +30,7 @@ use hovercraft_core::node::{Mode, NodeConfig, NodeId};
 use hovercraft_core::raft::{ClusterConfig, RaftConfig};
 use hovercraft_core::rng::{derive_seed, Stream};
 use hovercraft_core::wire::framing::ReassemblyConfig;
-use hovercraft_sim::scenario::WorkloadConfig;
+use hovercraft_core::workload::WorkloadConfig;
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]

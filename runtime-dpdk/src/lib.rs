@@ -4,6 +4,7 @@
 //! - [`io`]: the [`io::Io`] backend trait and its kernel UDP backend (non-blocking sockets,
 //!   multicast join, `ppoll` wait with nanosecond timeouts).
 //! - [`cluster`]: the cluster file (`cluster.json`): nodes, mode, app, raft, storage, workload.
+//! - [`scenario`]: what `hovercraft-loadgen --scenario` takes from a simulator scenario file.
 //! - [`redis`]: the Redis application backend (each replica applies to its own redis-server).
 //! - [`ycsb_check`]: YCSB-E scans checked against the inserts acknowledged before them.
 //! - [`storage`]: the append-only Raft log file (term, vote, entries) with optional fsync.
@@ -26,6 +27,7 @@ pub mod frame;
 pub mod io;
 pub mod loadgen;
 pub mod redis;
+pub mod scenario;
 pub mod server;
 pub mod storage;
 pub mod ycsb_check;

@@ -1,6 +1,7 @@
 //! The open-loop load generator (`hovercraft-loadgen`): Poisson arrivals at the workload's
-//! rate, requests drawn by the simulator's own `Generator` from the same `workload` section,
-//! sent through the core's R2P2 client endpoint; latency in an HDR histogram, measured from
+//! rate, requests drawn by the core's `Generator` (the simulator's clients use it too) from
+//! the same `workload` section, sent through the core's R2P2 client endpoint to the target
+//! and with the leader hint and outcome accounting of the core's `loadclient`; latency in an HDR histogram, measured from
 //! each request's *scheduled* send time (no coordinated omission). It writes a `summary.json`
 //! with the simulator's field names where they apply, so one script compares both.
 //!
@@ -17,17 +18,15 @@ use std::path::PathBuf;
 use std::time::Duration as StdDuration;
 
 use anyhow::Context;
-use hdrhistogram::Histogram;
 use hovercraft_core::app::kv::{KvReply, KvRequest};
 use hovercraft_core::app::AppKind;
-use hovercraft_core::node::Mode;
+use hovercraft_core::loadclient::{Outcomes, Targets};
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent, ClientStats};
 use hovercraft_core::rng::{stream_rng, Stream};
+use hovercraft_core::summary::{round3, LatencyUs, Timeline, TimelinePoint};
 use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::wire::{Header, MsgType, Policy};
-use hovercraft_sim::metrics::{LatencyUs, Timeline, TimelinePoint};
-use hovercraft_sim::scenario::WorkloadConfig;
-use hovercraft_sim::workload::Generator;
+use hovercraft_core::workload::{Generator, WorkloadConfig};
 use serde::Serialize;
 
 use crate::clock::Clock;
@@ -164,7 +163,8 @@ struct Run<'a> {
     exact: ExactlyOnce,
     per_replica: Vec<u64>,
     from_unknown: u64,
-    leader_hint: usize,
+    /// Where requests go, and the leader hint.
+    targets: Targets,
     writes: Vec<KvWrite>,
     /// req_id → index in `writes`.
     write_of: Vec<u32>,
@@ -180,21 +180,8 @@ struct Run<'a> {
 const NONE: u32 = u32::MAX;
 
 impl<'a> Run<'a> {
-    fn target(&self, read_only: bool) -> (SocketAddrV4, Policy) {
-        let policy = if read_only {
-            Policy::ReplicatedRouteNoSe
-        } else {
-            Policy::ReplicatedRoute
-        };
-        match self.cluster.mode {
-            Mode::Unreplicated => (self.cluster.nodes[0].address, Policy::LbRoute),
-            Mode::Raft => (self.cluster.nodes[self.leader_hint].address, policy),
-            _ => (self.cluster.group(), policy),
-        }
-    }
-
     fn send(&mut self, now: Instant, read_only: bool, body: &[u8], tag: u64) -> Option<u16> {
-        let (dst, policy) = self.target(read_only);
+        let (dst, policy) = self.targets.target(read_only);
         let req_id = self.client.send_request(now, dst, policy, body, tag).ok()?;
         self.slots[req_id as usize] = Slot::InFlight;
         self.write_of[req_id as usize] = NONE;
@@ -240,10 +227,6 @@ impl<'a> Run<'a> {
             Slot::TimedOut | Slot::Refused => self.exact.late += 1,
             Slot::Free | Slot::InFlight => {}
         }
-    }
-
-    fn node_index(&self, a: SocketAddrV4) -> Option<usize> {
-        self.cluster.nodes.iter().position(|n| n.address == a)
     }
 }
 
@@ -310,7 +293,11 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         exact: ExactlyOnce::default(),
         per_replica: vec![0; cluster.nodes.len()],
         from_unknown: 0,
-        leader_hint: 0,
+        targets: Targets::new(
+            cluster.mode,
+            cluster.nodes.iter().map(|n| n.address).collect(),
+            cluster.group(),
+        ),
         writes: Vec::new(),
         write_of: vec![NONE; 1 << 16],
         history_truncated: false,
@@ -321,12 +308,17 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         buf: vec![0; MAX_DATAGRAM],
     };
     let max_latency_ns = lg.timeout_ms.saturating_mul(2_000_000).max(1_000_000);
-    let mut hist = Histogram::<u64>::new_with_bounds(1, max_latency_ns, 3)?;
-    let mut timeline = Timeline::new(
+    // Outcomes count in ns since `start`; the window is [warm-up, duration).
+    let mut outcomes = Outcomes::new(
+        warmup_ms * 1_000_000,
+        duration_ms * 1_000_000,
+        max_latency_ns,
+    );
+    outcomes.timeline = Some(Timeline::new(
         lg.timeline_bucket_ms * 1_000_000,
         (duration_ms + lg.timeout_ms) * 1_000_000,
         max_latency_ns,
-    );
+    ));
     let mut generator = Generator::new(
         &workload,
         1,
@@ -340,13 +332,10 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         .filter(|_| workload.app == AppKind::Kv)
         .map(|_| YcsbChecker::new(workload.node_kv_costs().preloaded_ycsb_records));
     let start = run.clock.now();
-    let warm = start + Duration::from_ms(warmup_ms);
     let end = start + Duration::from_ms(duration_ms);
     let give_up = end + Duration::from_ms(lg.timeout_ms + 200);
     let mut next = start + Duration::from_ns(generator.next_gap_ns());
     let mut body = Vec::new();
-    let (mut sent_in_window, mut completed_in_window, mut refused) = (0u64, 0u64, 0u64);
-    let (mut measured_dropped, mut measured_timed_out) = (0u64, 0u64);
     loop {
         let now = run.clock.now();
         let mut burst = 0;
@@ -354,28 +343,25 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
             burst += 1;
             let spec = generator.next_request(&mut body);
             let tag = next.as_ns();
-            let in_window = next >= warm;
-            match run.send(now, spec.read_only, &body, tag) {
-                Some(req_id) => {
-                    sent_in_window += in_window as u64;
-                    if let Some(y) = ycsb.as_mut() {
-                        y.on_send(req_id, &body, now.as_ns());
-                    }
-                    if let Some((key, Some(value))) = spec.kv {
-                        if run.writes.len() < MAX_KV_WRITES {
-                            run.write_of[req_id as usize] = run.writes.len() as u32;
-                            run.writes.push(KvWrite {
-                                key,
-                                value,
-                                sent_ns: now.as_ns(),
-                                acked_ns: None,
-                            });
-                        } else {
-                            run.history_truncated = true;
-                        }
+            let sent = run.send(now, spec.read_only, &body, tag);
+            outcomes.on_send((next - start).as_ns(), sent.is_some());
+            if let Some(req_id) = sent {
+                if let Some(y) = ycsb.as_mut() {
+                    y.on_send(req_id, &body, now.as_ns());
+                }
+                if let Some((key, Some(value))) = spec.kv {
+                    if run.writes.len() < MAX_KV_WRITES {
+                        run.write_of[req_id as usize] = run.writes.len() as u32;
+                        run.writes.push(KvWrite {
+                            key,
+                            value,
+                            sent_ns: now.as_ns(),
+                            acked_ns: None,
+                        });
+                    } else {
+                        run.history_truncated = true;
                     }
                 }
-                None => refused += in_window as u64,
             }
             next += Duration::from_ns(generator.next_gap_ns());
         }
@@ -384,6 +370,7 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         run.client.handle_timeout(now);
         while let Some(ev) = run.client.poll_event() {
             let t_rel = (now - start).as_ns();
+            run.targets.on_event(&ev);
             match ev {
                 ClientEvent::Response {
                     req_id,
@@ -394,21 +381,11 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
                 } => {
                     run.exact.responses += 1;
                     run.slots[req_id as usize] = Slot::Answered;
+                    // From the scheduled send time: no coordinated omission.
                     let latency = now.saturating_since(Instant::from_ns(tag)).as_ns();
-                    if tag >= warm.as_ns() && tag < end.as_ns() {
-                        hist.saturating_record(latency);
-                    }
-                    if now >= warm && now < end {
-                        completed_in_window += 1;
-                    }
-                    let b = timeline.bucket(t_rel);
-                    b.completed += 1;
-                    b.latency_ns.saturating_record(latency);
-                    match run.node_index(from) {
-                        Some(i) => {
-                            run.per_replica[i] += 1;
-                            run.leader_hint = i;
-                        }
+                    outcomes.on_response(t_rel, tag.saturating_sub(start.as_ns()), latency);
+                    match run.targets.server_index(from) {
+                        Some(i) => run.per_replica[i] += 1,
                         None => run.from_unknown += 1,
                     }
                     if let Some(prev) = run.last_response {
@@ -424,19 +401,13 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
                         run.writes[w as usize].acked_ns = Some(now.as_ns());
                     }
                 }
-                ClientEvent::Dropped {
-                    req_id, tag, body, ..
-                } => {
+                ClientEvent::Dropped { req_id, tag, .. } => {
                     run.exact.drops += 1;
                     run.slots[req_id as usize] = Slot::Refused;
                     if let Some(y) = ycsb.as_mut() {
                         y.forget(req_id);
                     }
-                    if tag >= warm.as_ns() && tag < end.as_ns() {
-                        measured_dropped += 1;
-                    }
-                    timeline.bucket(t_rel).dropped += 1;
-                    redirect(&mut run, &body);
+                    outcomes.on_dropped(t_rel, tag.saturating_sub(start.as_ns()));
                 }
                 ClientEvent::TimedOut { req_id, tag } => {
                     run.exact.timeouts += 1;
@@ -444,14 +415,11 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
                     if let Some(y) = ycsb.as_mut() {
                         y.forget(req_id);
                     }
-                    if tag >= warm.as_ns() && tag < end.as_ns() {
-                        measured_timed_out += 1;
-                    }
-                    timeline.bucket(t_rel).timed_out += 1;
-                    run.leader_hint = (run.leader_hint + 1) % cluster.nodes.len();
+                    outcomes.on_timed_out(t_rel, tag.saturating_sub(start.as_ns()));
                 }
             }
         }
+        run.targets.end_of_events();
         if now >= end && (run.client.in_flight() == 0 || now >= give_up) {
             break;
         }
@@ -483,20 +451,23 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         nodes: cluster.nodes.len() as u32,
         duration_ms,
         warmup_ms,
-        offered_rps: round3(sent_in_window as f64 / window_s),
-        completed_rps: round3(completed_in_window as f64 / window_s),
-        dropped: measured_dropped + measured_timed_out,
-        dropped_by_server: measured_dropped,
-        timed_out: measured_timed_out,
-        client_refused: refused,
-        measured_requests: hist.len(),
-        latency_us: LatencyUs::from_histogram(&hist),
+        offered_rps: round3(outcomes.sent_in_window as f64 / window_s),
+        completed_rps: round3(outcomes.completed_in_window as f64 / window_s),
+        dropped: outcomes.measured_dropped + outcomes.measured_timed_out,
+        dropped_by_server: outcomes.measured_dropped,
+        timed_out: outcomes.measured_timed_out,
+        client_refused: outcomes.client_refused,
+        measured_requests: outcomes.latency_ns.len(),
+        latency_us: LatencyUs::from_histogram(&outcomes.latency_ns),
         per_replica_replies: run.per_replica.clone(),
         replies_from_unknown: run.from_unknown,
         longest_gap_ms: round3(run.longest_gap.as_ns() as f64 / 1e6),
         exactly_once: run.exact.clone(),
         client: run.client.stats,
-        timeline: timeline.summary(),
+        timeline: outcomes
+            .timeline
+            .as_ref()
+            .map_or_else(Vec::new, Timeline::summary),
         kv,
         ycsb: ycsb.map(|y| y.report),
         manifest: LoadgenManifest {
@@ -523,15 +494,6 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
     std::fs::write(&path, serde_json::to_string_pretty(&summary)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(summary)
-}
-
-/// A DROP from a non-leader (raft mode) names the leader; an empty one is flow control.
-fn redirect(run: &mut Run<'_>, body: &[u8]) {
-    if let Some(i) = hovercraft_core::wire::get_addr(body).and_then(|a| run.node_index(a)) {
-        run.leader_hint = i;
-    } else if !body.is_empty() {
-        run.leader_hint = (run.leader_hint + 1) % run.cluster.nodes.len();
-    }
 }
 
 /// GETs in flight at once while verifying.
@@ -603,16 +565,12 @@ fn verify(run: &mut Run<'_>) -> VerifyReport {
         let now = run.clock.now();
         run.client.handle_timeout(now);
         while let Some(ev) = run.client.poll_event() {
+            run.targets.on_event(&ev);
             let (k, reply) = match ev {
                 ClientEvent::Response { req_id, body, .. } => {
                     (run.read_of[req_id as usize], Some(body))
                 }
-                ClientEvent::Dropped { req_id, body, .. } => {
-                    redirect(run, &body);
-                    (run.read_of[req_id as usize], None)
-                }
-                ClientEvent::TimedOut { req_id, .. } => {
-                    run.leader_hint = (run.leader_hint + 1) % run.cluster.nodes.len();
+                ClientEvent::Dropped { req_id, .. } | ClientEvent::TimedOut { req_id, .. } => {
                     (run.read_of[req_id as usize], None)
                 }
             };
@@ -661,6 +619,7 @@ fn verify(run: &mut Run<'_>) -> VerifyReport {
                 }
             }
         }
+        run.targets.end_of_events();
         let next = run.client.poll_timeout().unwrap_or(deadline);
         wait_until(run, next.min(deadline));
     }
@@ -672,10 +631,6 @@ fn push_example(r: &mut VerifyReport, s: String) {
     if r.examples.len() < 10 {
         r.examples.push(s);
     }
-}
-
-fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }
 
 /// Robustness check (`hovercraft-loadgen --garbage N`): sends `n` malformed datagrams to every

@@ -4,9 +4,9 @@
 //! to the arrival of its last reply packet. Only requests *sent* inside the measurement
 //! window [warmup, duration) are measured, including those answered after the window closes,
 //! so an overloaded run reports its real queueing delay. Throughput counts replies *received*
-//! inside the window.
+//! inside the window. The client-side accounting ([`Outcomes`]) and the summary types shared
+//! with the real runtime live in the core.
 
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::cpu::CpuStats;
@@ -16,150 +16,36 @@ use hovercraft_core::r2p2::client::ClientStats;
 use hovercraft_core::raft::unordered::UnorderedStats;
 use hovercraft_core::raft::{ReplicaCounters, Role};
 
+pub use hovercraft_core::loadclient::Outcomes;
+pub use hovercraft_core::summary::{round3, LatencyUs, Timeline, TimelineBucket, TimelinePoint};
+
+/// The clients' outcomes, plus what only the simulated network sees.
 pub struct Metrics {
-    pub window_start_ns: u64,
-    pub window_end_ns: u64,
-    pub latency_ns: Histogram<u64>,
-    pub sent_in_window: u64,
-    pub completed_in_window: u64,
-    pub measured_dropped: u64,
-    pub measured_timed_out: u64,
-    pub client_refused: u64,
+    pub outcomes: Outcomes,
+    /// Datagrams to a client port that does not exist, or to no host at all.
     pub unroutable: u64,
-    /// Per-bucket completions and latency over the whole run, when the scenario asks.
-    pub timeline: Option<Timeline>,
-}
-
-/// Completions and latency per bucket of simulated time, bucketed by when the reply (or the
-/// DROP, or the timeout) reached the client, so a plot shows what clients saw at that time.
-pub struct Timeline {
-    pub bucket_ns: u64,
-    pub buckets: Vec<TimelineBucket>,
-}
-
-pub struct TimelineBucket {
-    pub completed: u64,
-    pub dropped: u64,
-    pub timed_out: u64,
-    pub latency_ns: Histogram<u64>,
-}
-
-impl Timeline {
-    /// Buckets cover [0, end_ns); events past the end fall in the last bucket.
-    pub fn new(bucket_ns: u64, end_ns: u64, max_latency_ns: u64) -> Self {
-        let n = end_ns.div_ceil(bucket_ns.max(1)).max(1) as usize;
-        Timeline {
-            bucket_ns: bucket_ns.max(1),
-            buckets: (0..n)
-                .map(|_| TimelineBucket {
-                    completed: 0,
-                    dropped: 0,
-                    timed_out: 0,
-                    // Two significant digits: 1% resolution is plenty for a plot and keeps
-                    // hundreds of buckets small.
-                    latency_ns: Histogram::new_with_bounds(1, max_latency_ns.max(2), 2)
-                        .expect("valid histogram bounds"),
-                })
-                .collect(),
-        }
-    }
-
-    pub fn bucket(&mut self, t_ns: u64) -> &mut TimelineBucket {
-        let i = ((t_ns / self.bucket_ns) as usize).min(self.buckets.len() - 1);
-        &mut self.buckets[i]
-    }
-
-    pub fn summary(&self) -> Vec<TimelinePoint> {
-        let bucket_s = self.bucket_ns as f64 / 1e9;
-        self.buckets
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                let lat = LatencyUs::from_histogram(&b.latency_ns);
-                TimelinePoint {
-                    t_ms: round3((i as u64 * self.bucket_ns) as f64 / 1e6),
-                    completed_rps: round3(b.completed as f64 / bucket_s),
-                    dropped: b.dropped,
-                    timed_out: b.timed_out,
-                    p50_us: lat.p50,
-                    p99_us: lat.p99,
-                }
-            })
-            .collect()
-    }
-}
-
-/// One bucket of the timeline in `summary.json`.
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct TimelinePoint {
-    /// Start of the bucket, in ms of simulated time.
-    pub t_ms: f64,
-    /// Replies received in the bucket, per second.
-    pub completed_rps: f64,
-    pub dropped: u64,
-    pub timed_out: u64,
-    /// Latency of the requests answered in the bucket.
-    pub p50_us: f64,
-    pub p99_us: f64,
 }
 
 impl Metrics {
     pub fn new(window_start_ns: u64, window_end_ns: u64, max_latency_ns: u64) -> Self {
         Metrics {
-            window_start_ns,
-            window_end_ns,
-            latency_ns: Histogram::new_with_bounds(1, max_latency_ns.max(2), 3)
-                .expect("valid histogram bounds"),
-            sent_in_window: 0,
-            completed_in_window: 0,
-            measured_dropped: 0,
-            measured_timed_out: 0,
-            client_refused: 0,
+            outcomes: Outcomes::new(window_start_ns, window_end_ns, max_latency_ns),
             unroutable: 0,
-            timeline: None,
         }
-    }
-
-    pub fn in_window(&self, t_ns: u64) -> bool {
-        t_ns >= self.window_start_ns && t_ns < self.window_end_ns
-    }
-
-    pub fn window_s(&self) -> f64 {
-        (self.window_end_ns - self.window_start_ns) as f64 / 1e9
     }
 }
 
-#[derive(Clone, Debug, Serialize, PartialEq)]
-pub struct LatencyUs {
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub p999: f64,
-    pub max: f64,
-    pub mean: f64,
+// The world reads the outcome counters through `metrics.` as before.
+impl std::ops::Deref for Metrics {
+    type Target = Outcomes;
+    fn deref(&self) -> &Outcomes {
+        &self.outcomes
+    }
 }
 
-impl LatencyUs {
-    pub fn from_histogram(h: &Histogram<u64>) -> Self {
-        let us = |ns: u64| (ns as f64 / 1e3 * 1000.0).round() / 1000.0;
-        if h.is_empty() {
-            return LatencyUs {
-                p50: 0.0,
-                p90: 0.0,
-                p99: 0.0,
-                p999: 0.0,
-                max: 0.0,
-                mean: 0.0,
-            };
-        }
-        LatencyUs {
-            p50: us(h.value_at_quantile(0.5)),
-            p90: us(h.value_at_quantile(0.9)),
-            p99: us(h.value_at_quantile(0.99)),
-            p999: us(h.value_at_quantile(0.999)),
-            max: us(h.max()),
-            mean: (h.mean() / 1e3 * 1000.0).round() / 1000.0,
-        }
+impl std::ops::DerefMut for Metrics {
+    fn deref_mut(&mut self) -> &mut Outcomes {
+        &mut self.outcomes
     }
 }
 
@@ -284,9 +170,4 @@ pub struct Summary {
 pub struct StoryLine {
     pub t_us: f64,
     pub what: String,
-}
-
-/// Rounds to 3 decimals so summaries stay readable and stable.
-pub fn round3(x: f64) -> f64 {
-    (x * 1000.0).round() / 1000.0
 }

@@ -57,7 +57,7 @@ fn main() -> ExitCode {
         }
     };
     if let Some(path) = &args.scenario {
-        let s = match hovercraft_sim::Scenario::load(path) {
+        let s = match hovercraft_runtime::scenario::ScenarioLoad::load(path) {
             Ok(s) => s,
             Err(e) => {
                 eprintln!("hovercraft-loadgen: {e}");

@@ -26,12 +26,11 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hovercraft_core::rng::{stream_rng, Stream};
 use hovercraft_core::wire::Policy;
+use hovercraft_core::workload::{Generator, ServiceTime, WorkloadConfig};
 use hovercraft_runtime::bench::{self, BenchResult, ClosedLoop};
 use hovercraft_runtime::cluster::ClusterFile;
 use hovercraft_runtime::core as hovercraft_core;
 use hovercraft_runtime::io::{open_backend, Io, UdpOptions};
-use hovercraft_sim::scenario::{ServiceTime, WorkloadConfig};
-use hovercraft_sim::workload::Generator;
 use serde_json::{json, Value};
 
 #[derive(Parser)]
