@@ -310,7 +310,9 @@ impl ClusterFile {
         // Core owns the protocol constants' bounds (the simulator checks the same).
         let r = &self.raft;
         r.validate().map_err(|e| (e.field.to_string(), e.reason))?;
-        if r.canary.is_some() {
+        // Only in a build with core's `canary` feature (a workspace build with the simulator)
+        // can a cluster file name one at all.
+        if r.canary().is_some() {
             return e("raft.canary", "canaries are for checker tests only".into());
         }
         if let Some(c) = self.node_config(0).cluster {

@@ -9,7 +9,7 @@ use std::fmt;
 use std::path::Path;
 
 use hovercraft_core::node::Mode;
-use hovercraft_core::workload::WorkloadConfig;
+use hovercraft_core::workload::{WorkloadConfig, SCENARIO_FIELDS};
 use serde::Deserialize;
 
 #[derive(Clone, Debug, Deserialize)]
@@ -70,6 +70,22 @@ impl ScenarioLoad {
                 reason.split_whitespace().collect::<Vec<_>>().join(" "),
             )
         })?;
+        // The sections not taken here are the simulator's, but a name that is none of them is
+        // a typo the simulator would refuse too.
+        if let Ok(serde_json::Value::Object(fields)) = serde_json::from_str(text) {
+            if let Some(k) = fields
+                .keys()
+                .find(|k| !SCENARIO_FIELDS.contains(&k.as_str()))
+            {
+                return Err(error(
+                    k.clone(),
+                    format!(
+                        "unknown field, expected one of {}",
+                        SCENARIO_FIELDS.join(", ")
+                    ),
+                ));
+            }
+        }
         s.validate().map_err(|(f, r)| error(f.to_string(), r))?;
         Ok(s)
     }
@@ -133,6 +149,16 @@ mod tests {
         .unwrap_err();
         assert!(
             e.to_string().starts_with("s.json: field `workload.x`: "),
+            "{e}"
+        );
+        let e = ScenarioLoad::from_json(
+            "s.json",
+            r#"{"mode": "raft", "duration_ms": 10, "workload": {"rate_rps": 1}, "netwrok": {}}"#,
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("s.json: field `netwrok`: unknown field"),
             "{e}"
         );
     }

@@ -562,6 +562,22 @@ pub const QUICKSTART_JSON: &str = include_str!("../../scenarios/quickstart.json"
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The runtime's load generator refuses top-level fields not in core's list: it must name
+    /// exactly this type's fields.
+    #[test]
+    fn core_lists_exactly_the_scenario_fields() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../scenarios/quickstart.json");
+        let mut s = Scenario::load(std::path::Path::new(path)).unwrap();
+        s.slo_p99_us = Some(500.0);
+        s.timeline_bucket_ms = Some(1);
+        let v = serde_json::to_value(&s).unwrap();
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let mut listed = hovercraft_core::workload::SCENARIO_FIELDS.to_vec();
+        keys.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(keys, listed);
+    }
     use hovercraft_core::app::kv::KvCosts;
 
     fn err(json: &str) -> String {

@@ -136,6 +136,19 @@ impl Default for RaftConfig {
 }
 
 impl RaftConfig {
+    /// The test-only bug this configuration switches on: always `None` in a build without
+    /// the `canary` feature, where the field does not exist.
+    pub fn canary(&self) -> Option<Canary> {
+        #[cfg(feature = "canary")]
+        {
+            self.canary
+        }
+        #[cfg(not(feature = "canary"))]
+        {
+            None
+        }
+    }
+
     /// Checks every bound the protocol code relies on; the error names the first field out
     /// of bounds. Both drivers (the simulator's scenarios, the runtime's cluster files) call
     /// it, so a configuration one accepts the other accepts too.

@@ -9,3 +9,25 @@ pub mod generator;
 
 pub use config::{KeyDistribution, ServiceTime, WorkloadConfig, YcsbConfig, MAX_YCSB_RECORDS};
 pub use generator::{Generator, RequestSpec};
+
+/// The top-level fields of a simulator scenario file. The runtime's load generator reads only
+/// some of them (`--scenario`), but refuses a field not in this list, so a typo is an error
+/// there too; a simulator test keeps the list equal to its `Scenario` type.
+pub const SCENARIO_FIELDS: [&str; 16] = [
+    "name",
+    "seed",
+    "mode",
+    "nodes",
+    "duration_ms",
+    "warmup_ms",
+    "network",
+    "cpu",
+    "clients",
+    "workload",
+    "raft",
+    "storage",
+    "bootstrap_leader",
+    "faults",
+    "slo_p99_us",
+    "timeline_bucket_ms",
+];
