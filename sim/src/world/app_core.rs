@@ -9,6 +9,7 @@ use hovercraft_core::time::Instant;
 
 use super::trace::trace;
 use super::{Ev, Observation, Observed, Role, World};
+use crate::check::checker::Event;
 use crate::network::addr::SERVER_PORT;
 
 impl World {
@@ -55,7 +56,7 @@ impl World {
         server.app_cpu.busy_ns += end - t;
         server.app_cpu.busy_in_window_ns += end.min(w1).saturating_sub(t.max(w0));
         server.app_cpu.handlers += 1;
-        if !(tracing || observe) {
+        if !(tracing || observe || self.checks.is_some()) {
             // The common case: nobody looks, so drain without collecting.
             while server.node.poll_event().is_some() {}
         } else {
@@ -66,6 +67,15 @@ impl World {
             if tracing {
                 for ev in &events {
                     trace!(self.tracer, t, "app h{host} {ev:?}");
+                }
+            }
+            if let Some(checks) = self.checks.as_mut() {
+                for event in &events {
+                    checks.on_event(&Event::Node {
+                        t_ns: t,
+                        host,
+                        event,
+                    });
                 }
             }
             if observe {

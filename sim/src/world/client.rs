@@ -6,7 +6,6 @@
 use std::io::Write;
 use std::net::SocketAddrV4;
 
-use hovercraft_core::app::kv::KvReply;
 use hovercraft_core::node::Mode;
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent, ClientStats};
 use hovercraft_core::rng::{stream_rng, Stream};
@@ -16,6 +15,8 @@ use hovercraft_core::wire::Policy;
 
 use super::trace::trace;
 use super::{Ev, Role, World};
+use crate::check::checker::{Event, RequestId};
+use crate::check::Checkers;
 use crate::network::addr::{client_ip, cluster_group, server_addr, server_index, CLIENT_BASE_PORT};
 use crate::network::packet::Packet;
 use crate::scenario::Scenario;
@@ -24,23 +25,6 @@ use crate::workload::Generator;
 /// How often client machines check for timed-out requests. Coarse on purpose: a load
 /// generator notices a timeout a little late, and the run saves one event per request.
 pub const CLIENT_TICK_NS: u64 = 1_000_000;
-
-/// One kv operation as its client saw it (recorded when observing).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct KvOp {
-    pub client: u64,
-    pub key: Vec<u8>,
-    /// The value a PUT wrote; None for a GET.
-    pub write: Option<Vec<u8>>,
-    pub call_ns: u64,
-    /// When the reply arrived; None if it never did (outcome unknown).
-    pub return_ns: Option<u64>,
-    /// What a GET returned (Some(None) = not found).
-    pub observed: Option<Option<Vec<u8>>>,
-    /// Answered with DROP. Not proof that it never took effect: a deposed leader may refuse
-    /// a request the current leader orders.
-    pub refused: bool,
-}
 
 pub(super) struct ClientHost {
     ports: Vec<Client>,
@@ -161,17 +145,14 @@ impl World {
                 if measured {
                     self.metrics.sent_in_window += 1;
                 }
-                if let (true, Some((key, write))) = (self.observe, spec.kv) {
-                    self.kv_pending
-                        .insert((host, port, req_id), self.kv_history.len());
-                    self.kv_history.push(KvOp {
-                        client: ((host as u64) << 16) | port as u64,
-                        key,
-                        write,
-                        call_ns: t,
-                        return_ns: None,
-                        observed: None,
-                        refused: false,
+                if let Some(checks) = self.checks.as_mut() {
+                    checks.on_event(&Event::RequestSent {
+                        t_ns: t,
+                        id: RequestId { host, port, req_id },
+                        kv: spec
+                            .kv
+                            .as_ref()
+                            .map(|(key, write)| (key.as_slice(), write.as_deref())),
                     });
                 }
                 trace!(self.tracer, t, "send h{host} {src}#{req_id} -> {dst}");
@@ -230,23 +211,17 @@ impl World {
         let mut lines = Vec::new();
         let mut timed_out = false;
         while let Some(ev) = c.ports[port].poll_event() {
+            if let Some(checks) = self.checks.as_mut() {
+                check_client_event(checks, t, host, port, &ev);
+            }
             match ev {
                 ClientEvent::Response {
                     req_id,
                     tag,
                     from,
                     latency_ns,
-                    body,
+                    ..
                 } => {
-                    if let Some(i) = self.kv_pending.remove(&(host, port, req_id)) {
-                        let op = &mut self.kv_history[i];
-                        op.return_ns = Some(t);
-                        op.observed = match KvReply::decode(&body) {
-                            Ok(KvReply::Value(v)) => Some(Some(v)),
-                            Ok(KvReply::NotFound) => Some(None),
-                            _ => None,
-                        };
-                    }
                     if in_window {
                         self.metrics.completed_in_window += 1;
                     }
@@ -272,9 +247,6 @@ impl World {
                 } => {
                     // Refused by the replica that answered; another (the real leader) may still
                     // have ordered it, so its outcome is unknown to the client.
-                    if let Some(i) = self.kv_pending.remove(&(host, port, req_id)) {
-                        self.kv_history[i].refused = true;
-                    }
                     if self.metrics.in_window(tag) {
                         self.metrics.measured_dropped += 1;
                     }
@@ -295,11 +267,7 @@ impl World {
                     }
                 }
                 ClientEvent::TimedOut { req_id, tag } => {
-                    // Unknown outcome: it may or may not have taken effect (return stays None).
-                    self.kv_pending.remove(&(host, port, req_id));
-                    if tag >= self.liveness_from_ns {
-                        self.liveness_timeouts += 1;
-                    }
+                    // Unknown outcome: it may or may not have taken effect.
                     if self.metrics.in_window(tag) {
                         self.metrics.measured_timed_out += 1;
                     }
@@ -321,4 +289,37 @@ impl World {
             trace!(self.tracer, t, "{l}");
         }
     }
+}
+
+/// Tells the checkers what a client port saw.
+fn check_client_event(
+    checks: &mut Checkers,
+    t_ns: u64,
+    host: usize,
+    port: usize,
+    ev: &ClientEvent,
+) {
+    let id = |req_id| RequestId { host, port, req_id };
+    checks.on_event(&match *ev {
+        ClientEvent::Response {
+            req_id,
+            from,
+            ref body,
+            ..
+        } => Event::Response {
+            t_ns,
+            id: id(req_id),
+            from,
+            body,
+        },
+        ClientEvent::Dropped { req_id, .. } => Event::Refused {
+            t_ns,
+            id: id(req_id),
+        },
+        ClientEvent::TimedOut { req_id, tag } => Event::TimedOut {
+            t_ns,
+            id: id(req_id),
+            tag,
+        },
+    });
 }

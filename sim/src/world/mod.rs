@@ -15,6 +15,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 
 use hovercraft_core::node::{Node, NodeEvent};
 
+use crate::check::Checkers;
 use crate::engine::EventQueue;
 use crate::metrics::{Metrics, StoryLine, Summary, Timeline};
 use crate::network::{NetEvent, Network};
@@ -31,7 +32,7 @@ pub use crate::network::addr::{
     client_ip, cluster_group, server_addr, switch_addr, CLIENT_BASE_PORT, SERVER_PORT,
 };
 use client::ClientHost;
-pub use client::{KvOp, CLIENT_TICK_NS};
+pub use client::CLIENT_TICK_NS;
 use server::ServerHost;
 use trace::Tracer;
 
@@ -117,11 +118,9 @@ pub struct World {
     send_end_ns: u64,
     hard_end_ns: u64,
     tracer: Tracer,
-    /// kv app, when observing: every client operation, for the linearizability checker.
-    kv_history: Vec<KvOp>,
-    kv_pending: rustc_hash::FxHashMap<(usize, usize, u16), usize>,
-    /// Persist-before-send violations seen (only when observing).
-    contract_violations: Vec<String>,
+    /// The online checkers, in checked runs.
+    checks: Option<Box<Checkers>>,
+    /// Tests: record node events and persistence completions in `observations`.
     observe: bool,
     observations: Vec<Observation>,
     /// Restarts scheduled by CrashLeader faults: (when, host).
@@ -129,10 +128,6 @@ pub struct World {
     story: Vec<StoryLine>,
     leader_lost_at: Option<u64>,
     failovers_ns: Vec<u64>,
-    /// Requests sent from here on must be answered (liveness phase); those that time out
-    /// are counted in `liveness_timeouts`.
-    liveness_from_ns: u64,
-    liveness_timeouts: u64,
     scratch_tx: Vec<(u64, SocketAddrV4, Vec<u8>)>,
     scratch_body: Vec<u8>,
 }
@@ -183,17 +178,13 @@ impl World {
             send_end_ns,
             hard_end_ns,
             tracer: Tracer::default(),
-            kv_history: Vec::new(),
-            kv_pending: Default::default(),
-            contract_violations: Vec::new(),
+            checks: None,
             observe: false,
             observations: Vec::new(),
             pending_restarts: Vec::new(),
             story: Vec::new(),
             leader_lost_at: None,
             failovers_ns: Vec::new(),
-            liveness_from_ns: u64::MAX,
-            liveness_timeouts: 0,
             scratch_tx: Vec::new(),
             scratch_body: Vec::new(),
             scenario,
@@ -258,7 +249,8 @@ impl World {
         }
     }
 
-    /// Records node events and persistence completions for [`World::observations`].
+    /// Records node events and persistence completions for [`World::observations`] (for
+    /// tests: unbounded; checked runs use [`World::set_checkers`] instead).
     pub fn set_observe(&mut self, on: bool) {
         self.observe = on;
     }
@@ -298,24 +290,14 @@ impl World {
         }
     }
 
-    /// Requests sent from `t_ns` on must all be answered (the liveness phase).
-    pub fn set_liveness_from(&mut self, t_ns: u64) {
-        self.liveness_from_ns = t_ns;
+    /// Runs `checkers` online from now on (see [`crate::check`]).
+    pub fn set_checkers(&mut self, checkers: Checkers) {
+        self.checks = Some(Box::new(checkers));
     }
 
-    /// The kv history clients observed (when observing a kv workload).
-    pub fn kv_history(&self) -> &[KvOp] {
-        &self.kv_history
-    }
-
-    /// Persist-before-send violations seen while observing.
-    pub fn contract_violations(&self) -> &[String] {
-        &self.contract_violations
-    }
-
-    /// Requests of the liveness phase that were never answered.
-    pub fn liveness_timeouts(&self) -> u64 {
-        self.liveness_timeouts
+    /// The online checkers, if the run is checked.
+    pub fn checkers(&self) -> Option<&Checkers> {
+        self.checks.as_deref()
     }
 
     /// Server hosts that are up.

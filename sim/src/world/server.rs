@@ -4,17 +4,18 @@
 //! and the next timer deadline. Crash and restart (from durable state) live here too.
 
 use std::io::Write;
+use std::net::SocketAddrV4;
 
 use hovercraft_core::node::{Node, NodeConfig, NodeEvent};
 use hovercraft_core::raft::ClusterConfig;
 use hovercraft_core::rng::{derive_seed, Stream};
 use hovercraft_core::time::Instant;
 use hovercraft_core::wire::framing::ReassemblyConfig;
-use hovercraft_core::wire::Header;
 
 use super::faults::Clock;
 use super::trace::{node_event, trace};
 use super::{Ev, Observation, Observed, Role, World};
+use crate::check::checker::Event;
 use crate::cpu::{Admit, Cpu, CpuStats, RxClass};
 use crate::network::addr::{cluster_group, server_addr, switch_addr, SERVER_PORT};
 use crate::scenario::{AppCore, Fault, Scenario};
@@ -314,11 +315,13 @@ impl World {
         let mut n = 0u64;
         while let Some(tx) = server.node.poll_transmit() {
             n += 1;
-            if self.observe {
-                if let Some(v) = persist_before_send_violation(&server.storage, &tx.payload, host) {
-                    self.contract_violations
-                        .push(format!("at {now_ns} ns: {v}"));
-                }
+            if let Some(checks) = self.checks.as_mut() {
+                checks.on_event(&Event::Transmit {
+                    t_ns: now_ns,
+                    host,
+                    storage: &server.storage,
+                    payload: &tx.payload,
+                });
             }
             out.push((now_ns + tx.after_app_cpu_ns + n * tx_ns, tx.dst, tx.payload));
         }
@@ -346,6 +349,13 @@ impl World {
             }
             if tracing {
                 lines.push(node_event(host, &ev));
+            }
+            if let Some(checks) = self.checks.as_mut() {
+                checks.on_event(&Event::Node {
+                    t_ns: now_ns,
+                    host,
+                    event: &ev,
+                });
             }
             if observe {
                 observed.push(ev);
@@ -405,41 +415,4 @@ impl World {
         self.scratch_tx = out;
         self.kick_app_core(end_ns, host);
     }
-}
-
-use std::net::SocketAddrV4;
-
-/// Persist before send (DESIGN.md §4): a granted vote goes out only once storage holds that
-/// vote, and an AppendEntries acknowledgement only once storage holds the acknowledged
-/// entries (checked when the storage keeps a log image). Returns what was violated.
-fn persist_before_send_violation(storage: &Storage, payload: &[u8], host: usize) -> Option<String> {
-    use hovercraft_core::wire::raft::{AppendResult, RaftBody, RaftMessage};
-    let (h, body) = Header::decode(payload).ok()?;
-    if h.msg_type != hovercraft_core::wire::MsgType::RaftRep || !(h.first && h.last) {
-        return None;
-    }
-    let m = RaftMessage::decode(body).ok()?;
-    let image = storage.image();
-    match m.body {
-        RaftBody::VoteReply { granted: true }
-            if image.term != m.term || image.voted_for.is_none() =>
-        {
-            return Some(format!(
-                "node {host} granted a vote in term {} before storage held it (durable term {}, vote {:?})",
-                m.term, image.term, image.voted_for
-            ));
-        }
-        RaftBody::AppendEntriesRep {
-            result: AppendResult::Success | AppendResult::PartialMissing,
-            last_log_idx,
-            ..
-        } if storage.keeps_image() && (image.entries.len() as u64) < last_log_idx => {
-            return Some(format!(
-                "node {host} acknowledged index {last_log_idx} with only {} entries durable",
-                image.entries.len()
-            ));
-        }
-        _ => {}
-    }
-    None
 }
