@@ -68,6 +68,37 @@ pub trait Checker {
     fn finish(&self, w: &World, report: &mut Report);
 }
 
+/// The checkers' memory caps. The defaults are far above what any existing run needs (the
+/// largest checked scenario executes about 25 000 log indexes; a swarm seed's kv history
+/// holds at most a few thousand operations), so reaching one means a new kind of run, and
+/// the checker then reports what it could not decide instead of guessing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Terms whose leader is remembered (one leader per term).
+    pub terms: usize,
+    /// Log indexes whose executed entry is remembered (state machine safety), and log
+    /// indexes whose replies are remembered (exactly-once replies).
+    pub indexes: usize,
+    /// Replies remembered per log index (all are counted).
+    pub replies_per_index: usize,
+    /// Operations one key's kv history may hold.
+    pub kv_ops_per_key: usize,
+    /// Operations all kv histories together may hold.
+    pub kv_ops: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            terms: 1 << 16,
+            indexes: 1 << 20,
+            replies_per_index: 16,
+            kv_ops_per_key: 1 << 16,
+            kv_ops: 1 << 20,
+        }
+    }
+}
+
 /// Every checker of a checked run, in the order their findings are reported.
 pub struct Checkers {
     pub raft_safety: RaftSafety,
@@ -78,12 +109,17 @@ pub struct Checkers {
 }
 
 impl Checkers {
-    /// All checkers; requests sent from `liveness_from_ns` on must be answered.
+    /// All checkers with the default limits; requests sent from `liveness_from_ns` on must
+    /// be answered.
     pub fn new(liveness_from_ns: u64) -> Checkers {
+        Checkers::with_limits(liveness_from_ns, Limits::default())
+    }
+
+    pub fn with_limits(liveness_from_ns: u64, limits: Limits) -> Checkers {
         Checkers {
-            raft_safety: RaftSafety::default(),
-            replies: Replies::default(),
-            kv: KvHistory::default(),
+            raft_safety: RaftSafety::new(limits.terms, limits.indexes),
+            replies: Replies::new(limits.indexes, limits.replies_per_index),
+            kv: KvHistory::new(limits.kv_ops_per_key, limits.kv_ops),
             persist_before_send: PersistBeforeSend::default(),
             liveness: Liveness::new(liveness_from_ns),
         }

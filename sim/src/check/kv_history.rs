@@ -3,8 +3,8 @@
 //! arrives; at the end every key is checked ([`super::linearizability`], Wing–Gong /
 //! Porcupine search, per key).
 //!
-//! Memory is bounded: a key keeps at most [`MAX_OPS_PER_KEY`] operations, and all keys
-//! together at most [`MAX_OPS`]. A key whose history would exceed a cap is forgotten and
+//! Memory is bounded: a key keeps at most `max_ops_per_key` operations, and all keys
+//! together at most `max_ops` ([`super::checker::Limits`]). A key whose history would exceed a cap is forgotten and
 //! reported "undecided" (an incomplete history proves nothing either way), never guessed.
 
 use std::collections::BTreeMap;
@@ -18,11 +18,6 @@ use super::linearizability::{check_history, CheckerConfig, OpKind, Operation, Ve
 use super::Report;
 use crate::world::World;
 
-/// Operations one key's history may hold.
-pub const MAX_OPS_PER_KEY: usize = 1 << 16;
-/// Operations all histories together may hold.
-pub const MAX_OPS: usize = 1 << 20;
-
 #[derive(Default)]
 struct KeyHistory {
     ops: Vec<Operation>,
@@ -30,8 +25,9 @@ struct KeyHistory {
     overflowed: bool,
 }
 
-#[derive(Default)]
 pub struct KvHistory {
+    max_ops_per_key: usize,
+    max_ops: usize,
     slot_of_key: BTreeMap<Vec<u8>, usize>,
     keys: Vec<KeyHistory>,
     /// Requests awaiting their outcome: (key slot, position in its history).
@@ -42,6 +38,18 @@ pub struct KvHistory {
 }
 
 impl KvHistory {
+    pub fn new(max_ops_per_key: usize, max_ops: usize) -> KvHistory {
+        KvHistory {
+            max_ops_per_key,
+            max_ops,
+            slot_of_key: BTreeMap::new(),
+            keys: Vec::new(),
+            pending: FxHashMap::default(),
+            ops: 0,
+            unrecorded: None,
+        }
+    }
+
     /// Every operation recorded, key by key.
     pub fn operations(&self) -> impl Iterator<Item = &Operation> {
         self.keys.iter().flat_map(|k| &k.ops)
@@ -50,7 +58,7 @@ impl KvHistory {
     fn record(&mut self, id: RequestId, op: Operation) {
         let slot = match self.slot_of_key.get(&op.key) {
             Some(&s) => s,
-            None if self.ops < MAX_OPS => {
+            None if self.ops < self.max_ops => {
                 self.keys.push(KeyHistory::default());
                 self.slot_of_key.insert(op.key.clone(), self.keys.len() - 1);
                 self.keys.len() - 1
@@ -66,7 +74,7 @@ impl KvHistory {
         if k.overflowed {
             return;
         }
-        if k.ops.len() >= MAX_OPS_PER_KEY || self.ops >= MAX_OPS {
+        if k.ops.len() >= self.max_ops_per_key || self.ops >= self.max_ops {
             self.ops -= k.ops.len();
             k.ops = Vec::new();
             k.overflowed = true;
@@ -132,6 +140,14 @@ impl Checker for KvHistory {
     }
 
     fn finish(&self, _: &World, r: &mut Report) {
+        self.report(r);
+    }
+}
+
+impl KvHistory {
+    /// Checks every key whose history is complete; reports the first failure, else the
+    /// first key left undecided (by the search budget or by a cap).
+    fn report(&self, r: &mut Report) {
         let ops: Vec<Operation> = self
             .keys
             .iter()
@@ -153,8 +169,10 @@ impl Checker for KvHistory {
         };
         let capped = |key: &[u8]| {
             format!(
-                "linearizability undecided on key {}: its history reached the cap ({MAX_OPS_PER_KEY} operations per key, {MAX_OPS} in all)",
-                String::from_utf8_lossy(key)
+                "linearizability undecided on key {}: its history reached the cap ({} operations per key, {} in all)",
+                String::from_utf8_lossy(key),
+                self.max_ops_per_key,
+                self.max_ops
             )
         };
         match verdict {
@@ -177,5 +195,92 @@ impl Checker for KvHistory {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(req_id: u16) -> RequestId {
+        RequestId {
+            host: 3,
+            port: 0,
+            req_id,
+        }
+    }
+
+    /// Client `req_id` writes (or reads, `write: None`) `key` from `call_ns` to `call_ns + 10`.
+    fn op(h: &mut KvHistory, req_id: u16, key: &[u8], write: Option<&[u8]>, call_ns: u64) {
+        h.on_event(&Event::RequestSent {
+            t_ns: call_ns,
+            id: id(req_id),
+            kv: Some((key, write)),
+        });
+        let mut body = Vec::new();
+        match write {
+            Some(_) => KvReply::Ok.encode(&mut body),
+            None => KvReply::Value(b"1".to_vec()).encode(&mut body),
+        }
+        h.on_event(&Event::Response {
+            t_ns: call_ns + 10,
+            id: id(req_id),
+            from: crate::network::addr::server_addr(0),
+            body: &body,
+        });
+    }
+
+    fn report(h: &KvHistory) -> Report {
+        let mut r = Report::default();
+        h.report(&mut r);
+        r
+    }
+
+    #[test]
+    fn a_key_past_its_cap_is_undecided_never_guessed() {
+        let mut h = KvHistory::new(2, 100);
+        op(&mut h, 1, b"a", Some(b"1"), 0);
+        op(&mut h, 2, b"a", None, 100);
+        op(&mut h, 3, b"b", Some(b"1"), 0);
+        op(&mut h, 4, b"b", None, 100);
+        assert_eq!(report(&h), Report::default());
+        // A third operation on "a" overflows it: its history is forgotten, "b" is still checked.
+        op(&mut h, 5, b"a", None, 200);
+        assert_eq!(h.operations().count(), 2);
+        let r = report(&h);
+        assert!(r.safety.is_empty(), "{r:?}");
+        assert_eq!(r.undecided.len(), 1, "{r:?}");
+        assert!(r.undecided[0]
+            .starts_with("linearizability undecided on key a: its history reached the cap"));
+    }
+
+    #[test]
+    fn a_violation_on_a_complete_key_beats_a_capped_key() {
+        let mut h = KvHistory::new(1, 3);
+        op(&mut h, 1, b"a", Some(b"1"), 0);
+        op(&mut h, 2, b"a", Some(b"2"), 100);
+        // "z" reads a value nobody wrote.
+        op(&mut h, 3, b"z", None, 0);
+        let r = report(&h);
+        assert_eq!(r.safety.len(), 1, "{r:?}");
+        assert!(
+            r.safety[0].starts_with("not linearizable on key z"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn new_keys_past_the_total_cap_are_undecided() {
+        let mut h = KvHistory::new(10, 2);
+        op(&mut h, 1, b"b", Some(b"1"), 0);
+        op(&mut h, 2, b"b", None, 100);
+        op(&mut h, 3, b"c", Some(b"1"), 200);
+        let r = report(&h);
+        assert!(r.safety.is_empty(), "{r:?}");
+        assert_eq!(r.undecided.len(), 1, "{r:?}");
+        assert!(
+            r.undecided[0].starts_with("linearizability undecided on key c"),
+            "{r:?}"
+        );
     }
 }

@@ -15,13 +15,11 @@ use crate::world::World;
 
 /// Findings reported at most (later ones add nothing a human reads).
 pub const MAX_FINDINGS: usize = 20;
-/// Terms whose leader is remembered; later terms are not checked for two leaders.
-pub const MAX_TERMS: usize = 1 << 16;
-/// Log indexes whose executed entry is remembered; later indexes are not checked.
-pub const MAX_INDEXES: usize = 1 << 20;
-
-#[derive(Default)]
 pub struct RaftSafety {
+    /// Terms whose leader is remembered; later terms are not checked for two leaders.
+    max_terms: usize,
+    /// Log indexes whose executed entry is remembered; later indexes are not checked.
+    max_indexes: usize,
     findings: Vec<String>,
     leader_of_term: BTreeMap<u64, usize>,
     /// index → (term, client, req_id, node) of its first execution.
@@ -31,6 +29,18 @@ pub struct RaftSafety {
 }
 
 impl RaftSafety {
+    pub fn new(max_terms: usize, max_indexes: usize) -> RaftSafety {
+        RaftSafety {
+            max_terms,
+            max_indexes,
+            findings: Vec::new(),
+            leader_of_term: BTreeMap::new(),
+            executed: BTreeMap::new(),
+            terms_unchecked: false,
+            indexes_unchecked: false,
+        }
+    }
+
     fn found(&mut self, what: String) {
         if self.findings.len() < MAX_FINDINGS {
             self.findings.push(what);
@@ -55,7 +65,7 @@ impl Checker for RaftSafety {
                             "two leaders in term {term}: node {other} and node {host} (at {t_ns} ns)"
                         ));
                     }
-                } else if self.leader_of_term.len() < MAX_TERMS {
+                } else if self.leader_of_term.len() < self.max_terms {
                     self.leader_of_term.insert(term, host);
                 } else {
                     self.terms_unchecked = true;
@@ -74,7 +84,7 @@ impl Checker for RaftSafety {
                     ));
                 }
                 Some(_) => {}
-                None if self.executed.len() < MAX_INDEXES => {
+                None if self.executed.len() < self.max_indexes => {
                     self.executed.insert(index, (term, client, req_id, host));
                 }
                 None => self.indexes_unchecked = true,
@@ -96,13 +106,46 @@ impl Checker for RaftSafety {
         r.safety.extend(self.findings.iter().cloned());
         if self.terms_unchecked {
             r.undecided.push(format!(
-                "one leader per term: only the first {MAX_TERMS} terms were checked"
+                "one leader per term: only the first {} terms were checked",
+                self.max_terms
             ));
         }
         if self.indexes_unchecked {
             r.undecided.push(format!(
-                "state machine safety: only the first {MAX_INDEXES} indexes were checked"
+                "state machine safety: only the first {} indexes were checked",
+                self.max_indexes
             ));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn leader(c: &mut RaftSafety, host: usize, term: u64) {
+        c.on_event(&Event::Node {
+            t_ns: term,
+            host,
+            event: &NodeEvent::RoleChanged {
+                role: Role::Leader,
+                term,
+                leader: Some(host as u8),
+            },
+        });
+    }
+
+    #[test]
+    fn two_leaders_in_a_term_are_found_and_terms_past_the_cap_are_left_undecided() {
+        let mut c = RaftSafety::new(2, 10);
+        leader(&mut c, 0, 1);
+        leader(&mut c, 1, 1);
+        assert_eq!(c.findings.len(), 1);
+        leader(&mut c, 1, 2);
+        // Term 3 is past the cap: not remembered, so a second leader in it goes unseen.
+        leader(&mut c, 2, 3);
+        leader(&mut c, 0, 3);
+        assert_eq!(c.findings.len(), 1);
+        assert!(c.terms_unchecked);
     }
 }

@@ -11,21 +11,31 @@ use super::checker::{Checker, Event};
 use super::Report;
 use crate::world::World;
 
-/// Log indexes whose replies are remembered; replies to later indexes are not checked.
-pub const MAX_INDEXES: usize = 1 << 20;
-/// Replies to one index remembered (all are counted).
-pub const MAX_REPLIES_PER_INDEX: usize = 16;
 /// Findings reported at most, counting those of the checkers reported before this one.
 const MAX_FINDINGS: usize = 20;
 
 /// One reply: (node, client, req_id, when).
 type Reply = (usize, SocketAddrV4, u16, u64);
 
-#[derive(Default)]
 pub struct Replies {
+    /// Log indexes whose replies are remembered; replies to later indexes are not checked.
+    max_indexes: usize,
+    /// Replies to one index remembered (all are counted).
+    max_per_index: usize,
     /// index → how many replies it got, and the first of them.
     replies: BTreeMap<u64, (usize, Vec<Reply>)>,
     unchecked: bool,
+}
+
+impl Replies {
+    pub fn new(max_indexes: usize, max_per_index: usize) -> Replies {
+        Replies {
+            max_indexes,
+            max_per_index,
+            replies: BTreeMap::new(),
+            unchecked: false,
+        }
+    }
 }
 
 impl Checker for Replies {
@@ -46,13 +56,13 @@ impl Checker for Replies {
         if index == 0 {
             return;
         }
-        if self.replies.len() >= MAX_INDEXES && !self.replies.contains_key(&index) {
+        if self.replies.len() >= self.max_indexes && !self.replies.contains_key(&index) {
             self.unchecked = true;
             return;
         }
         let (count, first) = self.replies.entry(index).or_default();
         *count += 1;
-        if first.len() < MAX_REPLIES_PER_INDEX {
+        if first.len() < self.max_per_index {
             first.push((host, client, req_id, t_ns));
         }
     }
@@ -101,7 +111,8 @@ impl Checker for Replies {
         }
         if self.unchecked {
             r.undecided.push(format!(
-                "exactly-once replies: only the first {MAX_INDEXES} indexes were checked"
+                "exactly-once replies: only the first {} indexes were checked",
+                self.max_indexes
             ));
         }
     }
