@@ -391,18 +391,4 @@ impl World {
             }
         }
     }
-
-    /// Records a line of the run's story (faults, leader changes, switch path changes) and
-    /// measures failover: from a fault that took the leader away to the next leader.
-    fn note_story(&mut self, t: u64, what: String) {
-        if what.contains(" leads term ") {
-            if let Some(since) = self.leader_lost_at.take() {
-                self.failovers_ns.push(t - since);
-            }
-        }
-        self.story.push(StoryLine {
-            t_us: crate::metrics::round3(t as f64 / 1e3),
-            what,
-        });
-    }
 }

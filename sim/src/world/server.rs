@@ -282,36 +282,11 @@ impl World {
     pub(super) fn after_handler(&mut self, start_ns: u64, now_ns: u64, host: usize) {
         let tx_ns = self.scenario.cpu.tx_ns_per_packet;
         let mut out = std::mem::take(&mut self.scratch_tx);
-        let tracing = self.tracer.is_on();
         let server = match &mut self.hosts[host].role {
             Role::Server(s) => s,
             Role::Client(_) => unreachable!(),
         };
-        // Hand new durable state to storage. With zero write latency it is durable at once,
-        // inside this handler; otherwise a StorageDone event reports it later.
-        let mut storage_done = Vec::new();
-        let mut persisted_now = Vec::new();
-        while let Some(req) = server.node.poll_persist() {
-            let entries = match (
-                server.storage.keeps_image(),
-                req.log_from,
-                server.node.replica(),
-            ) {
-                (true, Some(from), Some(r)) => r
-                    .log()
-                    .slice(from, (req.last_index + 1).saturating_sub(from) as usize),
-                _ => Vec::new(),
-            };
-            let (seq, last_index) = (req.seq, req.last_index);
-            match server.storage.submit(now_ns, req, entries) {
-                None => {
-                    let now = Instant::from_ns(server.clock.to_node(now_ns));
-                    server.node.handle_persisted(now, seq);
-                    persisted_now.push(last_index);
-                }
-                Some(at) => storage_done.push(at),
-            }
-        }
+        let persists = server.submit_persists(now_ns);
         let mut n = 0u64;
         while let Some(tx) = server.node.poll_transmit() {
             n += 1;
@@ -327,10 +302,53 @@ impl World {
         }
         let end_ns = now_ns + server.node.take_app_cpu_ns() + n * tx_ns;
         server.cpu.charge(start_ns, end_ns);
-        let mut lines = Vec::new();
-        let mut observed = Vec::new();
+        let events = self.drain_node_events(now_ns, host);
+        let Role::Server(server) = &mut self.hosts[host].role else {
+            unreachable!("host {host} is a client")
+        };
+        if let Some((at, gen)) = server.rearm_timer(now_ns) {
+            let host = host as u32;
+            self.q.schedule(at, Ev::NodeTimer { host, gen });
+        }
+        let epoch = server.storage_epoch;
+        for at in persists.done_at {
+            let host = host as u32;
+            self.q.schedule(at, Ev::StorageDone { host, epoch });
+        }
+        for last_index in persists.durable_now {
+            self.note_persisted(now_ns, host, last_index);
+        }
+        if self.observe {
+            self.observations
+                .extend(events.observed.into_iter().map(|what| Observation {
+                    t_ns: now_ns,
+                    host,
+                    what: Observed::Node(what),
+                }));
+        }
+        for l in events.trace {
+            trace!(self.tracer, now_ns, "{l}");
+        }
+        for line in events.story {
+            self.note_story(now_ns, line);
+        }
+        let src = SocketAddrV4::new(self.hosts[host].ip, SERVER_PORT);
+        for (at, dst, payload) in out.drain(..) {
+            self.send(at, host, src, dst, payload);
+        }
+        self.scratch_tx = out;
+        self.kick_app_core(end_ns, host);
+    }
+
+    /// Drains the node's events: hands them to the checkers, and returns what the trace,
+    /// the story and (for tests) the observations get of them.
+    fn drain_node_events(&mut self, now_ns: u64, host: usize) -> DrainedEvents {
+        let tracing = self.tracer.is_on();
         let observe = self.observe;
-        let mut story = Vec::new();
+        let Role::Server(server) = &mut self.hosts[host].role else {
+            unreachable!("host {host} is a client")
+        };
+        let mut d = DrainedEvents::default();
         while let Some(ev) = server.node.poll_event() {
             match ev {
                 NodeEvent::RoleChanged {
@@ -338,9 +356,9 @@ impl World {
                     term,
                     ..
                 } => {
-                    story.push(format!("node {host} leads term {term}"));
+                    d.story.push(format!("node {host} leads term {term}"));
                 }
-                NodeEvent::SwitchPath { via_switch, .. } => story.push(if via_switch {
+                NodeEvent::SwitchPath { via_switch, .. } => d.story.push(if via_switch {
                     format!("node {host} returns to the switch path")
                 } else {
                     format!("node {host} falls back to direct fan-out (switch silent)")
@@ -348,7 +366,7 @@ impl World {
                 _ => {}
             }
             if tracing {
-                lines.push(node_event(host, &ev));
+                d.trace.push(node_event(host, &ev));
             }
             if let Some(checks) = self.checks.as_mut() {
                 checks.on_event(&Event::Node {
@@ -358,61 +376,75 @@ impl World {
                 });
             }
             if observe {
-                observed.push(ev);
+                d.observed.push(ev);
             }
         }
+        d
+    }
+}
+
+/// What became of a handler's persist requests.
+struct Persists {
+    /// When the storage writes submitted now will complete.
+    done_at: Vec<u64>,
+    /// Last log indexes made durable at once (zero write latency).
+    durable_now: Vec<u64>,
+}
+
+/// A handler's node events, as the trace, the story and the observations want them.
+#[derive(Default)]
+struct DrainedEvents {
+    trace: Vec<String>,
+    story: Vec<String>,
+    observed: Vec<NodeEvent>,
+}
+
+impl ServerHost {
+    /// Hands new durable state to storage. With zero write latency it is durable at once,
+    /// inside this handler; otherwise a StorageDone event reports it later.
+    fn submit_persists(&mut self, now_ns: u64) -> Persists {
+        let mut p = Persists {
+            done_at: Vec::new(),
+            durable_now: Vec::new(),
+        };
+        while let Some(req) = self.node.poll_persist() {
+            let entries = match (
+                self.storage.keeps_image(),
+                req.log_from,
+                self.node.replica(),
+            ) {
+                (true, Some(from), Some(r)) => r
+                    .log()
+                    .slice(from, (req.last_index + 1).saturating_sub(from) as usize),
+                _ => Vec::new(),
+            };
+            let (seq, last_index) = (req.seq, req.last_index);
+            match self.storage.submit(now_ns, req, entries) {
+                None => {
+                    let now = Instant::from_ns(self.clock.to_node(now_ns));
+                    self.node.handle_persisted(now, seq);
+                    p.durable_now.push(last_index);
+                }
+                Some(at) => p.done_at.push(at),
+            }
+        }
+        p
+    }
+
+    /// Re-arms the node's timer if its deadline moved: returns when the new timer event
+    /// fires (never before `now_ns`) and its generation (older ones are void).
+    fn rearm_timer(&mut self, now_ns: u64) -> Option<(u64, u32)> {
         // The node's deadline is on its own (possibly skewed) clock.
-        let clock = server.clock;
-        let next = server
+        let clock = self.clock;
+        let next = self
             .node
             .poll_timeout()
             .map(|i| clock.sim_time_of(i.as_ns()));
-        if next != server.timer_deadline {
-            server.timer_deadline = next;
-            server.timer_gen = server.timer_gen.wrapping_add(1);
-            if let Some(d) = next {
-                let gen = server.timer_gen;
-                self.q.schedule(
-                    d.max(now_ns),
-                    Ev::NodeTimer {
-                        host: host as u32,
-                        gen,
-                    },
-                );
-            }
+        if next == self.timer_deadline {
+            return None;
         }
-        let epoch = server.storage_epoch;
-        for at in storage_done {
-            self.q.schedule(
-                at,
-                Ev::StorageDone {
-                    host: host as u32,
-                    epoch,
-                },
-            );
-        }
-        for last_index in persisted_now {
-            self.note_persisted(now_ns, host, last_index);
-        }
-        if self.observe {
-            self.observations
-                .extend(observed.into_iter().map(|what| Observation {
-                    t_ns: now_ns,
-                    host,
-                    what: Observed::Node(what),
-                }));
-        }
-        for l in lines {
-            trace!(self.tracer, now_ns, "{l}");
-        }
-        for line in story {
-            self.note_story(now_ns, line);
-        }
-        let src = SocketAddrV4::new(self.hosts[host].ip, SERVER_PORT);
-        for (at, dst, payload) in out.drain(..) {
-            self.send(at, host, src, dst, payload);
-        }
-        self.scratch_tx = out;
-        self.kick_app_core(end_ns, host);
+        self.timer_deadline = next;
+        self.timer_gen = self.timer_gen.wrapping_add(1);
+        next.map(|d| (d.max(now_ns), self.timer_gen))
     }
 }

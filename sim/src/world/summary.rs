@@ -4,11 +4,25 @@
 use super::{Role, World};
 use crate::metrics::{
     round3, ClientMachineSummary, HostSummary, LatencyUs, Manifest, NetworkSummary, NodeSummary,
-    ReplicaSummary, Summary, Timeline,
+    ReplicaSummary, StoryLine, Summary, Timeline,
 };
 use crate::scenario::AppCore;
 
 impl World {
+    /// Records a line of the run's story (faults, leader changes, switch path changes) and
+    /// measures failover: from a fault that took the leader away to the next leader.
+    pub(super) fn note_story(&mut self, t: u64, what: String) {
+        if what.contains(" leads term ") {
+            if let Some(since) = self.leader_lost_at.take() {
+                self.failovers_ns.push(t - since);
+            }
+        }
+        self.story.push(StoryLine {
+            t_us: round3(t as f64 / 1e3),
+            what,
+        });
+    }
+
     fn host_summary(&self, i: usize, name: String) -> HostSummary {
         let h = &self.hosts[i];
         let nic = &self.net.nics[i];
