@@ -14,7 +14,7 @@ use super::packet::Packet;
 use super::{addr, wire_bytes, NetEvent, Network};
 use crate::engine::EventQueue;
 use crate::scenario::Scenario;
-use crate::world::trace::{trace, Tracer};
+use crate::trace::{trace, Tracer};
 
 /// The aggregator slot of the switch: configured in HovercRaft++ mode only.
 pub struct AggregatorHost {

@@ -11,7 +11,7 @@ use super::packet::Packet;
 use super::{addr, wire_bytes, NetEvent, Network};
 use crate::cpu::RxClass;
 use crate::engine::EventQueue;
-use crate::world::trace::{describe, trace, Tracer};
+use crate::trace::{describe, trace, Tracer};
 
 /// One host's NIC and its counters.
 pub struct Nic {

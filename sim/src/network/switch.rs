@@ -8,7 +8,7 @@ use super::link::{Bandwidth, Enqueued, TxQueue};
 use super::topology::{Peer, SwitchTables};
 use super::{NetEvent, Network};
 use crate::engine::EventQueue;
-use crate::world::trace::{trace, Tracer};
+use crate::trace::{trace, Tracer};
 
 /// One switch: an output queue per port.
 pub struct Switch {

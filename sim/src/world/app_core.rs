@@ -7,10 +7,10 @@ use std::net::SocketAddrV4;
 
 use hovercraft_core::time::Instant;
 
-use super::trace::trace;
 use super::{Ev, Observation, Observed, Role, World};
 use crate::check::checker::Event;
 use crate::network::addr::SERVER_PORT;
+use crate::trace::trace;
 
 impl World {
     /// Hands ready requests to a separate application core (if idle and not yet woken).

@@ -13,13 +13,13 @@ use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::wire::framing::ReassemblyConfig;
 use hovercraft_core::wire::Policy;
 
-use super::trace::trace;
 use super::{Ev, Role, World};
 use crate::check::checker::{Event, RequestId};
 use crate::check::Checkers;
 use crate::network::addr::{client_ip, cluster_group, server_addr, server_index, CLIENT_BASE_PORT};
 use crate::network::packet::Packet;
 use crate::scenario::Scenario;
+use crate::trace::trace;
 use crate::workload::Generator;
 
 /// How often client machines check for timed-out requests. Coarse on purpose: a load

@@ -5,10 +5,10 @@
 
 use std::io::Write;
 
-use super::trace::trace;
 use super::{Ev, Role, World};
 use crate::network::rule::{Chaos, OneWay, Partition};
 use crate::scenario::Fault;
+use crate::trace::trace;
 
 /// A node's view of time: it may run fast or slow from some point on (clock skew).
 #[derive(Clone, Copy, Debug, Default)]

@@ -8,8 +8,7 @@
 //! - [`app_core`]: the separate application core, when the scenario has one;
 //! - [`client`]: client machines, their load generators and what they observe;
 //! - [`faults`]: the scenario's timed faults;
-//! - [`summary`]: the run's `summary.json`;
-//! - [`trace`]: the event trace.
+//! - [`summary`]: the run's `summary.json`.
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
@@ -26,15 +25,14 @@ mod client;
 mod faults;
 mod server;
 mod summary;
-pub mod trace;
 
 pub use crate::network::addr::{
     client_ip, cluster_group, server_addr, switch_addr, CLIENT_BASE_PORT, SERVER_PORT,
 };
+use crate::trace::Tracer;
 use client::ClientHost;
 pub use client::CLIENT_TICK_NS;
 use server::ServerHost;
-use trace::Tracer;
 
 /// Events of the simulation. Small on purpose: packets live in a slab and are named by index.
 #[derive(Clone, Copy, Debug)]

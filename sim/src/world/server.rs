@@ -13,13 +13,13 @@ use hovercraft_core::time::Instant;
 use hovercraft_core::wire::framing::ReassemblyConfig;
 
 use super::faults::Clock;
-use super::trace::{node_event, trace};
 use super::{Ev, Observation, Observed, Role, World};
 use crate::check::checker::Event;
 use crate::cpu::{Admit, Cpu, CpuStats, RxClass};
 use crate::network::addr::{cluster_group, server_addr, switch_addr, SERVER_PORT};
 use crate::scenario::{AppCore, Fault, Scenario};
 use crate::storage::Storage;
+use crate::trace::{node_event, trace};
 
 pub(super) struct ServerHost {
     pub(super) node: Node,
