@@ -3,12 +3,14 @@
 //!
 //! Layout:
 //! - [`engine`]: the event queue (virtual time in ns, deterministic tie-breaking).
-//! - [`network`]: topology and routing (petgraph), NIC and switch-port queues, multicast.
+//! - [`network`]: topology and routing (petgraph), NICs and RX steering, switch-port queues,
+//!   multicast, the HovercRaft++ aggregator in the switch, fault rules over links.
 //! - [`cpu`]: the single busy-polling core of each server node.
 //! - [`workload`]: open-loop Poisson clients and service-time distributions.
-//! - [`world`]: hosts and the event loop that glues it all to the core; `world/faults.rs`
-//!   injects the scenario's faults.
+//! - [`world`]: hosts and the event loop that glues it all to the core: the server driver,
+//!   the application core, the client driver, fault injection, the summary.
 //! - [`storage`]: each replica's storage device (write latency, what a crash loses).
+//! - [`trace`]: the event trace (one line per event) and how datagrams and events read in it.
 //! - [`metrics`]: latency histograms, counters and `summary.json`.
 //! - [`scenario`]: scenario files, validation, errors that name file and field.
 //! - [`check`]: safety and liveness checkers, swarm worlds from seeds.
@@ -31,6 +33,7 @@ pub mod network;
 pub mod scenario;
 pub mod storage;
 pub mod sweep;
+pub mod trace;
 pub mod workload;
 pub mod world;
 

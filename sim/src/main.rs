@@ -188,8 +188,9 @@ fn run(
         world.set_trace(t);
     }
     if checking {
-        world.set_observe(true);
-        world.set_liveness_from(liveness_from_ms * 1_000_000);
+        world.set_checkers(hovercraft_sim::check::Checkers::new(
+            liveness_from_ms * 1_000_000,
+        ));
     }
     world.run_to_end();
     let report = checking.then(|| hovercraft_sim::check::check_world(&world));

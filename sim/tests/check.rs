@@ -115,14 +115,15 @@ fn kv_history_is_linearizable_through_a_leader_crash() {
     )
     .unwrap();
     let mut w = hovercraft_sim::World::new(s);
-    w.set_observe(true);
+    w.set_checkers(hovercraft_sim::check::Checkers::new(u64::MAX));
     w.run_to_end();
-    let history = w.kv_history();
+    let history: Vec<_> = w.checkers().unwrap().kv.operations().collect();
     assert!(history.len() > 800, "{} operations", history.len());
     assert!(
-        history
-            .iter()
-            .any(|o| o.write.is_none() && matches!(o.observed, Some(Some(_)))),
+        history.iter().any(|o| matches!(
+            o.kind,
+            hovercraft_sim::check::linearizability::OpKind::Read { observed: Some(_) }
+        )),
         "reads saw writes"
     );
     let report = hovercraft_sim::check::check_world(&w);

@@ -1,28 +1,14 @@
 //! Fault injection: timed faults from the scenario (crashes, restarts, partitions, one-way
-//! links, link chaos, slow storage, clock skew, switch failure), applied as composable rules
-//! over the network in the manner of turmoil, and the clock model behind clock skew.
+//! links, link chaos, slow storage, clock skew, switch failure). Network faults become
+//! rules over links ([`crate::network::rule`], in the manner of turmoil); host faults act
+//! on the host. Also the clock model behind clock skew.
 
-use super::*;
+use std::io::Write;
 
-/// A network fault in force until `until_ns` (turmoil-style rules that compose).
-pub(super) struct LinkRule {
-    pub(super) until_ns: u64,
-    pub(super) kind: RuleKind,
-}
-
-pub(super) enum RuleKind {
-    /// Servers in different groups cannot talk (`group_of[server]`, MAX = unlisted).
-    Groups(Vec<usize>),
-    /// Frames from one server to another are lost.
-    OneWay(usize, usize),
-    /// Frames arriving at `node` may be lost, duplicated or delayed.
-    Chaos {
-        node: usize,
-        loss: f64,
-        duplicate: f64,
-        delay_max_ns: u64,
-    },
-}
+use super::{Ev, Role, World};
+use crate::network::rule::{Chaos, OneWay, Partition};
+use crate::scenario::Fault;
+use crate::trace::trace;
 
 /// A node's view of time: it may run fast or slow from some point on (clock skew).
 #[derive(Clone, Copy, Debug, Default)]
@@ -51,23 +37,31 @@ impl Clock {
 }
 
 impl World {
-    pub(super) fn on_fault(&mut self, t: u64, index: usize) {
-        if index == u32::MAX as usize {
-            // A restart scheduled by CrashLeader.
-            let due: Vec<usize> = self
-                .pending_restarts
-                .iter()
-                .filter(|&&(at, _)| at <= t)
-                .map(|&(_, h)| h)
-                .collect();
-            self.pending_restarts.retain(|&(at, _)| at > t);
-            for h in due {
-                self.restart(t, h);
-            }
-            return;
+    /// Puts every fault of the scenario on the event queue at its time.
+    pub(super) fn schedule_faults(&mut self) {
+        for (i, f) in self.scenario.faults.iter().enumerate() {
+            self.q
+                .schedule(f.at_ms() * 1_000_000, Ev::Fault { index: i as u32 });
         }
+    }
+
+    /// Restarts the leaders crashed by `CrashLeader` faults whose restart time has come.
+    pub(super) fn on_restarts_due(&mut self, t: u64) {
+        let due: Vec<usize> = self
+            .pending_restarts
+            .iter()
+            .filter(|&&(at, _)| at <= t)
+            .map(|&(_, h)| h)
+            .collect();
+        self.pending_restarts.retain(|&(at, _)| at > t);
+        for h in due {
+            self.restart(t, h);
+        }
+    }
+
+    pub(super) fn on_fault(&mut self, t: u64, index: usize) {
         let f = self.scenario.faults[index].clone();
-        trace!(self, t, "fault {f:?}");
+        trace!(self.tracer, t, "fault {f:?}");
         let takes_leader = match f {
             Fault::CrashNode { node, .. } => {
                 self.leaders().iter().any(|&(h, _)| h == node as usize)
@@ -79,17 +73,12 @@ impl World {
             self.leader_lost_at.get_or_insert(t);
         }
         self.note_story(t, format!("fault: {f:?}"));
-        let heal_ns = f.heal_ms().map_or(u64::MAX, |h| h * 1_000_000);
+        let until_ns = f.heal_ms().map_or(u64::MAX, |h| h * 1_000_000);
         match f {
             Fault::CrashNode { node, .. } => self.crash(node as usize),
             Fault::RestartNode { node, .. } => self.restart(t, node as usize),
-            Fault::AggregatorDown { .. } => self.aggregator = None,
-            Fault::AggregatorUp { .. } => {
-                self.aggregator = self
-                    .aggregator_cfg
-                    .clone()
-                    .map(|c| Aggregator::new(c).expect("validated cluster size"));
-            }
+            Fault::AggregatorDown { .. } => self.net.aggregator.fail(),
+            Fault::AggregatorUp { .. } => self.net.aggregator.restart(),
             Fault::Partition { groups, .. } => {
                 let mut group_of = vec![usize::MAX; self.n_servers];
                 for (g, members) in groups.iter().enumerate() {
@@ -97,18 +86,15 @@ impl World {
                         group_of[n as usize] = g;
                     }
                 }
-                self.rules.push(LinkRule {
-                    until_ns: heal_ns,
-                    kind: RuleKind::Groups(group_of),
-                });
+                self.net
+                    .add_rule(Box::new(Partition { until_ns, group_of }));
             }
             Fault::CrashLeader { restart_ms, .. } => {
                 if let Some(&(leader, _)) = self.leaders().iter().max_by_key(|(_, term)| *term) {
                     self.crash(leader);
                     self.note_story(t, format!("node {leader} (the leader) crashes"));
                     self.pending_restarts.push((restart_ms * 1_000_000, leader));
-                    self.q
-                        .schedule(restart_ms * 1_000_000, Ev::Fault { index: u32::MAX });
+                    self.q.schedule(restart_ms * 1_000_000, Ev::RestartsDue);
                 }
             }
             Fault::IsolateLeader { .. } => {
@@ -116,39 +102,36 @@ impl World {
                     let group_of = (0..self.n_servers)
                         .map(|h| usize::from(h == leader))
                         .collect();
-                    trace!(self, t, "isolate h{leader}");
-                    self.rules.push(LinkRule {
-                        until_ns: heal_ns,
-                        kind: RuleKind::Groups(group_of),
-                    });
+                    trace!(self.tracer, t, "isolate h{leader}");
+                    self.net
+                        .add_rule(Box::new(Partition { until_ns, group_of }));
                 }
             }
-            Fault::OneWay { from, to, .. } => self.rules.push(LinkRule {
-                until_ns: heal_ns,
-                kind: RuleKind::OneWay(from as usize, to as usize),
-            }),
+            Fault::OneWay { from, to, .. } => self.net.add_rule(Box::new(OneWay {
+                until_ns,
+                from: from as usize,
+                to: to as usize,
+            })),
             Fault::LinkChaos {
                 node,
                 loss,
                 duplicate,
                 delay_max_us,
                 ..
-            } => self.rules.push(LinkRule {
-                until_ns: heal_ns,
-                kind: RuleKind::Chaos {
-                    node: node as usize,
-                    loss,
-                    duplicate,
-                    delay_max_ns: delay_max_us * 1_000,
-                },
-            }),
+            } => self.net.add_rule(Box::new(Chaos {
+                until_ns,
+                node: node as usize,
+                loss,
+                duplicate,
+                delay_max_ns: delay_max_us * 1_000,
+            })),
             Fault::StorageSlow {
                 node,
                 write_latency_ns,
                 ..
             } => {
                 if let Role::Server(s) = &mut self.hosts[node as usize].role {
-                    s.storage.set_spike(heal_ns, write_latency_ns);
+                    s.storage.set_spike(until_ns, write_latency_ns);
                 }
             }
             Fault::ClockSkew { node, ppm, .. } => {
@@ -161,89 +144,5 @@ impl World {
                 }
             }
         }
-    }
-
-    /// Applies the network fault rules to a frame arriving at `host`; true if it was taken
-    /// away (lost, or delayed to arrive later).
-    pub(super) fn apply_rules(&mut self, t: u64, host: usize, pkt: u32) -> bool {
-        self.rules.retain(|r| r.until_ns > t);
-        let src = self.ip_to_host.get(self.packets.get(pkt).src.ip()).copied();
-        let servers = self.n_servers;
-        let mut delay = 0;
-        for r in &self.rules {
-            match &r.kind {
-                RuleKind::Groups(group_of) => {
-                    if let Some(s) = src.filter(|&s| s < servers && host < servers) {
-                        if group_of[s] != group_of[host] {
-                            self.lost_frames += 1;
-                            self.packets.remove(pkt);
-                            return true;
-                        }
-                    }
-                }
-                RuleKind::OneWay(from, to) => {
-                    if src == Some(*from) && host == *to {
-                        self.lost_frames += 1;
-                        self.packets.remove(pkt);
-                        return true;
-                    }
-                }
-                RuleKind::Chaos {
-                    node,
-                    loss,
-                    duplicate,
-                    delay_max_ns,
-                } => {
-                    if host != *node {
-                        continue;
-                    }
-                    use rand::Rng;
-                    if self.net_rng.gen::<f64>() < *loss {
-                        self.lost_frames += 1;
-                        self.packets.remove(pkt);
-                        return true;
-                    }
-                    if self.net_rng.gen::<f64>() < *duplicate {
-                        let p = self.packets.get(pkt);
-                        let copy = Packet {
-                            src: p.src,
-                            dst: p.dst,
-                            payload: p.payload.clone(),
-                            wire_bytes: p.wire_bytes,
-                        };
-                        let c = self.packets.insert(copy);
-                        let at = t + self.net_rng.gen_range(0..=*delay_max_ns);
-                        // The copy is exempt from further chaos: it is marked delivered-late.
-                        self.late.push(c);
-                        self.q.schedule(
-                            at,
-                            Ev::HostArrive {
-                                host: host as u32,
-                                pkt: c,
-                            },
-                        );
-                    }
-                    if *delay_max_ns > 0 && !self.late.contains(&pkt) {
-                        delay = delay.max(self.net_rng.gen_range(0..=*delay_max_ns));
-                    }
-                }
-            }
-        }
-        if let Some(i) = self.late.iter().position(|&p| p == pkt) {
-            self.late.swap_remove(i);
-            return false;
-        }
-        if delay > 0 {
-            self.late.push(pkt);
-            self.q.schedule(
-                t + delay,
-                Ev::HostArrive {
-                    host: host as u32,
-                    pkt,
-                },
-            );
-            return true;
-        }
-        false
     }
 }

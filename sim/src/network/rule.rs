@@ -1,0 +1,199 @@
+//! Fault rules over links, in the manner of turmoil's `rule.rs`: each rule in force looks at
+//! a frame arriving at a host and returns a [`Verdict`]; rules are evaluated in the order
+//! they were added, and the first `Drop` wins. Rules expire at their heal time.
+
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use super::{NetEvent, Network};
+use crate::engine::EventQueue;
+
+/// A frame as the rules see it.
+#[derive(Clone, Copy, Debug)]
+pub struct Frame {
+    /// The sending host, if it is one of ours (not the aggregator).
+    pub src: Option<usize>,
+    /// The receiving host.
+    pub dst: usize,
+    /// Already held back or duplicated by a rule: it is not delayed again.
+    pub late: bool,
+}
+
+/// What a rule decides about one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Not this rule's business.
+    Pass,
+    /// The frame is lost.
+    Drop,
+    /// The frame goes on, held back by `delay_ns` (0: not at all), and a copy of it
+    /// arrives `copy_after_ns` from now.
+    Mangle {
+        copy_after_ns: Option<u64>,
+        delay_ns: u64,
+    },
+}
+
+/// A network fault in force until it expires.
+pub trait Rule {
+    /// The rule no longer applies to frames arriving at or after this time.
+    fn until_ns(&self) -> u64;
+    /// The verdict on `frame`; random choices come from the network's seeded stream.
+    fn verdict(&mut self, frame: &Frame, rng: &mut ChaCha8Rng) -> Verdict;
+}
+
+/// Servers in different groups cannot talk (`group_of[server]`, MAX = unlisted).
+pub struct Partition {
+    pub until_ns: u64,
+    pub group_of: Vec<usize>,
+}
+
+impl Rule for Partition {
+    fn until_ns(&self) -> u64 {
+        self.until_ns
+    }
+    fn verdict(&mut self, f: &Frame, _: &mut ChaCha8Rng) -> Verdict {
+        // Only frames between two servers (`group_of` has one entry per server).
+        let src = f.src.and_then(|s| self.group_of.get(s));
+        match (src, self.group_of.get(f.dst)) {
+            (Some(a), Some(b)) if a != b => Verdict::Drop,
+            _ => Verdict::Pass,
+        }
+    }
+}
+
+/// Frames from one host to another are lost.
+pub struct OneWay {
+    pub until_ns: u64,
+    pub from: usize,
+    pub to: usize,
+}
+
+impl Rule for OneWay {
+    fn until_ns(&self) -> u64 {
+        self.until_ns
+    }
+    fn verdict(&mut self, f: &Frame, _: &mut ChaCha8Rng) -> Verdict {
+        if f.src == Some(self.from) && f.dst == self.to {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+/// Frames arriving at `node` may be lost, duplicated or delayed.
+pub struct Chaos {
+    pub until_ns: u64,
+    pub node: usize,
+    pub loss: f64,
+    pub duplicate: f64,
+    pub delay_max_ns: u64,
+}
+
+impl Rule for Chaos {
+    fn until_ns(&self) -> u64 {
+        self.until_ns
+    }
+    fn verdict(&mut self, f: &Frame, rng: &mut ChaCha8Rng) -> Verdict {
+        if f.dst != self.node {
+            return Verdict::Pass;
+        }
+        // The draws come in a fixed order: loss, duplicate (and the copy's delay), delay.
+        if rng.gen::<f64>() < self.loss {
+            return Verdict::Drop;
+        }
+        let copy_after_ns =
+            (rng.gen::<f64>() < self.duplicate).then(|| rng.gen_range(0..=self.delay_max_ns));
+        let delay_ns = if self.delay_max_ns > 0 && !f.late {
+            rng.gen_range(0..=self.delay_max_ns)
+        } else {
+            0
+        };
+        Verdict::Mangle {
+            copy_after_ns,
+            delay_ns,
+        }
+    }
+}
+
+/// The rules in force, and the frames they already held back or duplicated.
+#[derive(Default)]
+pub struct Rules {
+    rules: Vec<Box<dyn Rule>>,
+    /// Frames re-delivered by a delay or duplication rule (not delayed again).
+    late: Vec<u32>,
+}
+
+impl Rules {
+    pub fn push(&mut self, rule: Box<dyn Rule>) {
+        self.rules.push(rule);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+}
+
+impl Network {
+    /// Applies the fault rules to a frame arriving at `host`; true if it was taken away
+    /// (lost, or held back to arrive later).
+    pub(super) fn apply_rules<E: From<NetEvent>>(
+        &mut self,
+        t: u64,
+        host: usize,
+        pkt: u32,
+        q: &mut EventQueue<E>,
+    ) -> bool {
+        self.rules.rules.retain(|r| r.until_ns() > t);
+        let frame = Frame {
+            src: self.ip_to_host.get(self.packets.get(pkt).src.ip()).copied(),
+            dst: host,
+            late: self.rules.late.contains(&pkt),
+        };
+        let mut delay = 0;
+        for r in &mut self.rules.rules {
+            match r.verdict(&frame, &mut self.rng) {
+                Verdict::Pass => {}
+                Verdict::Drop => {
+                    self.lost_frames += 1;
+                    self.packets.remove(pkt);
+                    return true;
+                }
+                Verdict::Mangle {
+                    copy_after_ns,
+                    delay_ns,
+                } => {
+                    if let Some(after) = copy_after_ns {
+                        let c = self.packets.insert(self.packets.get(pkt).copy());
+                        // The copy is marked late: it is not delayed again.
+                        self.rules.late.push(c);
+                        q.schedule(
+                            t + after,
+                            E::from(NetEvent::HostArrive {
+                                host: host as u32,
+                                pkt: c,
+                            }),
+                        );
+                    }
+                    delay = delay.max(delay_ns);
+                }
+            }
+        }
+        if let Some(i) = self.rules.late.iter().position(|&p| p == pkt) {
+            self.rules.late.swap_remove(i);
+            return false;
+        }
+        if delay > 0 {
+            self.rules.late.push(pkt);
+            q.schedule(
+                t + delay,
+                E::from(NetEvent::HostArrive {
+                    host: host as u32,
+                    pkt,
+                }),
+            );
+            return true;
+        }
+        false
+    }
+}
