@@ -6,17 +6,16 @@
 use std::io::Write;
 use std::net::SocketAddrV4;
 
-use hovercraft_core::node::Mode;
+use hovercraft_core::loadclient::Targets;
 use hovercraft_core::r2p2::client::{Client, ClientConfig, ClientEvent, ClientStats};
 use hovercraft_core::rng::{stream_rng, Stream};
 use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::wire::framing::ReassemblyConfig;
-use hovercraft_core::wire::Policy;
 
 use super::{Ev, Role, World};
 use crate::check::checker::{Event, RequestId};
 use crate::check::Checkers;
-use crate::network::addr::{client_ip, cluster_group, server_addr, server_index, CLIENT_BASE_PORT};
+use crate::network::addr::{client_ip, cluster_group, server_addr, CLIENT_BASE_PORT};
 use crate::network::packet::Packet;
 use crate::scenario::Scenario;
 use crate::trace::trace;
@@ -28,9 +27,9 @@ pub const CLIENT_TICK_NS: u64 = 1_000_000;
 
 pub(super) struct ClientHost {
     ports: Vec<Client>,
-    /// `raft` mode: the server this machine believes leads (learned from replies and
-    /// redirects; moved on after a timeout).
-    leader_hint: usize,
+    /// Where this machine's requests go; in `raft` mode, the server it believes leads
+    /// (learned from replies and redirects; moved on after a timeout).
+    targets: Targets,
     next_port: usize,
     generator: Generator,
 }
@@ -61,7 +60,11 @@ impl ClientHost {
         );
         ClientHost {
             ports,
-            leader_hint: 0,
+            targets: Targets::new(
+                scenario.mode,
+                (0..scenario.nodes as usize).map(server_addr).collect(),
+                cluster_group(),
+            ),
             next_port: 0,
             generator,
         }
@@ -98,37 +101,16 @@ impl World {
         self.q.schedule(CLIENT_TICK_NS, Ev::ClientTick { host });
     }
 
-    fn request_target(&self, host: usize) -> (SocketAddrV4, Policy) {
-        match self.scenario.mode {
-            Mode::Unreplicated => (server_addr(0), Policy::LbRoute),
-            // Vanilla Raft: requests go to the leader (as this client machine knows it).
-            Mode::Raft => match &self.hosts[host].role {
-                Role::Client(c) => (server_addr(c.leader_hint), Policy::ReplicatedRoute),
-                Role::Server(_) => unreachable!(),
-            },
-            // HovercRaft: requests go to the cluster's multicast group.
-            Mode::Hovercraft | Mode::HovercraftPlusPlus => {
-                (cluster_group(), Policy::ReplicatedRoute)
-            }
-        }
-    }
-
     pub(super) fn on_client_arrival(&mut self, t: u64, host: usize) {
         if t >= self.send_end_ns {
             return;
         }
-        let (dst, base_policy) = self.request_target(host);
-        let measured = self.metrics.in_window(t);
         let mut body = std::mem::take(&mut self.scratch_body);
         let mut out = std::mem::take(&mut self.scratch_tx);
         let c = self.client_mut(host);
         let spec = c.generator.next_request(&mut body);
         let gap = c.generator.next_gap_ns();
-        let policy = if spec.read_only && base_policy == Policy::ReplicatedRoute {
-            Policy::ReplicatedRouteNoSe
-        } else {
-            base_policy
-        };
+        let (dst, policy) = c.targets.target(spec.read_only);
         let port = c.next_port;
         c.next_port = (port + 1) % c.ports.len();
         let client = &mut c.ports[port];
@@ -140,11 +122,9 @@ impl World {
             out.push((t, tx.dst, tx.payload));
         }
         self.scratch_body = body;
+        self.metrics.on_send(t, result.is_ok());
         match result {
             Ok(req_id) => {
-                if measured {
-                    self.metrics.sent_in_window += 1;
-                }
                 if let Some(checks) = self.checks.as_mut() {
                     checks.on_event(&Event::RequestSent {
                         t_ns: t,
@@ -158,9 +138,6 @@ impl World {
                 trace!(self.tracer, t, "send h{host} {src}#{req_id} -> {dst}");
             }
             Err(e) => {
-                if measured {
-                    self.metrics.client_refused += 1;
-                }
                 trace!(self.tracer, t, "refuse h{host} {src}: {e}");
             }
         }
@@ -201,16 +178,14 @@ impl World {
     }
 
     fn drain_client_events(&mut self, t: u64, host: usize, port: usize) {
-        let in_window = self.metrics.in_window(t);
         let tracing = self.tracer.is_on();
-        let n_servers = self.n_servers;
         let c = match &mut self.hosts[host].role {
             Role::Client(c) => c,
             Role::Server(_) => unreachable!(),
         };
         let mut lines = Vec::new();
-        let mut timed_out = false;
         while let Some(ev) = c.ports[port].poll_event() {
+            c.targets.on_event(&ev);
             if let Some(checks) = self.checks.as_mut() {
                 check_client_event(checks, t, host, port, &ev);
             }
@@ -222,69 +197,32 @@ impl World {
                     latency_ns,
                     ..
                 } => {
-                    if in_window {
-                        self.metrics.completed_in_window += 1;
-                    }
-                    if self.metrics.in_window(tag) {
-                        self.metrics.latency_ns.saturating_record(latency_ns);
-                    }
-                    if let Some(tl) = &mut self.metrics.timeline {
-                        let b = tl.bucket(t);
-                        b.completed += 1;
-                        b.latency_ns.saturating_record(latency_ns);
-                    }
-                    if let Some(i) = server_index(from, n_servers) {
-                        c.leader_hint = i;
-                    }
+                    self.metrics.on_response(t, tag, latency_ns);
                     if tracing {
                         lines.push(format!(
                             "done h{host}:{port}#{req_id} from={from} latency_ns={latency_ns}"
                         ));
                     }
                 }
-                ClientEvent::Dropped {
-                    req_id, tag, body, ..
-                } => {
+                ClientEvent::Dropped { req_id, tag, .. } => {
                     // Refused by the replica that answered; another (the real leader) may still
                     // have ordered it, so its outcome is unknown to the client.
-                    if self.metrics.in_window(tag) {
-                        self.metrics.measured_dropped += 1;
-                    }
-                    if let Some(tl) = &mut self.metrics.timeline {
-                        tl.bucket(t).dropped += 1;
-                    }
-                    // A non-leader's DROP names the leader; an empty one is flow control.
-                    if let Some(i) = hovercraft_core::wire::get_addr(&body)
-                        .and_then(|a| server_index(a, n_servers))
-                    {
-                        c.leader_hint = i;
-                    } else if !body.is_empty() {
-                        // "Not the leader, leader unknown": try the next server.
-                        c.leader_hint = (c.leader_hint + 1) % n_servers;
-                    }
+                    self.metrics.on_dropped(t, tag);
                     if tracing {
                         lines.push(format!("dropped h{host}:{port}#{req_id}"));
                     }
                 }
                 ClientEvent::TimedOut { req_id, tag } => {
                     // Unknown outcome: it may or may not have taken effect.
-                    if self.metrics.in_window(tag) {
-                        self.metrics.measured_timed_out += 1;
-                    }
-                    if let Some(tl) = &mut self.metrics.timeline {
-                        tl.bucket(t).timed_out += 1;
-                    }
-                    // No answer at all: the believed leader may be gone; try the next one.
-                    timed_out = true;
+                    self.metrics.on_timed_out(t, tag);
                     if tracing {
                         lines.push(format!("timeout h{host}:{port}#{req_id}"));
                     }
                 }
             }
         }
-        if timed_out && n_servers > 1 {
-            c.leader_hint = (c.leader_hint + 1) % n_servers;
-        }
+        // After a timeout the believed leader may be gone: the next one, once per batch.
+        c.targets.end_of_events();
         for l in lines {
             trace!(self.tracer, t, "{l}");
         }
