@@ -28,7 +28,3 @@ pub fn cluster_group() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(239, 1, 1, 1), SERVER_PORT)
 }
 
-/// Which server owns `addr`, if any.
-pub fn server_index(addr: SocketAddrV4, n_servers: usize) -> Option<usize> {
-    (0..n_servers).find(|&i| server_addr(i) == addr)
-}
