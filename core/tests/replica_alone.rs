@@ -342,3 +342,185 @@ fn the_driver_paces_the_application_when_it_applies_entries_itself() {
     assert_eq!(seen, vec![0, 1, 2]);
     assert_eq!(r.applied_index(), 4);
 }
+
+/// Node 1 of three HovercRaft replicas, a follower.
+fn hovercraft_follower() -> Replica {
+    Replica::new(
+        Mode::Hovercraft,
+        1,
+        ClusterConfig {
+            peers: (0..3).map(util::addr).collect(),
+            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+            campaign_at_start: false,
+            switch: None,
+        },
+        RaftConfig::default(),
+        1,
+        Instant::ZERO,
+        ApplyMode::OnCommit,
+    )
+}
+
+fn meta(
+    term: u64,
+    req_id: u16,
+    policy: Policy,
+    replier: u8,
+) -> hovercraft_core::wire::raft::LogEntry {
+    hovercraft_core::wire::raft::LogEntry {
+        term,
+        client: util::CLIENT,
+        req_id,
+        policy,
+        replier,
+        body: None,
+    }
+}
+
+fn append(
+    from: u8,
+    term: u64,
+    prev: (u64, u64),
+    commit: u64,
+    entries: Vec<hovercraft_core::wire::raft::LogEntry>,
+) -> RaftMessage {
+    RaftMessage {
+        from,
+        term,
+        body: RaftBody::AppendEntriesReq {
+            prev_log_idx: prev.0,
+            prev_log_term: prev.1,
+            leader_commit: commit,
+            entries,
+        },
+    }
+}
+
+fn recovery_requests(sent: &[(Target, RaftMessage)]) -> usize {
+    sent.iter()
+        .filter(|(_, m)| matches!(m.body, RaftBody::RecoveryReq { .. }))
+        .count()
+}
+
+/// A deposed leader's suffix is cut by the new leader, which orders the same request again
+/// (as metadata): the body of the cut entry serves it. Dropping it lost the request when that
+/// log was its only copy (issue 14, item 2).
+#[test]
+fn a_truncated_suffix_keeps_its_bodies_for_the_same_requests_ordered_again() {
+    let mut r = hovercraft_follower();
+    let t = Instant::ZERO;
+    r.propose(t, util::CLIENT, 7, Policy::ReplicatedRoute, b"body-7");
+    r.step(
+        t,
+        append(
+            0,
+            1,
+            (0, 0),
+            0,
+            vec![meta(1, 7, Policy::ReplicatedRoute, 1)],
+        ),
+        false,
+    );
+    drain_one(&mut r, t);
+    assert_eq!(
+        r.log().get(1).unwrap().body.as_deref(),
+        Some(&b"body-7"[..])
+    );
+    // Leader 2 of term 2 never saw entry 1 of term 1: it orders request 7 at index 1 again.
+    r.step(
+        t,
+        append(
+            2,
+            2,
+            (0, 0),
+            1,
+            vec![meta(2, 7, Policy::ReplicatedRoute, 1)],
+        ),
+        false,
+    );
+    let sent = drain_one(&mut r, t);
+    assert_eq!(r.log().get(1).unwrap().term, 2);
+    assert_eq!(
+        r.log().get(1).unwrap().body.as_deref(),
+        Some(&b"body-7"[..])
+    );
+    assert_eq!(recovery_requests(&sent), 0, "no recovery needed");
+    assert_eq!(r.counters.bodies_kept_on_truncation, 1);
+    assert_eq!(r.applied_index(), 1, "and it applies");
+}
+
+/// Recovery is by request identity: a replica holding the body under another index (or only
+/// in its unordered buffer) answers.
+#[test]
+fn a_body_held_under_another_index_answers_a_recovery_request() {
+    let mut r = hovercraft_follower();
+    let t = Instant::ZERO;
+    r.propose(t, util::CLIENT, 7, Policy::ReplicatedRoute, b"body-7");
+    r.propose(t, util::CLIENT, 8, Policy::ReplicatedRoute, b"body-8");
+    r.step(
+        t,
+        append(
+            0,
+            1,
+            (0, 0),
+            0,
+            vec![meta(1, 7, Policy::ReplicatedRoute, 1)],
+        ),
+        false,
+    );
+    drain_one(&mut r, t);
+    for (log_idx, req_id, body) in [(5, 7, &b"body-7"[..]), (9, 8, &b"body-8"[..])] {
+        let ask = RaftMessage {
+            from: 2,
+            term: 1,
+            body: RaftBody::RecoveryReq {
+                log_idx,
+                client: util::CLIENT,
+                req_id,
+            },
+        };
+        r.step(t, ask, false);
+        let sent = drain_one(&mut r, t);
+        assert!(
+            sent.iter().any(|(to, m)| *to == Target::Peer(2)
+                && matches!(&m.body, RaftBody::RecoveryRep { body: b, log_idx: i, .. } if b == body && *i == log_idx)),
+            "request {req_id} answered: {sent:?}"
+        );
+    }
+    assert_eq!(r.counters.recovery_by_identity, 2);
+}
+
+/// A committed read whose body nobody can give back is given up after every replica was
+/// asked a few times, instead of stalling its replier (and the leader's flow control) for
+/// good; a missing write is asked for on, and reported.
+#[test]
+fn a_read_nobody_holds_is_given_up_after_bounded_retries() {
+    let mut r = hovercraft_follower();
+    let mut t = Instant::ZERO;
+    // Entry 1: a read assigned to us, whose body never arrives; entry 2: a write we hold.
+    r.propose(t, util::CLIENT, 2, Policy::ReplicatedRoute, b"w");
+    r.step(
+        t,
+        append(
+            0,
+            1,
+            (0, 0),
+            2,
+            vec![
+                meta(1, 1, Policy::ReplicatedRouteNoSe, 1),
+                meta(1, 2, Policy::ReplicatedRoute, 1),
+            ],
+        ),
+        false,
+    );
+    let mut asked = recovery_requests(&drain_one(&mut r, t));
+    assert_eq!(r.applied_index(), 0, "stuck behind the missing read");
+    for _ in 0..20 {
+        t += Duration::from_ms(1);
+        r.handle_timeout(t);
+        asked += recovery_requests(&drain_one(&mut r, t));
+    }
+    assert_eq!(asked, 8, "4 rounds over 2 peers, then no more");
+    assert_eq!(r.counters.reads_abandoned, 1);
+    assert_eq!(r.applied_index(), 2, "the write behind it applied");
+}

@@ -7,11 +7,13 @@ use crate::wire::raft::LogEntry;
 use crate::wire::Policy;
 
 impl Replica {
-    /// Whether this node must execute the entry (and so needs its body).
-    pub(crate) fn must_execute(&self, e: &LogEntry) -> bool {
+    /// Whether this node must execute the entry at `index` (and so needs its body).
+    pub(crate) fn must_execute(&self, index: u64, e: &LogEntry) -> bool {
         match e.policy {
             Policy::ReplicatedRoute => true,
-            Policy::ReplicatedRouteNoSe => e.replier == self.id,
+            // A read whose body no replica could give back is given up (see
+            // `request_missing_bodies`): reads have no effect to keep.
+            Policy::ReplicatedRouteNoSe => e.replier == self.id && !self.abandoned.contains(&index),
             // No-op entries a new leader appends.
             Policy::LbRoute | Policy::FixedRoute => false,
         }
@@ -20,7 +22,7 @@ impl Replica {
     pub(crate) fn advance_body_complete(&mut self) {
         let mut i = self.body_complete_index.max(self.log.first_index() - 1);
         while let Some(e) = self.log.get(i + 1) {
-            if self.must_execute(e) && e.body.is_none() {
+            if self.must_execute(i + 1, e) && e.body.is_none() {
                 break;
             }
             i += 1;
@@ -58,7 +60,7 @@ impl Replica {
             && self
                 .log
                 .get(self.applied_index + 1)
-                .is_some_and(|e| !self.must_execute(e) || e.body.is_some())
+                .is_some_and(|e| !self.must_execute(self.applied_index + 1, e) || e.body.is_some())
     }
 
     /// Moves the applied index over committed entries this node does not execute (no-ops,
@@ -67,7 +69,7 @@ impl Replica {
         let before = self.applied_index;
         while self.applied_index < self.apply_limit() {
             match self.log.get(self.applied_index + 1) {
-                Some(e) if !self.must_execute(e) => self.applied_index += 1,
+                Some(e) if !self.must_execute(self.applied_index + 1, e) => self.applied_index += 1,
                 _ => break,
             }
         }
@@ -138,6 +140,8 @@ impl Replica {
         }
         if upto >= self.log.first_index() + 1024 {
             self.log.compact_to(upto);
+            let first = self.log.first_index();
+            self.abandoned.retain(|&i| i >= first);
         }
     }
 }

@@ -84,16 +84,21 @@ pub enum Canary {
     /// A node that believes it leads answers read-only requests at once, without ordering
     /// them (an unsafe "lease"): once deposed, it serves stale reads.
     DeposedLeaderServesReads,
+    /// Bodies are recovered only from the asker's own log index: a truncated suffix drops
+    /// its bodies, a body held under another index cannot serve, and a read nobody can give
+    /// back stalls its replier for good.
+    RecoverByIndexOnly,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 6] = [
+    pub const ALL: [Canary; 7] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
         Canary::SkipPrevLogCheck,
         Canary::ApplyTwiceAfterRecovery,
         Canary::DeposedLeaderServesReads,
+        Canary::RecoverByIndexOnly,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +109,7 @@ impl Canary {
             Canary::SkipPrevLogCheck => "skip-prev-log-check",
             Canary::ApplyTwiceAfterRecovery => "apply-twice-after-recovery",
             Canary::DeposedLeaderServesReads => "deposed-leader-serves-reads",
+            Canary::RecoverByIndexOnly => "recover-by-index-only",
         }
     }
 }

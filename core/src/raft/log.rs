@@ -74,14 +74,14 @@ impl RaftLog {
         self.last_index()
     }
 
-    /// Removes every entry at `index` and after (a conflict found by AppendEntries).
-    pub fn truncate_from(&mut self, index: u64) {
-        if index < self.first_index {
-            // Never reached: committed (and so compacted) entries never conflict.
-            self.entries.clear();
-            return;
-        }
-        self.entries.truncate((index - self.first_index) as usize);
+    /// Removes every entry at `index` and after (a conflict found by AppendEntries) and
+    /// returns them, oldest first (their bodies may still serve the same requests ordered
+    /// again by the new leader).
+    pub fn truncate_from(&mut self, index: u64) -> Vec<LogEntry> {
+        let at = index.saturating_sub(self.first_index) as usize;
+        // index < first_index is never reached: committed (and so compacted) entries never
+        // conflict; it would remove everything.
+        self.entries.drain(at.min(self.entries.len())..).collect()
     }
 
     /// Up to `max` entries starting at `from` (cloned, for an AppendEntries message).

@@ -29,7 +29,7 @@ pub mod switch_path;
 mod timers;
 pub mod unordered;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddrV4;
 
 use rand::SeedableRng;
@@ -90,6 +90,16 @@ pub struct ReplicaCounters {
     pub append_entries_received: u64,
     pub recovery_requests: u64,
     pub recovery_replies: u64,
+    /// Recovery replies served from a body held under another index or in the unordered
+    /// buffer (the asker's index did not hold it here).
+    pub recovery_by_identity: u64,
+    /// Committed reads given up after every replica was asked `recovery_give_up_rounds`
+    /// times without an answer (their clients time out).
+    pub reads_abandoned: u64,
+    /// Missing write bodies still unanswered after that many rounds (asked on, counted once).
+    pub recoveries_exhausted: u64,
+    /// Bodies of a truncated suffix kept for the same requests ordered again.
+    pub bodies_kept_on_truncation: u64,
     pub announce_commits_sent: u64,
     pub drops_flow_control: u64,
     pub drops_no_replier: u64,
@@ -138,6 +148,8 @@ pub struct Replica {
     recoveries: BTreeMap<u64, Instant>,
     /// How many times each missing body was asked for (picks the next peer to ask).
     recovery_attempts: BTreeMap<u64, u64>,
+    /// Committed reads this node was to answer but whose body no replica gave back: skipped.
+    abandoned: BTreeSet<u64>,
 
     // Persistence barrier (persist.rs).
     hard_state_dirty: bool,
@@ -209,6 +221,7 @@ impl Replica {
             ),
             recoveries: BTreeMap::new(),
             recovery_attempts: BTreeMap::new(),
+            abandoned: BTreeSet::new(),
             hard_state_dirty: false,
             log_dirty_from: None,
             persist_seq: 0,

@@ -9,10 +9,15 @@ use super::{Event, Replica, Role, Target};
 use crate::time::{Duration, Instant};
 use crate::types::Mode;
 use crate::wire::raft::{AppendResult, LogEntry, NodeId, RaftBody};
+use crate::wire::Policy;
 
 /// Largest AppendEntries body the leader builds (entries beyond it wait for the next one);
 /// well under what a receiver's reassembly accepts (`ReassemblyConfig::max_packets`).
 pub const MAX_APPEND_BYTES: usize = 64 * 1024;
+
+/// A missing body is asked of every other replica this many times before a read is given up
+/// (and a write's recovery is reported as exhausted).
+const GIVE_UP_ROUNDS: u64 = 4;
 
 impl Replica {
     /// Sends AppendEntries to every follower that has none in flight.
@@ -159,7 +164,8 @@ impl Replica {
                         self.counters.stale_messages += 1;
                         return;
                     }
-                    self.log.truncate_from(index);
+                    let removed = self.log.truncate_from(index);
+                    self.keep_bodies(now, removed);
                     self.body_complete_index = self.body_complete_index.min(index - 1);
                     self.recoveries.retain(|&k, _| k < index);
                 }
@@ -391,19 +397,43 @@ impl Replica {
             return;
         }
         let mut index = self.body_complete_index + 1;
+        let mut abandoned_any = false;
         while index <= upto && self.recoveries.len() < self.cfg.max_recoveries_in_flight {
-            if let Some(e) = self.log.get(index) {
-                if self.must_execute(e) && e.body.is_none() && !self.recoveries.contains_key(&index)
-                {
+            let missing = self
+                .log
+                .get(index)
+                .filter(|e| self.must_execute(index, e) && e.body.is_none())
+                .map(|e| (e.policy, e.client, e.req_id));
+            if let Some((policy, client, req_id)) = missing {
+                if !self.recoveries.contains_key(&index) {
+                    let attempt = self.recovery_attempts.get(&index).copied().unwrap_or(0);
+                    let give_up = GIVE_UP_ROUNDS * (n - 1);
+                    if attempt >= give_up && !self.canary(super::Canary::RecoverByIndexOnly) {
+                        if policy == Policy::ReplicatedRouteNoSe && index <= self.commit_index {
+                            // Every replica was asked, several times: nobody holds this read's
+                            // body (its only holders crashed or truncated it). A read changes
+                            // nothing, so skip it: its client times out ("outcome unknown")
+                            // instead of this node stalling — and, were it the leader, flow
+                            // control refusing every request behind it.
+                            self.abandoned.insert(index);
+                            self.counters.reads_abandoned += 1;
+                            abandoned_any = true;
+                            index += 1;
+                            continue;
+                        }
+                        if attempt == give_up {
+                            // A committed write is held by a majority: keep asking, but say so.
+                            self.counters.recoveries_exhausted += 1;
+                        }
+                    }
                     let msg = self.msg(RaftBody::RecoveryReq {
                         log_idx: index,
-                        client: e.client,
-                        req_id: e.req_id,
+                        client,
+                        req_id,
                     });
                     // Ask the leader first; on each retry the next peer. Any replica that
                     // holds the body answers, so a body survives as long as one copy does
                     // (a new leader may lack bodies its predecessor ordered).
-                    let attempt = self.recovery_attempts.get(&index).copied().unwrap_or(0);
                     let base = self
                         .leader
                         .filter(|&l| l != self.id)
@@ -419,6 +449,10 @@ impl Replica {
                 }
             }
             index += 1;
+        }
+        if abandoned_any {
+            self.advance_body_complete();
+            self.apply_committed();
         }
     }
 
@@ -442,6 +476,55 @@ impl Replica {
         self.request_missing_bodies(now, upto);
     }
 
+    /// The body of request (client, req_id), which the asker holds at `log_idx`: from our
+    /// entry there, else from the same request held under another index near it (a leader
+    /// change may have ordered it again elsewhere), else from the unordered buffer.
+    fn find_body(
+        &mut self,
+        log_idx: u64,
+        client: SocketAddrV4,
+        req_id: u16,
+    ) -> Option<(Vec<u8>, Policy)> {
+        let same = |e: &LogEntry| e.client == client && e.req_id == req_id && e.body.is_some();
+        if let Some(e) = self.log.get(log_idx).filter(|e| same(e)) {
+            return Some((e.body.clone()?, e.policy));
+        }
+        if self.canary(super::Canary::RecoverByIndexOnly) {
+            return None;
+        }
+        let window = 4 * self.cfg.max_entries_per_append as u64 + 64;
+        let from = log_idx.saturating_sub(window).max(self.log.first_index());
+        let to = (log_idx + window).min(self.log.last_index());
+        let found = (from..=to)
+            .filter_map(|i| self.log.get(i))
+            .find(|e| same(e))
+            .map(|e| (e.body.clone().unwrap_or_default(), e.policy))
+            .or_else(|| {
+                self.unordered
+                    .get(&(client, req_id))
+                    .map(|b| (b.to_vec(), Policy::ReplicatedRoute))
+            });
+        if found.is_some() {
+            self.counters.recovery_by_identity += 1;
+        }
+        found
+    }
+
+    /// Follower: the bodies of a truncated suffix go back to the unordered buffer, where the
+    /// same requests, ordered again by the new leader (as metadata), find them. Dropping them
+    /// lost requests whose only copy was a deposed leader's log.
+    pub(crate) fn keep_bodies(&mut self, now: Instant, removed: Vec<LogEntry>) {
+        if self.canary(super::Canary::RecoverByIndexOnly) {
+            return;
+        }
+        for e in removed {
+            if let Some(body) = e.body {
+                self.unordered.insert(now, (e.client, e.req_id), body);
+                self.counters.bodies_kept_on_truncation += 1;
+            }
+        }
+    }
+
     /// Leader: send the body of entry `log_idx` to a follower that lacks it.
     pub(crate) fn on_recovery_request(
         &mut self,
@@ -452,21 +535,17 @@ impl Replica {
         req_id: u16,
     ) {
         // Any replica holding the body answers, whatever its role or term: a body is a
-        // fact about (index, client, req_id), checked by the asker.
+        // fact about (client, req_id), checked by the asker against its own entry.
         let _ = term;
-        let Some(e) = self.log.get(log_idx) else {
-            return;
-        };
-        let Some(body) = e.body.clone() else { return };
-        if e.client != client || e.req_id != req_id {
+        let Some((body, policy)) = self.find_body(log_idx, client, req_id) else {
             self.counters.stale_messages += 1;
             return;
-        }
+        };
         let msg = self.msg(RaftBody::RecoveryRep {
             log_idx,
             client,
             req_id,
-            policy: e.policy,
+            policy,
             body,
         });
         self.counters.recovery_replies += 1;
