@@ -1,5 +1,13 @@
-//! Raft and HovercRaft inside R2P2 (DESIGN.md §3), sans-IO.
+//! Raft and HovercRaft consensus (DESIGN.md §3, §4) as a component, in etcd's
+//! `RawNode` shape: it knows no application, no R2P2 framing and no CPU model. Inputs:
+//! [`Replica::step`] (a peer's message), [`Replica::propose`] (a client request),
+//! [`Replica::handle_timeout`], [`Replica::handle_persisted`], [`Replica::handle_applied`].
+//! Outputs, pulled: [`Replica::poll_output`] (messages, refusals, entries applied on commit,
+//! events, in the order they happened), [`Replica::poll_persist`] (term, vote and the entries
+//! to write), [`Replica::next_to_apply`], [`Replica::poll_timeout`].
 //!
+//! - [`config`]: protocol constants and their validation, the cluster, canaries.
+//! - [`output`]: what the replica hands back.
 //! - [`election`]: randomized timeouts, RequestVote, stepping down on higher terms.
 //! - [`replication`]: AppendEntries (one in flight per follower, batched), commit by counting
 //!   current-term entries only, ANNOUNCE_COMMIT, recovery of missing request bodies.
@@ -8,6 +16,9 @@
 //! - [`log`]: the in-memory log with compaction.
 //! - [`switch_path`]: HovercRaft++ — AppendEntries through the switch aggregator, fall-back to
 //!   direct fan-out when it stops answering, and return when it is back.
+//! - [`apply`]: which committed entries this node executes and when; compaction.
+//! - `persist`, `progress`, `timers`, `invariants`: the persistence barrier, the leader's view
+//!   of each follower, the timer table, and the invariants checked after every input.
 //!
 //! Durability follows etcd's rule "persist before you send": changes to term, vote and log
 //! are handed to the driver ([`Replica::poll_persist`]); a message that depends on them (a
