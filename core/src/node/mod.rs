@@ -4,7 +4,7 @@
 //! A node composes three parts:
 //! - an R2P2 endpoint (`r2p2::server`): reassembly of incoming messages;
 //! - an optional [`Replica`] (replicated modes): consensus only, see `raft/`;
-//! - an [`Executor`](executor::Executor): the application, its queue, reply/DROP framing and
+//! - an executor (`executor.rs`): the application, its queue, reply/DROP framing and
 //!   CPU accounting.
 //!
 //! Inputs: [`Node::handle_datagram`], [`Node::handle_timeout`], [`Node::handle_persisted`],
