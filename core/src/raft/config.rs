@@ -88,10 +88,13 @@ pub enum Canary {
     /// its bodies, a body held under another index cannot serve, and a read nobody can give
     /// back stalls its replier for good.
     RecoverByIndexOnly,
+    /// HovercRaft++ in fall-back probes the switch with its last entry, which followers
+    /// trailing under load cannot count: the leader never returns to the switch.
+    ProbeNeedsCaughtUpFollowers,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 7] = [
+    pub const ALL: [Canary; 8] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -99,6 +102,7 @@ impl Canary {
         Canary::ApplyTwiceAfterRecovery,
         Canary::DeposedLeaderServesReads,
         Canary::RecoverByIndexOnly,
+        Canary::ProbeNeedsCaughtUpFollowers,
     ];
 
     pub fn name(self) -> &'static str {
@@ -110,6 +114,7 @@ impl Canary {
             Canary::ApplyTwiceAfterRecovery => "apply-twice-after-recovery",
             Canary::DeposedLeaderServesReads => "deposed-leader-serves-reads",
             Canary::RecoverByIndexOnly => "recover-by-index-only",
+            Canary::ProbeNeedsCaughtUpFollowers => "probe-needs-caught-up-followers",
         }
     }
 }

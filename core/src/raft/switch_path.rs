@@ -111,14 +111,49 @@ impl Replica {
         self.broadcast_append(now);
     }
 
-    /// In fall-back: send the newest entry through the switch; a group reply for it means the
-    /// switch is back. Direct replication goes on meanwhile, so nothing waits for the probe.
+    /// In fall-back: send, through the switch, an entry followers can count at once; a group
+    /// reply for it means the switch is back. Direct replication goes on meanwhile, so nothing
+    /// waits for the probe.
     fn probe_switch(&mut self, now: Instant) {
         self.timers.set(
             Timer::SwitchProbe,
             now + Duration::from_us(self.cfg.switch_probe_us),
         );
-        self.send_last_entry_via_switch();
+        let index = if self.canary(super::Canary::ProbeNeedsCaughtUpFollowers) {
+            self.log.last_index()
+        } else {
+            self.probe_index()
+        };
+        self.send_entry_via_switch(index);
+    }
+
+    /// The newest entry of this term that a majority of followers already hold (from their
+    /// direct acknowledgements), or the last entry if there is none. Probing with the last
+    /// entry never worked under load: followers on the direct path trail the leader by
+    /// hundreds of entries, answer such a probe "need more", and the switch never counts a
+    /// majority (at 80% of the HovercRaft++ maximum the leader never returned to the switch).
+    fn probe_index(&self) -> u64 {
+        let last = self.log.last_index();
+        let mut matched: Vec<u64> = self
+            .progress
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| i != self.id as usize)
+            .map(|(_, p)| p.match_index)
+            .collect();
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        // The leader is one of the majority; the switch counts it once it persisted the entry.
+        let k = self
+            .quorum()
+            .checked_sub(2)
+            .and_then(|i| matched.get(i).copied())
+            .unwrap_or(last)
+            .min(self.persisted_index);
+        if k > 0 && self.log.term_at(k) == Some(self.term) {
+            k
+        } else {
+            last
+        }
     }
 
     /// Idle heartbeat through the switch: re-send the newest entry (one datagram for the
@@ -128,34 +163,33 @@ impl Replica {
         if self.switch_in_flight.is_some() {
             return true; // a batch in flight already reaches every follower
         }
-        if !self.send_last_entry_via_switch() {
+        let last = self.log.last_index();
+        if !self.send_entry_via_switch(last) {
             return false;
         }
-        let last = self.log.last_index();
         self.set_switch_in_flight(last, now);
         self.last_switch_append = now;
         true
     }
 
-    /// AppendEntries(prev = last − 1, [last]) to the switch, if the last entry is of this term
+    /// AppendEntries(prev = index − 1, [index]) to the switch, if that entry is of this term
     /// (only such an entry may be counted by the switch: Raft §5.4.2).
-    fn send_last_entry_via_switch(&mut self) -> bool {
+    fn send_entry_via_switch(&mut self, index: u64) -> bool {
         if self.cluster.switch.is_none() {
             return false;
         }
-        let last = self.log.last_index();
-        if last == 0 || self.log.term_at(last) != Some(self.term) {
+        if index == 0 || self.log.term_at(index) != Some(self.term) {
             return false;
         }
-        let Some(prev_term) = self.log.term_at(last - 1) else {
+        let Some(prev_term) = self.log.term_at(index - 1) else {
             return false;
         };
-        let mut entries = self.log.slice(last, 1);
+        let mut entries = self.log.slice(index, 1);
         for e in &mut entries {
             e.body = None;
         }
         let msg = self.msg(RaftBody::AppendEntriesReq {
-            prev_log_idx: last - 1,
+            prev_log_idx: index - 1,
             prev_log_term: prev_term,
             leader_commit: self.commit_index,
             entries,
