@@ -196,6 +196,28 @@ pub struct NetworkConfig {
     /// Probability that one copy of a multicast frame is lost on its way to one server, for
     /// the whole run, 0..=1 (the loss the paper's recovery protocol exists for).
     pub multicast_loss: f64,
+    /// Test only: re-introduce a known bug of the simulator's fault model, to prove the
+    /// swarm catches it (`fault-double-draw`). Not for experiments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<NetCanary>,
+}
+
+/// Known bugs of the fault model that `check --canary` can switch back on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetCanary {
+    /// Fault rules judge a held-back frame or a duplicate copy again when it re-arrives.
+    FaultDoubleDraw,
+}
+
+impl NetCanary {
+    pub const ALL: [NetCanary; 1] = [NetCanary::FaultDoubleDraw];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NetCanary::FaultDoubleDraw => "fault-double-draw",
+        }
+    }
 }
 
 impl Default for NetworkConfig {
@@ -210,6 +232,7 @@ impl Default for NetworkConfig {
             aggregator_latency_ns: 400,
             aggregator_slots: 64,
             multicast_loss: 0.0,
+            canary: None,
         }
     }
 }

@@ -192,6 +192,12 @@ impl World {
         for h in 0..n_servers {
             w.set_rx_loss(h, multicast_loss, true);
         }
+        // Every node's timer runs from time 0: otherwise, at a low request rate, nobody
+        // campaigns before the first packet wakes the nodes, and then all of them campaign
+        // in the same nanosecond.
+        for h in 0..n_servers {
+            w.after_handler(0, 0, h);
+        }
         for m in 0..n_clients {
             w.start_client(n_servers + m);
         }
