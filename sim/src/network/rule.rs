@@ -90,12 +90,42 @@ impl Rule for OneWay {
     }
 }
 
-/// Frames arriving at `node` may be lost, duplicated or delayed.
+/// Frames between `node` and the other servers are lost: those it receives (`inbound`),
+/// those it sends (`outbound`), or both.
+pub struct Isolate {
+    pub until_ns: u64,
+    pub node: usize,
+    pub servers: usize,
+    pub inbound: bool,
+    pub outbound: bool,
+}
+
+impl Rule for Isolate {
+    fn until_ns(&self) -> u64 {
+        self.until_ns
+    }
+    fn verdict(&mut self, f: &Frame, _: &mut ChaCha8Rng) -> Verdict {
+        let Some(src) = f.src.filter(|&s| s < self.servers && s != f.dst) else {
+            return Verdict::Pass;
+        };
+        let cut_in = self.inbound && f.dst == self.node;
+        let cut_out = self.outbound && src == self.node && f.dst < self.servers;
+        if cut_in || cut_out {
+            Verdict::Drop
+        } else {
+            Verdict::Pass
+        }
+    }
+}
+
+/// Frames arriving at `node` may be lost, duplicated or delayed (uniformly in
+/// `delay_min_ns..=delay_max_ns`).
 pub struct Chaos {
     pub until_ns: u64,
     pub node: usize,
     pub loss: f64,
     pub duplicate: f64,
+    pub delay_min_ns: u64,
     pub delay_max_ns: u64,
 }
 
@@ -114,7 +144,7 @@ impl Rule for Chaos {
         let copy_after_ns =
             (rng.gen::<f64>() < self.duplicate).then(|| rng.gen_range(0..=self.delay_max_ns));
         let delay_ns = if self.delay_max_ns > 0 {
-            rng.gen_range(0..=self.delay_max_ns)
+            rng.gen_range(self.delay_min_ns..=self.delay_max_ns)
         } else {
             0
         };

@@ -331,6 +331,12 @@ impl World {
         self.net.switch_queue_drops()
     }
 
+    /// Times a fault rule judged a frame twice on one link traversal (always 0 unless the
+    /// fault model is broken, e.g. by canary `fault-double-draw`).
+    pub fn rejudged_frames(&self) -> u64 {
+        self.net.rejudged_frames()
+    }
+
     /// Events processed so far.
     pub fn events(&self) -> u64 {
         self.q.popped()
