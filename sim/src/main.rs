@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use hovercraft_sim::check::swarm::{Profile, SwarmOptions};
 use hovercraft_sim::metrics::Summary;
 use hovercraft_sim::scenario::Scenario;
 
@@ -39,6 +40,10 @@ enum Command {
         /// Write one line per simulated event to FILE (deterministic).
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Write the run's kv client history to FILE (Porcupine-style JSON, one object per
+        /// operation), to cross-check the linearizability verdict independently.
+        #[arg(long)]
+        history: Option<PathBuf>,
     },
     /// Swarm-test seeds: each seed derives a world (cluster, mode, workload, faults) and runs
     /// it with every safety and liveness checker. Exit 0: all passed; 1: a safety violation;
@@ -49,9 +54,13 @@ enum Command {
         seeds: String,
         /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
         /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
-        /// deposed-leader-serves-reads, recover-by-index-only, probe-needs-caught-up-followers).
+        /// deposed-leader-serves-reads, recover-by-index-only, probe-needs-caught-up-followers;
+        /// and the fault model's fault-double-draw).
         #[arg(long)]
         canary: Option<String>,
+        /// Distribution of worlds: gentle (what `check` must pass) or harsh (VOPR-like).
+        #[arg(long, default_value = "gentle")]
+        profile: Profile,
         /// For each failing seed, also search for a smaller fault schedule that still fails
         /// and write it as a scenario file.
         #[arg(long)]
@@ -66,9 +75,14 @@ enum Command {
         seed: u64,
         #[arg(long)]
         canary: Option<String>,
+        #[arg(long, default_value = "gentle")]
+        profile: Profile,
         /// Also write a trace of the run.
         #[arg(long)]
         trace: Option<PathBuf>,
+        /// Also write the run's kv client history (see `run --history`).
+        #[arg(long)]
+        history: Option<PathBuf>,
     },
     /// Run a sweep file (a base scenario over systems, axes and loads) in parallel and write
     /// DIR/data.csv, slo.csv, timeline.csv, a PNG and SVG plot and manifest.json.
@@ -115,7 +129,8 @@ fn main() -> ExitCode {
             seed,
             out,
             trace,
-        } => run(&scenario, seed, out, trace),
+            history,
+        } => run(&scenario, seed, out, trace, history),
         Command::Compare { a, b } => compare(&a, &b),
         Command::Bench { quick } => {
             bench(quick);
@@ -131,17 +146,20 @@ fn main() -> ExitCode {
         Command::Check {
             seeds,
             canary,
+            profile,
             shrink,
             out,
-        } => match check(&seeds, canary.as_deref(), shrink, &out) {
+        } => match check(&seeds, canary.as_deref(), profile, shrink, &out) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
         Command::Replay {
             seed,
             canary,
+            profile,
             trace,
-        } => match replay(seed, canary.as_deref(), trace) {
+            history,
+        } => match replay(seed, canary.as_deref(), profile, trace, history) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
@@ -161,6 +179,7 @@ fn run(
     seed: Option<u64>,
     out: Option<PathBuf>,
     trace: Option<PathBuf>,
+    history: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let mut scenario = Scenario::load(path)?;
     if let Some(seed) = seed {
@@ -187,13 +206,17 @@ fn run(
     if let Some(t) = trace_writer {
         world.set_trace(t);
     }
-    if checking {
+    // The history is recorded by the kv checker, so `--history` turns the checkers on.
+    if checking || history.is_some() {
         world.set_checkers(hovercraft_sim::check::Checkers::new(
             liveness_from_ms * 1_000_000,
         ));
     }
     world.run_to_end();
     let report = checking.then(|| hovercraft_sim::check::check_world(&world));
+    if let Some(file) = &history {
+        write_history(&world, file)?;
+    }
     let mut summary = world.finish().with_context(|| {
         format!(
             "writing trace {}",
@@ -207,25 +230,37 @@ fn run(
     summary.manifest.wall_ms = wall.as_millis() as u64;
     summary.manifest.simulated_ns_per_wall_s =
         (summary.simulated_ns as f64 / wall.as_secs_f64().max(1e-9)).round();
+    summary.checks = report.as_ref().map(|r| r.checks.iter().cloned().collect());
     fs::create_dir_all(&out_dir).with_context(|| format!("creating {}", out_dir.display()))?;
     let file = out_dir.join("summary.json");
     let json = serde_json::to_string_pretty(&summary).context("serializing summary")?;
     fs::write(&file, json + "\n").with_context(|| format!("writing {}", file.display()))?;
     print_summary(&summary, &file, wall.as_secs_f64());
+    if let Some(file) = &history {
+        println!("  wrote {}", file.display());
+    }
     if let Some(r) = report {
-        for v in &r.safety {
-            println!("  safety violation: {v}");
-        }
-        for v in &r.liveness {
-            println!("  liveness failure: {v}");
-        }
-        if r.ok() {
-            println!("  checkers: safety ok, exactly-once ok, liveness ok (requests sent from {liveness_from_ms} ms on all answered)");
-        } else {
-            anyhow::bail!("checkers failed (see above)");
-        }
+        print_checks(&r, liveness_from_ms);
+        anyhow::ensure!(r.ok(), "checkers failed (see above)");
     }
     Ok(())
+}
+
+/// Every checker's verdict, one line each.
+fn print_checks(r: &hovercraft_sim::check::Report, liveness_from_ms: u64) {
+    println!("  checkers (liveness from {liveness_from_ms} ms):");
+    for (name, verdict) in &r.checks {
+        println!("    {name:<22} {}", verdict.line());
+    }
+}
+
+fn write_history(world: &hovercraft_sim::World, file: &Path) -> anyhow::Result<()> {
+    if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+        fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    }
+    let json = serde_json::to_string_pretty(&hovercraft_sim::check::history_json(world))
+        .context("serializing the history")?;
+    fs::write(file, json + "\n").with_context(|| format!("writing {}", file.display()))
 }
 
 fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
@@ -309,6 +344,11 @@ fn check_canary(canary: Option<&str>) -> anyhow::Result<()> {
         let known: Vec<&str> = hovercraft_core::raft::Canary::ALL
             .iter()
             .map(|c| c.name())
+            .chain(
+                hovercraft_sim::scenario::NetCanary::ALL
+                    .iter()
+                    .map(|c| c.name()),
+            )
             .collect();
         anyhow::ensure!(
             known.contains(&c),
@@ -319,14 +359,25 @@ fn check_canary(canary: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn replay_command(seed: u64, canary: Option<&str>) -> String {
-    match canary {
-        Some(c) => format!("hovercraft-sim replay --seed {seed} --canary {c}"),
-        None => format!("hovercraft-sim replay --seed {seed}"),
+fn replay_command(seed: u64, opts: &SwarmOptions<'_>) -> String {
+    let mut cmd = format!("hovercraft-sim replay --seed {seed}");
+    if opts.profile != Profile::Gentle {
+        cmd += &format!(" --profile {}", opts.profile.name());
     }
+    if let Some(c) = opts.canary {
+        cmd += &format!(" --canary {c}");
+    }
+    cmd
 }
 
-fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow::Result<u8> {
+fn check(
+    seeds: &str,
+    canary: Option<&str>,
+    profile: Profile,
+    shrink: bool,
+    out: &Path,
+) -> anyhow::Result<u8> {
+    let opts = SwarmOptions { canary, profile };
     use indicatif::{ProgressBar, ProgressStyle};
     use rayon::prelude::*;
     let range = parse_seeds(seeds)?;
@@ -341,7 +392,7 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
     let mut outcomes: Vec<_> = range
         .into_par_iter()
         .map(|seed| {
-            let o = hovercraft_sim::check::run_seed(seed, canary);
+            let o = hovercraft_sim::check::run_seed_with(seed, &opts);
             bar.inc(1);
             o
         })
@@ -357,7 +408,11 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
         .iter()
         .filter(|o| o.report.safety.is_empty() && !o.report.liveness.is_empty())
         .collect();
-    let crashes: Vec<_> = outcomes.iter().filter(|o| o.panic.is_some()).collect();
+    // A run that panicked, or broke the simulator's own invariants (the fault model).
+    let crashes: Vec<_> = outcomes
+        .iter()
+        .filter(|o| o.panic.is_some() || !o.report.model.is_empty())
+        .collect();
     let simulated_s: f64 = outcomes.iter().map(|o| o.simulated_ns as f64 / 1e9).sum();
     for o in safety
         .iter()
@@ -368,12 +423,13 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
         let what = o
             .panic
             .clone()
+            .or_else(|| o.report.model.first().cloned())
             .or_else(|| o.report.safety.first().cloned())
             .or_else(|| o.report.liveness.first().cloned())
             .unwrap_or_default();
         println!("seed {}: {what}", o.seed);
-        println!("  replay: {}", replay_command(o.seed, canary));
-        let json = hovercraft_sim::check::swarm::scenario_json(o.seed, canary);
+        println!("  replay: {}", replay_command(o.seed, &opts));
+        let json = hovercraft_sim::check::swarm::scenario_json_with(o.seed, &opts);
         std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
         let file = out.join(format!("seed-{}.json", o.seed));
         std::fs::write(&file, serde_json::to_string_pretty(&json)? + "\n")
@@ -383,7 +439,7 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
             file.display()
         );
         if shrink && o.panic.is_none() {
-            if let Some(small) = hovercraft_sim::check::shrink(o.seed, canary) {
+            if let Some(small) = hovercraft_sim::check::shrink(o.seed, &opts) {
                 let file = out.join(format!("seed-{}-shrunk.json", o.seed));
                 std::fs::write(&file, serde_json::to_string_pretty(&small)? + "\n")
                     .with_context(|| format!("writing {}", file.display()))?;
@@ -396,10 +452,12 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
         }
     }
     println!(
-        "simulated {:.1} s in {:.1} s wall ({:.1} simulated s per wall s)",
+        "simulated {:.1} s in {:.1} s wall ({:.1} simulated s per wall s, {:.1} seeds/s), profile {}",
         simulated_s,
         wall_s,
-        simulated_s / wall_s.max(1e-9)
+        simulated_s / wall_s.max(1e-9),
+        n as f64 / wall_s.max(1e-9),
+        profile.name()
     );
     let undecided = outcomes
         .iter()
@@ -424,9 +482,16 @@ fn check(seeds: &str, canary: Option<&str>, shrink: bool, out: &Path) -> anyhow:
     })
 }
 
-fn replay(seed: u64, canary: Option<&str>, trace: Option<PathBuf>) -> anyhow::Result<u8> {
+fn replay(
+    seed: u64,
+    canary: Option<&str>,
+    profile: Profile,
+    trace: Option<PathBuf>,
+    history: Option<PathBuf>,
+) -> anyhow::Result<u8> {
     check_canary(canary)?;
-    let scenario = hovercraft_sim::check::swarm::scenario_for_seed(seed, canary);
+    let opts = SwarmOptions { canary, profile };
+    let scenario = hovercraft_sim::check::swarm::scenario_for_seed_with(seed, &opts);
     println!(
         "seed {seed}: {} with {} nodes, {} fault(s)",
         scenario.mode.as_str(),
@@ -445,16 +510,22 @@ fn replay(seed: u64, canary: Option<&str>, trace: Option<PathBuf>) -> anyhow::Re
         w.finish()
             .with_context(|| format!("writing trace {}", t.display()))?;
     }
-    let o = hovercraft_sim::check::run_seed(seed, canary);
+    if let Some(file) = &history {
+        let mut w = hovercraft_sim::check::checked_world(scenario.clone());
+        w.run_to_end();
+        write_history(&w, file)?;
+        println!("wrote {}", file.display());
+    }
+    let o = hovercraft_sim::check::run_seed_with(seed, &opts);
     if let Some(p) = &o.panic {
         println!("crash: {p}");
         return Ok(4);
     }
-    for v in &o.report.safety {
-        println!("safety: {v}");
+    for (name, verdict) in &o.report.checks {
+        println!("  {name:<22} {}", verdict.line());
     }
-    for v in &o.report.liveness {
-        println!("liveness: {v}");
+    if !o.report.model.is_empty() {
+        return Ok(4);
     }
     Ok(if !o.report.safety.is_empty() {
         1

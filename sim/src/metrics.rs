@@ -164,6 +164,9 @@ pub struct Summary {
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub timeline: Vec<TimelinePoint>,
     pub manifest: Manifest,
+    /// Checked runs (scenarios with faults): every checker's verdict, by checker name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checks: Option<std::collections::BTreeMap<String, crate::check::CheckVerdict>>,
 }
 
 #[derive(Clone, Debug, Serialize, PartialEq)]

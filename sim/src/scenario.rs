@@ -77,8 +77,15 @@ pub enum Fault {
     },
     /// Whoever leads at `at_ms` crashes; it restarts from storage at `restart_ms`.
     CrashLeader { at_ms: u64, restart_ms: u64 },
-    /// Whoever leads at `at_ms` is cut off from every other server until `heal_ms`.
-    IsolateLeader { at_ms: u64, heal_ms: u64 },
+    /// Whoever leads at `at_ms` is cut off from every other server until `heal_ms`: in both
+    /// directions, or only what it receives (`inbound`: it can send but not hear), or only
+    /// what it sends (`outbound`).
+    IsolateLeader {
+        at_ms: u64,
+        heal_ms: u64,
+        #[serde(default, skip_serializing_if = "Direction::is_both")]
+        direction: Direction,
+    },
     /// Frames from server `from` to server `to` are lost (the other direction works).
     OneWay {
         at_ms: u64,
@@ -95,6 +102,10 @@ pub enum Fault {
         loss: f64,
         duplicate: f64,
         delay_max_us: u64,
+        /// Delays are drawn in `delay_min_us..=delay_max_us`: a high minimum clogs the links
+        /// (everything arrives late).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        delay_min_us: u64,
     },
     /// Storage writes of server `node` take `write_latency_ns` until `heal_ms`.
     StorageSlow {
@@ -155,6 +166,28 @@ impl Fault {
     }
 }
 
+/// Which traffic of a node a fault cuts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    #[default]
+    Both,
+    /// What it receives from the other servers.
+    Inbound,
+    /// What it sends to the other servers.
+    Outbound,
+}
+
+impl Direction {
+    fn is_both(&self) -> bool {
+        *self == Direction::Both
+    }
+}
+
+fn is_zero(v: &u64) -> bool {
+    *v == 0
+}
+
 fn default_true() -> bool {
     true
 }
@@ -196,6 +229,28 @@ pub struct NetworkConfig {
     /// Probability that one copy of a multicast frame is lost on its way to one server, for
     /// the whole run, 0..=1 (the loss the paper's recovery protocol exists for).
     pub multicast_loss: f64,
+    /// Test only: re-introduce a known bug of the simulator's fault model, to prove the
+    /// swarm catches it (`fault-double-draw`). Not for experiments.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub canary: Option<NetCanary>,
+}
+
+/// Known bugs of the fault model that `check --canary` can switch back on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NetCanary {
+    /// Fault rules judge a held-back frame or a duplicate copy again when it re-arrives.
+    FaultDoubleDraw,
+}
+
+impl NetCanary {
+    pub const ALL: [NetCanary; 1] = [NetCanary::FaultDoubleDraw];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            NetCanary::FaultDoubleDraw => "fault-double-draw",
+        }
+    }
 }
 
 impl Default for NetworkConfig {
@@ -210,6 +265,7 @@ impl Default for NetworkConfig {
             aggregator_latency_ns: 400,
             aggregator_slots: 64,
             multicast_loss: 0.0,
+            canary: None,
         }
     }
 }
@@ -459,8 +515,15 @@ impl Scenario {
                     loss,
                     duplicate,
                     delay_max_us,
+                    delay_min_us,
                     ..
                 } => {
+                    if delay_min_us > delay_max_us {
+                        return Err((
+                            "faults",
+                            format!("fault #{i}: delay_min_us above delay_max_us"),
+                        ));
+                    }
                     if !(0.0..=1.0).contains(&loss) || !(0.0..=1.0).contains(&duplicate) {
                         return Err((
                             "faults",

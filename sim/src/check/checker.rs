@@ -125,13 +125,14 @@ impl Checkers {
         }
     }
 
-    fn all(&self) -> [&dyn Checker; 5] {
+    /// Every checker with its name (as `run` prints it and `summary.json` records it).
+    fn all(&self) -> [(&'static str, &dyn Checker); 5] {
         [
-            &self.raft_safety,
-            &self.replies,
-            &self.kv,
-            &self.persist_before_send,
-            &self.liveness,
+            ("raft_safety", &self.raft_safety),
+            ("exactly_once_replies", &self.replies),
+            ("linearizability", &self.kv),
+            ("persist_before_send", &self.persist_before_send),
+            ("liveness", &self.liveness),
         ]
     }
 
@@ -146,18 +147,41 @@ impl Checkers {
                 self.kv.on_event(ev);
                 self.liveness.on_event(ev);
             }
-            Event::RequestSent { .. } | Event::Response { .. } | Event::Refused { .. } => {
-                self.kv.on_event(ev)
+            Event::RequestSent { .. } => {
+                self.kv.on_event(ev);
+                self.liveness.on_event(ev);
             }
+            Event::Response { .. } | Event::Refused { .. } => self.kv.on_event(ev),
         }
     }
 
     /// The report of the run, from what the checkers saw and the world's final state.
     pub fn finish(&self, w: &World) -> Report {
         let mut r = Report::default();
-        for c in self.all() {
-            c.finish(w, &mut r);
+        for (name, c) in self.all() {
+            let mut one = Report::default();
+            c.finish(w, &mut one);
+            if name == "linearizability" && self.kv.operations().next().is_none() {
+                one.not_checked
+                    .push("no kv operations (the app is not the kv store)".into());
+            }
+            r.checks.push((name.into(), super::CheckVerdict::of(&one)));
+            r.safety.extend(one.safety);
+            r.liveness.extend(one.liveness);
+            r.undecided.extend(one.undecided);
+            r.not_checked.extend(one.not_checked);
         }
+        // The fault model's own invariant: one rule verdict per frame and link traversal.
+        let mut model = Report::default();
+        if w.rejudged_frames() > 0 {
+            model.model.push(format!(
+                "fault model: {} frames were judged by the fault rules twice on one link traversal",
+                w.rejudged_frames()
+            ));
+        }
+        r.checks
+            .push(("fault_model".into(), super::CheckVerdict::of(&model)));
+        r.model.extend(model.model);
         r
     }
 }

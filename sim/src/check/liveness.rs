@@ -1,6 +1,11 @@
 //! Liveness (phase 2, as in TigerBeetle's VOPR): every request sent once the faults healed
 //! and the cluster had time to settle is answered, and at the end all live replicas applied
 //! the same log and hold the same state.
+//!
+//! The healed core is the servers up at the end: a server crashed for good is not healed.
+//! Liveness is "not checked" (never "ok") when it has nothing to prove: no request was sent
+//! in the liveness phase (it starts past the end of the run), or the servers crashed for
+//! good leave no majority up.
 
 use super::checker::{Checker, Event};
 use super::Report;
@@ -9,6 +14,8 @@ use crate::world::World;
 pub struct Liveness {
     /// Requests sent from here on must be answered.
     from_ns: u64,
+    /// Requests sent in the liveness phase.
+    sent: u64,
     /// Requests of the liveness phase that timed out.
     timeouts: u64,
 }
@@ -17,6 +24,7 @@ impl Liveness {
     pub fn new(from_ns: u64) -> Liveness {
         Liveness {
             from_ns,
+            sent: 0,
             timeouts: 0,
         }
     }
@@ -25,26 +33,26 @@ impl Liveness {
     pub fn timeouts(&self) -> u64 {
         self.timeouts
     }
+
+    /// Requests sent in the liveness phase.
+    pub fn sent(&self) -> u64 {
+        self.sent
+    }
 }
 
 impl Checker for Liveness {
     fn on_event(&mut self, ev: &Event<'_>) {
-        if let Event::TimedOut { tag, .. } = *ev {
-            if tag >= self.from_ns {
-                self.timeouts += 1;
-            }
+        match *ev {
+            Event::RequestSent { t_ns, .. } if t_ns >= self.from_ns => self.sent += 1,
+            Event::TimedOut { tag, .. } if tag >= self.from_ns => self.timeouts += 1,
+            _ => {}
         }
     }
 
     fn finish(&self, w: &World, r: &mut Report) {
-        if self.timeouts > 0 {
-            r.liveness.push(format!(
-                "{} requests sent after the faults healed were never answered",
-                self.timeouts
-            ));
-        }
-        let state: Vec<(usize, u64, u64)> = w
-            .live_servers()
+        let live = w.live_servers();
+        let majority = w.servers() / 2 + 1;
+        let state: Vec<(usize, u64, u64)> = live
             .iter()
             .filter_map(|&h| {
                 let n = w.node(h)?;
@@ -55,14 +63,41 @@ impl Checker for Liveness {
                 ))
             })
             .collect();
+        // Replicas that applied the same log must hold the same state, whatever else.
         if let Some(&(_, applied, digest)) = state.first() {
+            if state.iter().all(|&(_, a, _)| a == applied)
+                && state.iter().any(|&(_, _, d)| d != digest)
+            {
+                r.safety.push(format!(
+                    "replicas applied the same log but hold different state: {state:?}"
+                ));
+            }
+        }
+        if live.len() < majority {
+            r.not_checked.push(format!(
+                "only {} of {} servers are up at the end (the others crashed for good): no majority to make progress",
+                live.len(),
+                w.servers()
+            ));
+            return;
+        }
+        if self.sent == 0 {
+            r.not_checked.push(format!(
+                "no request was sent in the liveness phase (from {} ms)",
+                self.from_ns / 1_000_000
+            ));
+            return;
+        }
+        if self.timeouts > 0 {
+            r.liveness.push(format!(
+                "{} of {} requests sent after the faults healed were never answered",
+                self.timeouts, self.sent
+            ));
+        }
+        if let Some(&(_, applied, _)) = state.first() {
             if state.iter().any(|&(_, a, _)| a != applied) {
                 r.liveness.push(format!(
                     "replicas did not converge: applied indexes {state:?}"
-                ));
-            } else if state.iter().any(|&(_, _, d)| d != digest) {
-                r.safety.push(format!(
-                    "replicas applied the same log but hold different state: {state:?}"
                 ));
             }
         }

@@ -38,11 +38,67 @@ pub struct Report {
     pub liveness: Vec<String>,
     /// Checks that ran out of budget: neither passed nor failed (never counted as either).
     pub undecided: Vec<String>,
+    /// Checks that had nothing to check (e.g. no request after the faults healed): neither
+    /// passed nor failed.
+    pub not_checked: Vec<String>,
+    /// The simulator's own invariants that failed (a bug of the simulator, not of the
+    /// protocol; `check` counts it with crashes).
+    pub model: Vec<String>,
+    /// Every checker's verdict, in report order.
+    pub checks: Vec<(String, CheckVerdict)>,
 }
 
 impl Report {
     pub fn ok(&self) -> bool {
-        self.safety.is_empty() && self.liveness.is_empty()
+        self.safety.is_empty() && self.liveness.is_empty() && self.model.is_empty()
+    }
+}
+
+/// One checker's verdict on a run (what `run` prints and `summary.json` records).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum CheckVerdict {
+    Ok,
+    /// The first violation it found.
+    Violated {
+        message: String,
+    },
+    /// It ran out of budget or memory: neither passed nor failed.
+    Undecided {
+        message: String,
+    },
+    /// It had nothing to check, and why.
+    NotChecked {
+        message: String,
+    },
+}
+
+impl CheckVerdict {
+    /// The verdict of one checker from what it added to an empty report.
+    pub fn of(r: &Report) -> CheckVerdict {
+        let first = |v: &[String]| v.first().cloned();
+        if let Some(message) = first(&r.safety)
+            .or_else(|| first(&r.liveness))
+            .or_else(|| first(&r.model))
+        {
+            CheckVerdict::Violated { message }
+        } else if let Some(message) = first(&r.undecided) {
+            CheckVerdict::Undecided { message }
+        } else if let Some(message) = first(&r.not_checked) {
+            CheckVerdict::NotChecked { message }
+        } else {
+            CheckVerdict::Ok
+        }
+    }
+
+    /// One line: `ok`, `violated: …`, `undecided: …`, `not checked: …`.
+    pub fn line(&self) -> String {
+        match self {
+            CheckVerdict::Ok => "ok".into(),
+            CheckVerdict::Violated { message } => format!("violated: {message}"),
+            CheckVerdict::Undecided { message } => format!("undecided: {message}"),
+            CheckVerdict::NotChecked { message } => format!("not checked: {message}"),
+        }
     }
 }
 
@@ -70,18 +126,25 @@ pub struct SeedOutcome {
 
 /// Runs the world of `seed` with every checker on.
 pub fn run_seed(seed: u64, canary: Option<&str>) -> SeedOutcome {
-    let scenario = swarm::scenario_for_seed(seed, canary);
-    run_checked(seed, scenario)
+    run_seed_with(
+        seed,
+        &swarm::SwarmOptions {
+            canary,
+            ..Default::default()
+        },
+    )
+}
+
+/// Runs the world of `seed` drawn with `opts` with every checker on.
+pub fn run_seed_with(seed: u64, opts: &swarm::SwarmOptions<'_>) -> SeedOutcome {
+    run_checked(seed, swarm::scenario_for_seed_with(seed, opts))
 }
 
 /// Runs `scenario` with every checker on; liveness is required from
 /// `swarm::LIVENESS_FROM_MS` (or 60 ms after the last fault, whichever is later).
 pub fn run_checked(seed: u64, scenario: crate::Scenario) -> SeedOutcome {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        let liveness_from_ms =
-            liveness_from_ms(&scenario).max(swarm::LIVENESS_FROM_MS.min(scenario.duration_ms));
-        let mut w = World::new(scenario);
-        w.set_checkers(Checkers::new(liveness_from_ms * 1_000_000));
+        let mut w = checked_world(scenario);
         w.run_to_end();
         (check_world(&w), w.now_ns())
     }));
@@ -106,10 +169,63 @@ pub fn run_checked(seed: u64, scenario: crate::Scenario) -> SeedOutcome {
     }
 }
 
+/// The world of `scenario` with every checker on, as `check` runs it: liveness is required
+/// from `swarm::LIVENESS_FROM_MS` (or 60 ms after the last fault, whichever is later).
+pub fn checked_world(scenario: crate::Scenario) -> World {
+    let liveness_from_ms =
+        liveness_from_ms(&scenario).max(swarm::LIVENESS_FROM_MS.min(scenario.duration_ms));
+    let mut w = World::new(scenario);
+    w.set_checkers(Checkers::new(liveness_from_ms * 1_000_000));
+    w
+}
+
+/// The client history the kv checker recorded, Porcupine-style, for cross-checking the
+/// linearizability verdict with an independent checker: one object per operation, key by
+/// key in call order within a key: `client`, `op` (get/put/delete), `key`, `value` (what a
+/// put writes, else null), `output` (what a get returned, "ok" for an answered put or
+/// delete; null when unanswered or not found), `call_ns`, `return_ns` (null when
+/// unanswered: it may have taken effect, or not). Empty when the app is not the kv store.
+pub fn history_json(w: &World) -> serde_json::Value {
+    use linearizability::OpKind;
+    use serde_json::{json, Value};
+    let text = |b: &[u8]| Value::String(String::from_utf8_lossy(b).into_owned());
+    let ops: Vec<Value> = w
+        .checkers()
+        .into_iter()
+        .flat_map(|c| c.kv.operations())
+        .map(|op| {
+            let answered = op.return_ns.is_some();
+            let (name, value, output) = match &op.kind {
+                OpKind::Read { observed } => (
+                    "get",
+                    Value::Null,
+                    observed
+                        .as_deref()
+                        .filter(|_| answered)
+                        .map_or(Value::Null, text),
+                ),
+                OpKind::Write { value } => ("put", text(value), ok_if(answered)),
+                OpKind::Delete => ("delete", Value::Null, ok_if(answered)),
+            };
+            json!({ "client": op.client, "op": name, "key": text(&op.key), "value": value,
+                    "output": output, "call_ns": op.call_ns, "return_ns": op.return_ns })
+        })
+        .collect();
+    Value::Array(ops)
+}
+
+fn ok_if(answered: bool) -> serde_json::Value {
+    if answered {
+        "ok".into()
+    } else {
+        serde_json::Value::Null
+    }
+}
+
 /// Looks for a smaller fault schedule for `seed` that still fails: removes one fault at a
 /// time (a crash takes its restart with it) while the run keeps failing. Returns the
 /// shrunk scenario as JSON, or `None` if the seed does not fail.
-pub fn shrink(seed: u64, canary: Option<&str>) -> Option<serde_json::Value> {
+pub fn shrink(seed: u64, opts: &swarm::SwarmOptions<'_>) -> Option<serde_json::Value> {
     let fails = |json: &serde_json::Value| -> bool {
         let Ok(s) = crate::Scenario::from_json("<shrink>", &json.to_string()) else {
             return false;
@@ -117,7 +233,7 @@ pub fn shrink(seed: u64, canary: Option<&str>) -> Option<serde_json::Value> {
         let o = run_checked(seed, s);
         o.panic.is_some() || !o.report.ok()
     };
-    let mut json = swarm::scenario_json(seed, canary);
+    let mut json = swarm::scenario_json_with(seed, opts);
     if !fails(&json) {
         return None;
     }

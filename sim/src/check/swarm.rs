@@ -6,6 +6,28 @@
 //! partitions, one-way links, loss/duplication/reordering, slow storage, clock skew, switch
 //! failure) during the first part of the run, all healed by `HEAL_BY_MS`; then, from
 //! `LIVENESS_FROM_MS`, every request must be answered.
+//!
+//! Two profiles draw worlds from a seed (`check --profile`):
+//!
+//! - `gentle` (the default; what `check` must pass today): mode, cluster size (3, 3, 5, 5,
+//!   7), rate 2–12k req/s, read-only share, storage speed, then 1–4 faults, each at a time in
+//!   10–95 ms healing by 100 ms: crash+restart of one node (crash windows never overlap, so
+//!   at most one node is down), crash or isolation of the leader, a two-sided partition, a
+//!   one-way link, link chaos (loss < 5%, duplication < 5%, delay < 200 µs), slow storage,
+//!   clock skew or (HovercRaft++) aggregator failure; then batch size, a third of the worlds
+//!   on the kv store with 1–7 hot keys, bootstrap leader or not.
+//! - `harsh` (as TigerBeetle's VOPR; finds protocol bugs still being fixed): the same
+//!   skeleton with rates low (100–1000), medium (2–12k) or high (20–60k req/s), the kv store
+//!   in half the worlds (1–4 hot keys), and 2–8 faults among: crash+restart of up to a
+//!   minority of nodes at once, crash of the leader, isolation of the leader in both
+//!   directions, inbound only (it can send but not receive) or outbound only, two-sided
+//!   partitions, one-way links, a node deaf to a random set of peers (asymmetric), link
+//!   chaos (loss < 30%, duplication < 50%, delay < 500 µs), clogging (every frame into a
+//!   node delayed 1–10 ms), slow storage, clock skew, and in HovercRaft++ aggregator
+//!   failure (twice as likely). Liveness still holds on the healed core.
+//!
+//! Each profile draws from the seed's fault stream in a fixed order; changing a profile
+//! changes what its seeds mean, so regression seeds name their profile.
 
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -21,14 +43,91 @@ pub const HEAL_BY_MS: u64 = 100;
 /// Every fault healed 60 ms before: a few election timeouts to settle.
 pub const LIVENESS_FROM_MS: u64 = 160;
 
-/// The world of `seed` (optionally with a canary bug switched on).
+/// Which distribution of worlds the seeds draw from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Profile {
+    /// Today's distribution: `check` passes it.
+    #[default]
+    Gentle,
+    /// As harsh as TigerBeetle's VOPR.
+    Harsh,
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Profile, String> {
+        match s {
+            "gentle" => Ok(Profile::Gentle),
+            "harsh" => Ok(Profile::Harsh),
+            _ => Err(format!("unknown profile {s:?}; known: gentle, harsh")),
+        }
+    }
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Gentle => "gentle",
+            Profile::Harsh => "harsh",
+        }
+    }
+}
+
+/// How a swarm run draws its worlds.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SwarmOptions<'a> {
+    /// A known bug switched back on (a core canary, or a fault-model one).
+    pub canary: Option<&'a str>,
+    pub profile: Profile,
+}
+
+/// The world of `seed` (optionally with a canary bug switched on), gentle profile.
 pub fn scenario_for_seed(seed: u64, canary: Option<&str>) -> Scenario {
-    let json = scenario_json(seed, canary);
+    scenario_for_seed_with(
+        seed,
+        &SwarmOptions {
+            canary,
+            ..SwarmOptions::default()
+        },
+    )
+}
+
+pub fn scenario_for_seed_with(seed: u64, opts: &SwarmOptions<'_>) -> Scenario {
+    let json = scenario_json_with(seed, opts);
     Scenario::from_json(&format!("<seed {seed}>"), &json.to_string())
         .expect("swarm scenarios are valid by construction")
 }
 
+/// The gentle world of `seed`, as scenario JSON.
 pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
+    scenario_json_with(
+        seed,
+        &SwarmOptions {
+            canary,
+            ..SwarmOptions::default()
+        },
+    )
+}
+
+pub fn scenario_json_with(seed: u64, opts: &SwarmOptions<'_>) -> Value {
+    let mut json = match opts.profile {
+        Profile::Gentle => gentle(seed),
+        Profile::Harsh => harsh(seed),
+    };
+    if let Some(c) = opts.canary {
+        if crate::scenario::NetCanary::ALL
+            .iter()
+            .any(|n| n.name() == c)
+        {
+            json["network"] = json!({ "canary": c });
+        } else {
+            json["raft"]["canary"] = json!(c);
+        }
+    }
+    json
+}
+
+fn gentle(seed: u64) -> Value {
     let mut rng = stream_rng(seed, Stream::Faults, 0);
     let mode = *["raft", "hovercraft", "hovercraft++"]
         .choose(&mut rng)
@@ -101,10 +200,7 @@ pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
     // Small AppendEntries batches let an earlier term's entries reach a majority on their own,
     // before the new leader's first entry (the Raft Figure 8 situation).
     let batch = *[4u64, 8, 30].choose(&mut rng).expect("non-empty");
-    let mut raft = json!({ "max_entries_per_append": batch });
-    if let Some(c) = canary {
-        raft["canary"] = json!(c);
-    }
+    let raft = json!({ "max_entries_per_append": batch });
     // A third of the worlds run the kv store with a few hot keys, so the client history can
     // be checked for linearizability.
     let workload = if rng.gen_bool(1.0 / 3.0) {
@@ -125,6 +221,149 @@ pub fn scenario_json(seed: u64, canary: Option<&str>) -> Value {
         "storage": { "write_latency_ns": storage_ns },
         "clients": { "machines": 2, "ports_per_machine": 4, "timeout_ms": 30 },
         "raft": raft,
+        "workload": workload,
+        "faults": faults
+    })
+}
+
+/// The harsh profile (see the module doc): TigerBeetle VOPR-like rates of loss,
+/// duplication, delay, partitions of every shape, and crashes of up to a minority at once.
+fn harsh(seed: u64) -> Value {
+    let mut rng = stream_rng(seed, Stream::Faults, 1);
+    let mode = *["raft", "hovercraft", "hovercraft++"]
+        .choose(&mut rng)
+        .expect("non-empty");
+    let nodes: u32 = *[3, 3, 5, 5, 7].choose(&mut rng).expect("non-empty");
+    let minority = (nodes - 1) / 2;
+    let rate = match rng.gen_range(0..4) {
+        0 => rng.gen_range(100.0..1_000.0f64),
+        1 => rng.gen_range(20_000.0..60_000.0f64),
+        _ => rng.gen_range(2_000.0..12_000.0f64),
+    }
+    .round();
+    let read_only = *[0.0, 0.5, 0.9].choose(&mut rng).expect("non-empty");
+    let storage_ns = *[0u64, 2_000, 20_000].choose(&mut rng).expect("non-empty");
+    let mut faults = Vec::new();
+    // Crash windows never overlap, and each crashes at most a minority: the healed core
+    // always has a majority back by `HEAL_BY_MS`.
+    let mut next_crash_ok_ms = FAULTS_FROM_MS;
+    for _ in 0..rng.gen_range(2..=8) {
+        let at = rng.gen_range(FAULTS_FROM_MS..HEAL_BY_MS - 5);
+        let heal = rng.gen_range(at + 1..=HEAL_BY_MS);
+        let node = rng.gen_range(0..nodes);
+        match rng.gen_range(0..12) {
+            0 | 1 => {
+                let at = at.max(next_crash_ok_ms);
+                if at >= HEAL_BY_MS - 2 {
+                    continue;
+                }
+                let mut ids: Vec<u32> = (0..nodes).collect();
+                ids.shuffle(&mut rng);
+                let k = rng.gen_range(1..=minority) as usize;
+                let mut last_restart = at;
+                for &n in &ids[..k] {
+                    let restart = rng.gen_range(at + 1..=HEAL_BY_MS);
+                    last_restart = last_restart.max(restart);
+                    faults.push(json!({ "action": "crash_node", "at_ms": at, "node": n }));
+                    faults.push(json!({ "action": "restart_node", "at_ms": restart, "node": n }));
+                }
+                next_crash_ok_ms = last_restart + 1;
+            }
+            2 => {
+                let at = at.max(next_crash_ok_ms);
+                if at >= HEAL_BY_MS - 2 {
+                    continue;
+                }
+                let restart = rng.gen_range(at + 1..=HEAL_BY_MS);
+                next_crash_ok_ms = restart + 1;
+                faults.push(json!({ "action": "crash_leader", "at_ms": at, "restart_ms": restart }));
+            }
+            3 => {
+                let direction = *["both", "inbound", "outbound"]
+                    .choose(&mut rng)
+                    .expect("non-empty");
+                faults.push(json!({ "action": "isolate_leader", "at_ms": at, "heal_ms": heal,
+                                    "direction": direction }));
+            }
+            4 => {
+                let mut ids: Vec<u32> = (0..nodes).collect();
+                ids.shuffle(&mut rng);
+                let cut = rng.gen_range(1..nodes) as usize;
+                faults.push(json!({ "action": "partition", "at_ms": at, "heal_ms": heal,
+                                    "groups": [ids[..cut].to_vec(), ids[cut..].to_vec()] }));
+            }
+            5 => {
+                let to = (node + rng.gen_range(1..nodes)) % nodes;
+                faults.push(json!({ "action": "one_way", "at_ms": at, "heal_ms": heal, "from": node, "to": to }));
+            }
+            6 => {
+                // Asymmetric: `node` stops hearing a random set of its peers (it still
+                // reaches them).
+                for from in (0..nodes).filter(|&p| p != node) {
+                    if rng.gen_bool(0.6) {
+                        faults.push(json!({ "action": "one_way", "at_ms": at, "heal_ms": heal,
+                                            "from": from, "to": node }));
+                    }
+                }
+            }
+            7 | 8 => faults.push(json!({ "action": "link_chaos", "at_ms": at, "heal_ms": heal, "node": node,
+                                         "loss": rng.gen_range(0.0..0.3f64), "duplicate": rng.gen_range(0.0..0.5f64),
+                                         "delay_max_us": rng.gen_range(0..500u64) })),
+            9 => {
+                // Clogging: everything into `node` arrives 1–10 ms late for a while.
+                let min_us = rng.gen_range(1_000..5_000u64);
+                faults.push(json!({ "action": "link_chaos", "at_ms": at, "heal_ms": heal, "node": node,
+                                    "loss": 0.0, "duplicate": 0.0,
+                                    "delay_min_us": min_us, "delay_max_us": min_us * 2 }));
+            }
+            10 => {
+                if rng.gen_bool(0.5) {
+                    faults.push(json!({ "action": "storage_slow", "at_ms": at, "heal_ms": heal, "node": node,
+                                        "write_latency_ns": rng.gen_range(10_000..500_000u64) }));
+                } else {
+                    faults.push(json!({ "action": "clock_skew", "at_ms": at, "node": node,
+                                        "ppm": rng.gen_range(-50_000..50_000i64) }));
+                }
+            }
+            _ => {
+                if mode == "hovercraft++" {
+                    faults.push(json!({ "action": "aggregator_down", "at_ms": at }));
+                    faults.push(json!({ "action": "aggregator_up", "at_ms": heal }));
+                } else {
+                    faults.push(json!({ "action": "storage_slow", "at_ms": at, "heal_ms": heal, "node": node,
+                                        "write_latency_ns": rng.gen_range(10_000..200_000u64) }));
+                }
+            }
+        }
+    }
+    if mode == "hovercraft++" && rng.gen_bool(0.5) {
+        // The aggregator fails under load, once more.
+        let at = rng.gen_range(FAULTS_FROM_MS..HEAL_BY_MS - 5);
+        faults.push(json!({ "action": "aggregator_down", "at_ms": at }));
+        faults.push(
+            json!({ "action": "aggregator_up", "at_ms": rng.gen_range(at + 1..=HEAL_BY_MS) }),
+        );
+    }
+    faults.sort_by_key(|f| f["at_ms"].as_u64());
+    let batch = *[4u64, 8, 30].choose(&mut rng).expect("non-empty");
+    let workload = if rng.gen_bool(0.5) {
+        json!({ "app": "kv", "rate_rps": rate, "read_only_fraction": 0.5,
+                "kv_keys": rng.gen_range(1..5u32) })
+    } else {
+        json!({ "rate_rps": rate, "read_only_fraction": read_only,
+                "service_time": { "kind": "exponential", "mean_ns": rng.gen_range(1_000..10_000u64) } })
+    };
+    json!({
+        "name": format!("check-harsh-seed-{seed}"),
+        "seed": seed,
+        "mode": mode,
+        "nodes": nodes,
+        "duration_ms": DURATION_MS,
+        "warmup_ms": 5,
+        "bootstrap_leader": rng.gen_bool(0.5),
+        "storage": { "write_latency_ns": storage_ns },
+        "clients": { "machines": 2, "ports_per_machine": 4, "timeout_ms": 30 },
+        "raft": { "max_entries_per_append": batch },
         "workload": workload,
         "faults": faults
     })

@@ -83,6 +83,9 @@ impl Network {
             trace!(tr, t, "aggregator-reject {}: {e}", p.src);
         }
         let egress_ns = t + self.aggregator.latency_ns;
+        // What the aggregator sends now, it sends because of this datagram: fault rules
+        // between servers judge it as a frame from this datagram's sender.
+        let origin = self.ip_to_host.get(p.src.ip()).map(|&h| h as u32);
         let mut outs = Vec::new();
         while let Some(tx) = agg.poll_transmit() {
             outs.push(tx);
@@ -93,12 +96,10 @@ impl Network {
                 continue;
             };
             let port = self.topo.switches[s].route[h];
-            let copy = self.packets.insert(Packet {
-                src: addr::switch_addr(),
-                dst: tx.dst,
-                wire_bytes: wire_bytes(tx.payload.len()),
-                payload: Bytes::from(tx.payload),
-            });
+            let wb = wire_bytes(tx.payload.len());
+            let mut frame = Packet::new(addr::switch_addr(), tx.dst, Bytes::from(tx.payload), wb);
+            frame.relayed_for = origin;
+            let copy = self.packets.insert(frame);
             self.forward_at(egress_ns, s, port, copy, q, tr);
         }
     }

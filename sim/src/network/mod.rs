@@ -115,7 +115,7 @@ impl Network {
             ip_to_host,
             groups,
             aggregator: AggregatorHost::new(scenario),
-            rules: Rules::default(),
+            rules: Rules::new(cfg.canary == Some(crate::scenario::NetCanary::FaultDoubleDraw)),
             rng: stream_rng(scenario.seed, Stream::Network, 0),
             n_servers,
             switch_latency_ns: cfg.switch_latency_ns,
@@ -139,6 +139,12 @@ impl Network {
     /// Adds a fault rule, evaluated after the ones already in force.
     pub fn add_rule(&mut self, rule: Box<dyn rule::Rule>) {
         self.rules.push(rule);
+    }
+
+    /// Times a fault rule judged a frame twice on one link traversal (the fault model's
+    /// invariant: always 0).
+    pub fn rejudged_frames(&self) -> u64 {
+        self.rules.rejudged
     }
 
     /// Total frames dropped at switch output queues so far.

@@ -68,12 +68,9 @@ impl Network {
                     nic.bytes_tx_in_window += wb as u64;
                 }
                 let (switch, in_port, link) = self.topo.uplink[host];
-                let pkt = self.packets.insert(Packet {
-                    src,
-                    dst,
-                    payload: Bytes::from(payload),
-                    wire_bytes: wb,
-                });
+                let pkt = self
+                    .packets
+                    .insert(Packet::new(src, dst, Bytes::from(payload), wb));
                 q.schedule(
                     end_ns + link.latency_ns,
                     E::from(NetEvent::SwitchArrive {

@@ -6,7 +6,8 @@
 use std::io::Write;
 
 use super::{Ev, Role, World};
-use crate::network::rule::{Chaos, OneWay, Partition};
+use crate::network::rule::{Chaos, Isolate, OneWay, Partition};
+use crate::scenario::Direction;
 use crate::scenario::Fault;
 use crate::trace::trace;
 
@@ -97,14 +98,16 @@ impl World {
                     self.q.schedule(restart_ms * 1_000_000, Ev::RestartsDue);
                 }
             }
-            Fault::IsolateLeader { .. } => {
+            Fault::IsolateLeader { direction, .. } => {
                 if let Some(&(leader, _)) = self.leaders().iter().max_by_key(|(_, term)| *term) {
-                    let group_of = (0..self.n_servers)
-                        .map(|h| usize::from(h == leader))
-                        .collect();
-                    trace!(self.tracer, t, "isolate h{leader}");
-                    self.net
-                        .add_rule(Box::new(Partition { until_ns, group_of }));
+                    trace!(self.tracer, t, "isolate h{leader} {direction:?}");
+                    self.net.add_rule(Box::new(Isolate {
+                        until_ns,
+                        node: leader,
+                        servers: self.n_servers,
+                        inbound: direction != Direction::Outbound,
+                        outbound: direction != Direction::Inbound,
+                    }));
                 }
             }
             Fault::OneWay { from, to, .. } => self.net.add_rule(Box::new(OneWay {
@@ -117,12 +120,14 @@ impl World {
                 loss,
                 duplicate,
                 delay_max_us,
+                delay_min_us,
                 ..
             } => self.net.add_rule(Box::new(Chaos {
                 until_ns,
                 node: node as usize,
                 loss,
                 duplicate,
+                delay_min_ns: delay_min_us * 1_000,
                 delay_max_ns: delay_max_us * 1_000,
             })),
             Fault::StorageSlow {

@@ -135,6 +135,7 @@ impl World {
                 .map(Timeline::summary)
                 .unwrap_or_default(),
             manifest: Manifest::default(),
+            checks: None,
         }
     }
 }
