@@ -49,7 +49,8 @@ enum Command {
         seeds: String,
         /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
         /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
-        /// deposed-leader-serves-reads).
+        /// deposed-leader-serves-reads; no-check-quorum, which only the story
+        /// scenarios/faults/asymmetric-leader.json catches).
         #[arg(long)]
         canary: Option<String>,
         /// For each failing seed, also search for a smaller fault schedule that still fails

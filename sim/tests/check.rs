@@ -34,10 +34,11 @@ fn a_range_of_seeds_passes() {
 }
 
 /// Each canary re-introduces a known bug; the checkers must catch it within seeds 0..1000,
-/// and the failing seed must fail again when replayed on its own.
+/// and the failing seed must fail again when replayed on its own. (`no-check-quorum` is
+/// caught by its story instead: `asymmetric_leader.rs`.)
 #[test]
 fn every_canary_is_caught_and_replays() {
-    for canary in Canary::ALL {
+    for canary in Canary::ALL.into_iter().filter(|c| c.caught_by_swarm()) {
         let name = canary.name();
         let found = (0..1000).find(|&seed| !run_seed(seed, Some(name)).report.ok());
         let seed = found.unwrap_or_else(|| panic!("canary {name} not caught in seeds 0..1000"));

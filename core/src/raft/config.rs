@@ -60,6 +60,13 @@ pub struct RaftConfig {
     pub max_recoveries_in_flight: usize,
     /// Entries kept behind the applied index (so lagging followers can catch up).
     pub log_retention_entries: u64,
+    /// Check-quorum (etcd `CheckQuorum`): a leader that has heard from no majority (itself
+    /// included) for `election_timeout_min_us` steps down; and a node that heard from its
+    /// leader within that time ignores vote requests of a higher term (the leader lease).
+    pub check_quorum: bool,
+    /// Pre-vote (Raft dissertation §9.6, etcd `PreVote`): a node campaigns only once a
+    /// majority said it would vote for it, so a node that cannot win does not raise terms.
+    pub pre_vote: bool,
     /// Re-introduces a known bug, so tests can show the checkers catch it. Off by default;
     /// never set it outside checker tests. Only in builds with the `canary` feature (the
     /// simulator's): a cluster file of the real runtime cannot name one.
@@ -84,17 +91,29 @@ pub enum Canary {
     /// A node that believes it leads answers read-only requests at once, without ordering
     /// them (an unsafe "lease"): once deposed, it serves stale reads.
     DeposedLeaderServesReads,
+    /// A leader never steps down for want of a quorum (check-quorum's step-down is off):
+    /// one that can send but not receive keeps every follower from electing another.
+    NoCheckQuorum,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 6] = [
+    pub const ALL: [Canary; 7] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
         Canary::SkipPrevLogCheck,
         Canary::ApplyTwiceAfterRecovery,
         Canary::DeposedLeaderServesReads,
+        Canary::NoCheckQuorum,
     ];
+
+    /// Whether `hovercraft-sim check` (the swarm) catches this bug. Not `no-check-quorum`:
+    /// its harm (no progress *during* a fault) ends when the fault heals, where the swarm's
+    /// liveness phase starts; the story `scenarios/faults/asymmetric-leader.json` catches it
+    /// (`sim/tests/asymmetric_leader.rs`).
+    pub fn caught_by_swarm(self) -> bool {
+        self != Canary::NoCheckQuorum
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -104,6 +123,7 @@ impl Canary {
             Canary::SkipPrevLogCheck => "skip-prev-log-check",
             Canary::ApplyTwiceAfterRecovery => "apply-twice-after-recovery",
             Canary::DeposedLeaderServesReads => "deposed-leader-serves-reads",
+            Canary::NoCheckQuorum => "no-check-quorum",
         }
     }
 }
@@ -129,6 +149,8 @@ impl Default for RaftConfig {
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
+            check_quorum: true,
+            pre_vote: true,
             #[cfg(feature = "canary")]
             canary: None,
         }
