@@ -117,23 +117,28 @@ fn hovercraft_orders_metadata_only_and_one_designated_replier_answers_each_reque
 fn a_vote_is_sent_only_once_it_is_durable() {
     let mut c = Cluster::new(3, Mode::Raft, RaftConfig::default());
     c.slow_storage = vec![true; 3];
-    // Fire the first election timer: the candidate's RequestVote waits for its own write.
-    while c.sent.is_empty() {
+    // The first election timer fires: pre-votes change nothing durable and flow at once;
+    // with a majority of them the node stands, and its RequestVote waits for its own write.
+    let vote_requests = |c: &Cluster| {
+        c.sent
+            .iter()
+            .filter(|m| matches!(m.msg.body, RaftBody::VoteRequest { .. }))
+            .count()
+    };
+    let candidate = loop {
         c.tick(Duration::from_ms(1));
-        let candidates: Vec<usize> = (0..3)
-            .filter(|&i| c.replicas[i].role() == Role::Candidate)
-            .collect();
-        if let Some(&i) = candidates.first() {
-            assert!(
-                c.sent.is_empty(),
-                "nothing before the term and vote persist"
-            );
-            c.complete_writes(i);
-            assert!(!c.sent.is_empty(), "RequestVote once they are durable");
-            break;
+        if let Some(i) = (0..3).find(|&i| c.replicas[i].role() == Role::Candidate) {
+            break i;
         }
-    }
-    let candidate = c.sent[0].from;
+        assert!(c.now < Instant::from_ns(100_000_000), "nobody stood");
+    };
+    assert_eq!(
+        vote_requests(&c),
+        0,
+        "nothing before the term and vote persist"
+    );
+    c.complete_writes(candidate);
+    assert_eq!(vote_requests(&c), 2, "RequestVote once they are durable");
     // Voters grant, but their replies wait for their own writes.
     let sent_before = c.sent.len();
     c.deliver_all();
@@ -178,6 +183,8 @@ fn switch_leader(writes: u16) -> Replica {
     );
     let now = Instant::ZERO;
     r.handle_timeout(now);
+    drain_one(&mut r, now);
+    r.step(now, msg(1, RaftBody::PreVoteReply { granted: true }), false);
     drain_one(&mut r, now);
     r.step(now, msg(1, RaftBody::VoteReply { granted: true }), false);
     assert_eq!(r.role(), Role::Leader);

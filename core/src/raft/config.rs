@@ -60,6 +60,13 @@ pub struct RaftConfig {
     pub max_recoveries_in_flight: usize,
     /// Entries kept behind the applied index (so lagging followers can catch up).
     pub log_retention_entries: u64,
+    /// Check-quorum (etcd `CheckQuorum`): a leader that has heard from no majority (itself
+    /// included) for `election_timeout_min_us` steps down; and a node that heard from its
+    /// leader within that time ignores vote requests of a higher term (the leader lease).
+    pub check_quorum: bool,
+    /// Pre-vote (Raft dissertation §9.6, etcd `PreVote`): a node campaigns only once a
+    /// majority said it would vote for it, so a node that cannot win does not raise terms.
+    pub pre_vote: bool,
     /// Re-introduces a known bug, so tests can show the checkers catch it. Off by default;
     /// never set it outside checker tests. Only in builds with the `canary` feature (the
     /// simulator's): a cluster file of the real runtime cannot name one.
@@ -91,10 +98,13 @@ pub enum Canary {
     /// HovercRaft++ in fall-back probes the switch with its last entry, which followers
     /// trailing under load cannot count: the leader never returns to the switch.
     ProbeNeedsCaughtUpFollowers,
+    /// A leader never steps down for want of a quorum (check-quorum's step-down is off):
+    /// one that can send but not receive keeps every follower from electing another.
+    NoCheckQuorum,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 8] = [
+    pub const ALL: [Canary; 9] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -103,7 +113,26 @@ impl Canary {
         Canary::DeposedLeaderServesReads,
         Canary::RecoverByIndexOnly,
         Canary::ProbeNeedsCaughtUpFollowers,
+        Canary::NoCheckQuorum,
     ];
+
+    /// Whether `hovercraft-sim check` (the swarm) catches this bug. Not yet:
+    /// - `no-check-quorum`: its harm (no progress *during* a fault) ends when the fault heals,
+    ///   where the swarm's liveness phase starts; the story
+    ///   `scenarios/faults/asymmetric-leader.json` catches it (`sim/tests/asymmetric_leader.rs`);
+    /// - `probe-needs-caught-up-followers`: the swarm's loads are far below the HovercRaft++
+    ///   maximum; `scenarios/faults/switch-reboot-under-load.json` catches it
+    ///   (`sim/tests/fault_stories.rs`);
+    /// - `recover-by-index-only`: lost bodies are rare even in the harsh profile; core's
+    ///   `replica_alone.rs` stories check each mechanism.
+    pub fn caught_by_swarm(self) -> bool {
+        !matches!(
+            self,
+            Canary::NoCheckQuorum
+                | Canary::ProbeNeedsCaughtUpFollowers
+                | Canary::RecoverByIndexOnly
+        )
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -115,6 +144,7 @@ impl Canary {
             Canary::DeposedLeaderServesReads => "deposed-leader-serves-reads",
             Canary::RecoverByIndexOnly => "recover-by-index-only",
             Canary::ProbeNeedsCaughtUpFollowers => "probe-needs-caught-up-followers",
+            Canary::NoCheckQuorum => "no-check-quorum",
         }
     }
 }
@@ -140,6 +170,8 @@ impl Default for RaftConfig {
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
+            check_quorum: true,
+            pre_vote: true,
             #[cfg(feature = "canary")]
             canary: None,
         }

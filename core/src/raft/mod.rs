@@ -95,6 +95,12 @@ pub struct PersistRequest {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct ReplicaCounters {
     pub elections_started: u64,
+    /// Pre-vote rounds started (each may lead to an election).
+    pub pre_votes_started: u64,
+    /// Times this node, leading, stepped down for want of a quorum (check-quorum).
+    pub quorum_lost: u64,
+    /// Vote requests of a higher term ignored because the leader was heard recently.
+    pub votes_ignored_in_lease: u64,
     pub times_leader: u64,
     pub entries_appended: u64,
     pub append_entries_sent: u64,
@@ -151,6 +157,12 @@ pub struct Replica {
     body_complete_index: u64,
 
     votes: u64,
+    /// Pre-vote grants (bit per node) while this node asks for pre-votes; `None` otherwise.
+    pre_votes: Option<u64>,
+    /// Follower: when it last heard from its leader (the lease against disruptive votes).
+    leader_heard_at: Option<Instant>,
+    /// HovercRaft++ leader: when a group reply last proved that a majority holds our entries.
+    quorum_heard_at: Instant,
     timers: TimerTable,
     progress: Vec<Progress>,
     balancer: ReplyBalancer,
@@ -223,6 +235,9 @@ impl Replica {
             applied_index: 0,
             body_complete_index: 0,
             votes: 0,
+            pre_votes: None,
+            leader_heard_at: None,
+            quorum_heard_at: now,
             timers: TimerTable::default(),
             progress: (0..n).map(|_| Progress::new(now)).collect(),
             balancer: ReplyBalancer::new(n, policy, cfg.replier_bound, cfg.replier_max_lag),
@@ -453,13 +468,16 @@ impl Replica {
 
     pub fn handle_timeout(&mut self, now: Instant) {
         self.unordered.expire(now);
+        if self.role == Role::Leader && self.timers.expired(Timer::CheckQuorum, now) {
+            self.check_quorum(now);
+        }
         if self.role == Role::Leader {
             self.switch_timers(now);
             if self.timers.expired(Timer::Heartbeat, now) {
                 self.heartbeat(now);
             }
         } else if self.timers.expired(Timer::Election, now) {
-            self.start_election(now);
+            self.campaign(now);
         }
         self.retry_recoveries(now);
         self.check_invariants();
@@ -489,17 +507,32 @@ impl Replica {
     }
 
     fn on_raft_message(&mut self, now: Instant, msg: RaftMessage, via_switch: bool) {
-        use crate::wire::raft::RaftBody::*;
         let from = msg.from;
-        if msg.term > self.term {
+        if self.ignore_in_lease(now, &msg) {
+            return;
+        }
+        if msg.term > self.term && msg.body.adopts_term() {
             self.become_follower(now, msg.term, None);
         }
+        let (term, kind) = (msg.term, msg.body.raft_type());
+        self.dispatch(now, msg, via_switch);
+        self.note_contact(now, from, term, kind, via_switch);
+    }
+
+    fn dispatch(&mut self, now: Instant, msg: RaftMessage, via_switch: bool) {
+        use crate::wire::raft::RaftBody::*;
+        let from = msg.from;
         match msg.body {
             VoteRequest {
                 last_log_idx,
                 last_log_term,
             } => self.on_vote_request(now, from, msg.term, last_log_idx, last_log_term),
             VoteReply { granted } => self.on_vote_reply(now, from, msg.term, granted),
+            PreVoteRequest {
+                last_log_idx,
+                last_log_term,
+            } => self.on_pre_vote_request(now, from, msg.term, last_log_idx, last_log_term),
+            PreVoteReply { granted } => self.on_pre_vote_reply(now, from, msg.term, granted),
             AppendEntriesReq {
                 prev_log_idx,
                 prev_log_term,

@@ -17,6 +17,9 @@ pub(crate) struct Progress {
     /// When this follower last answered; one silent for an election timeout is not given
     /// replies to send (it may be down).
     pub last_heard: Instant,
+    /// When this follower last sent us any message of our term: check-quorum's proof that it
+    /// still hears us and we hear it. (Behind the switch, group replies prove a majority.)
+    pub last_active: Instant,
     /// HovercRaft++: this follower fell behind the switch path and is caught up directly.
     pub lagging: bool,
     /// The highest `done` (applied index) seen from this follower.
@@ -31,6 +34,7 @@ impl Progress {
             in_flight_until: None,
             in_flight_last: 0,
             last_heard: now,
+            last_active: now,
             lagging: false,
             reported_done: 0,
         }
@@ -42,6 +46,7 @@ impl Progress {
         self.match_index = 0;
         self.in_flight_until = None;
         self.last_heard = now;
+        self.last_active = now;
         self.lagging = false;
     }
 

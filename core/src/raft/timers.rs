@@ -15,15 +15,19 @@ pub(crate) enum Timer {
     SwitchReply = 2,
     /// HovercRaft++ leader in fall-back: probe the switch to return to it.
     SwitchProbe = 3,
+    /// Leader with check-quorum: when its proof of a live majority runs out (it then steps
+    /// down unless fresher proof arrived meanwhile).
+    CheckQuorum = 4,
 }
 
 impl Timer {
-    const COUNT: usize = 4;
+    const COUNT: usize = 5;
     const ALL: [Timer; Timer::COUNT] = [
         Timer::Election,
         Timer::Heartbeat,
         Timer::SwitchReply,
         Timer::SwitchProbe,
+        Timer::CheckQuorum,
     ];
 
     /// Whether this timer means anything in `role` (a stale deadline of another role is kept
@@ -31,7 +35,9 @@ impl Timer {
     fn runs_as(self, role: Role) -> bool {
         match self {
             Timer::Election => role != Role::Leader,
-            Timer::Heartbeat | Timer::SwitchReply | Timer::SwitchProbe => role == Role::Leader,
+            Timer::Heartbeat | Timer::SwitchReply | Timer::SwitchProbe | Timer::CheckQuorum => {
+                role == Role::Leader
+            }
         }
     }
 }

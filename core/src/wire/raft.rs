@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     1  raft_type   1..=9, selects the layout below
+//!      0     1  raft_type   1..=11, selects the layout below
 //!      1     1  from        NodeId of the sender
 //!      2     8  term        sender's current term
 //! ```
@@ -54,7 +54,17 @@
 //!                                                 26    1 policy  (R2P2 policy number)
 //!                                                 27    4 body_len  <= 1 MiB
 //!                                                 31    . body           (total 31 + body_len)
+//!   10  PRE_VOTE_REQUEST           RAFT_REQ       10    8 last_log_idx
+//!                                                 18    8 last_log_term        (total 26)
+//!   11  PRE_VOTE_REPLY             RAFT_REP       10    1 granted  0 | 1       (total 11)
 //! ```
+//!
+//! Pre-vote (Raft dissertation §9.6, etcd `PreVote`) asks "would you vote for me?" without
+//! changing anyone's term: a PRE_VOTE_REQUEST's `term` is the term the sender *would*
+//! campaign in (its own + 1), and neither it nor the receiver adopts that term. A granted
+//! PRE_VOTE_REPLY echoes the requested term; a refusal carries the refuser's own term (so a
+//! pre-candidate behind in terms catches up). Neither depends on durable state. The layouts
+//! are VOTE_REQUEST's and VOTE_REPLY's; the switch aggregator forwards them like votes.
 //!
 //! # Log entry (inside APPEND_ENTRIES_REQ, 19 bytes, or 23 + body_len with a body)
 //!
@@ -126,6 +136,8 @@ pub enum RaftType {
     AnnounceCommitRep = 7,
     RecoveryReq = 8,
     RecoveryRep = 9,
+    PreVoteRequest = 10,
+    PreVoteReply = 11,
 }
 
 impl RaftType {
@@ -140,6 +152,8 @@ impl RaftType {
             7 => RaftType::AnnounceCommitRep,
             8 => RaftType::RecoveryReq,
             9 => RaftType::RecoveryRep,
+            10 => RaftType::PreVoteRequest,
+            11 => RaftType::PreVoteReply,
             _ => return Err(WireError::UnknownRaftType(v)),
         })
     }
@@ -149,10 +163,12 @@ impl RaftType {
     pub fn r2p2_type(self) -> MsgType {
         match self {
             RaftType::VoteRequest
+            | RaftType::PreVoteRequest
             | RaftType::AppendEntriesReq
             | RaftType::AnnounceCommitReq
             | RaftType::RecoveryReq => MsgType::RaftReq,
             RaftType::VoteReply
+            | RaftType::PreVoteReply
             | RaftType::AppendEntriesRep
             | RaftType::AnnounceCommitRep
             | RaftType::RecoveryRep => MsgType::RaftRep,
@@ -264,6 +280,14 @@ pub enum RaftBody {
     VoteReply {
         granted: bool,
     },
+    /// "Would you vote for me at `term`?" (`term` = the sender's term + 1; nobody adopts it).
+    PreVoteRequest {
+        last_log_idx: u64,
+        last_log_term: u64,
+    },
+    PreVoteReply {
+        granted: bool,
+    },
     AppendEntriesReq {
         prev_log_idx: u64,
         prev_log_term: u64,
@@ -307,6 +331,8 @@ impl RaftBody {
         match self {
             RaftBody::VoteRequest { .. } => RaftType::VoteRequest,
             RaftBody::VoteReply { .. } => RaftType::VoteReply,
+            RaftBody::PreVoteRequest { .. } => RaftType::PreVoteRequest,
+            RaftBody::PreVoteReply { .. } => RaftType::PreVoteReply,
             RaftBody::AppendEntriesReq { .. } => RaftType::AppendEntriesReq,
             RaftBody::AppendEntriesRep { .. } => RaftType::AppendEntriesRep,
             RaftBody::AppendEntriesRepGroup { .. } => RaftType::AppendEntriesRepGroup,
@@ -317,10 +343,19 @@ impl RaftBody {
         }
     }
 
+    /// Whether a receiver adopts this message's term when it is above its own: every message
+    /// but a pre-vote request and a granted pre-vote reply, whose term is only proposed.
+    pub fn adopts_term(&self) -> bool {
+        !matches!(
+            self,
+            RaftBody::PreVoteRequest { .. } | RaftBody::PreVoteReply { granted: true }
+        )
+    }
+
     fn encoded_len(&self) -> usize {
         match self {
-            RaftBody::VoteRequest { .. } => 16,
-            RaftBody::VoteReply { .. } => 1,
+            RaftBody::VoteRequest { .. } | RaftBody::PreVoteRequest { .. } => 16,
+            RaftBody::VoteReply { .. } | RaftBody::PreVoteReply { .. } => 1,
             RaftBody::AppendEntriesReq { entries, .. } => {
                 26 + entries.iter().map(LogEntry::encoded_len).sum::<usize>()
             }
@@ -338,11 +373,17 @@ impl RaftBody {
             RaftBody::VoteRequest {
                 last_log_idx,
                 last_log_term,
+            }
+            | RaftBody::PreVoteRequest {
+                last_log_idx,
+                last_log_term,
             } => {
                 put_u64(out, *last_log_idx);
                 put_u64(out, *last_log_term);
             }
-            RaftBody::VoteReply { granted } => out.push(u8::from(*granted)),
+            RaftBody::VoteReply { granted } | RaftBody::PreVoteReply { granted } => {
+                out.push(u8::from(*granted))
+            }
             RaftBody::AppendEntriesReq {
                 prev_log_idx,
                 prev_log_term,
@@ -430,6 +471,13 @@ impl RaftBody {
                 last_log_term: r.u64()?,
             },
             RaftType::VoteReply => RaftBody::VoteReply {
+                granted: get_bool(r, ERR_GRANTED)?,
+            },
+            RaftType::PreVoteRequest => RaftBody::PreVoteRequest {
+                last_log_idx: r.u64()?,
+                last_log_term: r.u64()?,
+            },
+            RaftType::PreVoteReply => RaftBody::PreVoteReply {
                 granted: get_bool(r, ERR_GRANTED)?,
             },
             RaftType::AppendEntriesReq => {
@@ -784,6 +832,19 @@ mod tests {
                      0x01],                             // granted
             ),
             (
+                RaftBody::PreVoteRequest { last_log_idx: 0x11, last_log_term: 0x22 },
+                MsgType::RaftReq,
+                vec![0x0A, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
+                     0, 0, 0, 0, 0, 0, 0, 0x11,         // last_log_idx
+                     0, 0, 0, 0, 0, 0, 0, 0x22],        // last_log_term
+            ),
+            (
+                RaftBody::PreVoteReply { granted: false },
+                MsgType::RaftRep,
+                vec![0x0B, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
+                     0x00],                             // granted
+            ),
+            (
                 RaftBody::AppendEntriesRep {
                     result: AppendResult::PartialMissing,
                     last_log_idx: 0x33,
@@ -871,12 +932,12 @@ mod tests {
 
     #[test]
     fn r2p2_type_per_raft_type() {
-        for t in 1..=9u8 {
+        for t in 1..=11u8 {
             let rt = RaftType::from_u8(t).unwrap();
             assert_eq!(rt as u8, t);
             let expected = match t {
-                1 | 3 | 6 | 8 => MsgType::RaftReq,
-                2 | 4 | 7 | 9 => MsgType::RaftRep,
+                1 | 3 | 6 | 8 | 10 => MsgType::RaftReq,
+                2 | 4 | 7 | 9 | 11 => MsgType::RaftRep,
                 _ => MsgType::RaftMsg,
             };
             assert_eq!(rt.r2p2_type(), expected, "raft_type {t}");
@@ -914,8 +975,8 @@ mod tests {
             Err(WireError::UnknownRaftType(0))
         );
         assert_eq!(
-            RaftMessage::decode(&[10]),
-            Err(WireError::UnknownRaftType(10))
+            RaftMessage::decode(&[12]),
+            Err(WireError::UnknownRaftType(12))
         );
         let mut b = header(0xFF);
         b.extend_from_slice(&[0; 16]);
@@ -953,12 +1014,14 @@ mod tests {
 
     #[test]
     fn bad_bool_bytes() {
-        let mut b = header(2);
-        b.push(2);
-        assert_eq!(
-            RaftMessage::decode(&b),
-            Err(WireError::Inconsistent(ERR_GRANTED))
-        );
+        for vote_reply in [2, 11] {
+            let mut b = header(vote_reply);
+            b.push(2);
+            assert_eq!(
+                RaftMessage::decode(&b),
+                Err(WireError::Inconsistent(ERR_GRANTED))
+            );
+        }
 
         let mut b = append_entries_prefix(1);
         b.extend_from_slice(&entry_prefix(2, 0x80));
@@ -1162,6 +1225,13 @@ mod tests {
                 }
             }),
             any::<bool>().prop_map(|granted| RaftBody::VoteReply { granted }),
+            (any::<u64>(), any::<u64>()).prop_map(|(last_log_idx, last_log_term)| {
+                RaftBody::PreVoteRequest {
+                    last_log_idx,
+                    last_log_term,
+                }
+            }),
+            any::<bool>().prop_map(|granted| RaftBody::PreVoteReply { granted }),
             (
                 any::<u64>(),
                 any::<u64>(),
@@ -1274,7 +1344,7 @@ mod tests {
 
         #[test]
         fn arbitrary_bytes_after_a_valid_type_never_panic(
-            t in 1u8..=9,
+            t in 1u8..=11,
             rest in proptest::collection::vec(any::<u8>(), 0..512),
         ) {
             let mut bytes = vec![t];

@@ -49,6 +49,8 @@ pub struct Cluster {
     /// Replicas whose storage completes writes only when the test says so.
     pub slow_storage: Vec<bool>,
     pub down: Vec<bool>,
+    /// One-way cuts: messages from `.0` to `.1` are lost.
+    pub cut: Vec<(usize, usize)>,
 }
 
 impl Cluster {
@@ -83,6 +85,7 @@ impl Cluster {
             events: Vec::new(),
             slow_storage: vec![false; n],
             down: vec![false; n],
+            cut: Vec::new(),
         }
     }
 
@@ -157,7 +160,8 @@ impl Cluster {
             };
             match m.to {
                 Dest::Switch => switch.push_back(m),
-                Dest::Node(j) if self.down[j] || self.down[m.from] => {}
+                Dest::Node(j)
+                    if self.down[j] || self.down[m.from] || self.cut.contains(&(m.from, j)) => {}
                 Dest::Node(j) => {
                     self.replicas[j].step(self.now, m.msg, false);
                     self.settle(j);
