@@ -24,6 +24,8 @@ fn invalid(field: &'static str, reason: String) -> Result<(), RaftConfigError> {
 pub const MAX_TIMEOUT_US: u64 = 3_600_000_000;
 /// Most request bodies a replica may buffer unordered (its eviction bookkeeping doubles it).
 pub const MAX_UNORDERED_CAPACITY: usize = 1 << 24;
+/// Most client sessions a replica may keep (8 KiB each: 512 MiB at most).
+pub const MAX_SESSION_CAPACITY: usize = 1 << 16;
 /// Most RECOVERY_REQs in flight per follower.
 pub const MAX_RECOVERIES_IN_FLIGHT: usize = 1 << 16;
 /// Most replicas in a cluster.
@@ -60,6 +62,9 @@ pub struct RaftConfig {
     pub max_recoveries_in_flight: usize,
     /// Entries kept behind the applied index (so lagging followers can catch up).
     pub log_retention_entries: u64,
+    /// Clients whose applied req_ids every replica remembers (exactly-once execution,
+    /// `raft/session.rs`); the least recently served is forgotten beyond it. 8 KiB each.
+    pub session_capacity: usize,
     /// Re-introduces a known bug, so tests can show the checkers catch it. Off by default;
     /// never set it outside checker tests. Only in builds with the `canary` feature (the
     /// simulator's): a cluster file of the real runtime cannot name one.
@@ -84,16 +89,20 @@ pub enum Canary {
     /// A node that believes it leads answers read-only requests at once, without ordering
     /// them (an unsafe "lease"): once deposed, it serves stale reads.
     DeposedLeaderServesReads,
+    /// No exactly-once execution: the leader orders every copy of a request and replicas
+    /// execute every entry, so a duplicated datagram runs (and is answered) twice.
+    NoRequestDedupe,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 6] = [
+    pub const ALL: [Canary; 7] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
         Canary::SkipPrevLogCheck,
         Canary::ApplyTwiceAfterRecovery,
         Canary::DeposedLeaderServesReads,
+        Canary::NoRequestDedupe,
     ];
 
     pub fn name(self) -> &'static str {
@@ -104,6 +113,7 @@ impl Canary {
             Canary::SkipPrevLogCheck => "skip-prev-log-check",
             Canary::ApplyTwiceAfterRecovery => "apply-twice-after-recovery",
             Canary::DeposedLeaderServesReads => "deposed-leader-serves-reads",
+            Canary::NoRequestDedupe => "no-request-dedupe",
         }
     }
 }
@@ -129,6 +139,7 @@ impl Default for RaftConfig {
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
+            session_capacity: 1_024,
             #[cfg(feature = "canary")]
             canary: None,
         }
@@ -170,6 +181,7 @@ impl RaftConfig {
             ("raft.replier_bound", self.replier_bound as u64),
             ("raft.flow_control_threshold", self.flow_control_threshold),
             ("raft.unordered_capacity", self.unordered_capacity as u64),
+            ("raft.session_capacity", self.session_capacity as u64),
             (
                 "raft.max_recoveries_in_flight",
                 self.max_recoveries_in_flight as u64,
@@ -185,6 +197,15 @@ impl RaftConfig {
                 format!(
                     "at most {MAX_UNORDERED_CAPACITY} (got {})",
                     self.unordered_capacity
+                ),
+            );
+        }
+        if self.session_capacity > MAX_SESSION_CAPACITY {
+            return invalid(
+                "raft.session_capacity",
+                format!(
+                    "at most {MAX_SESSION_CAPACITY} (got {}): 8 KiB each",
+                    self.session_capacity
                 ),
             );
         }
@@ -354,6 +375,11 @@ mod tests {
             ),
             (|c| c.replier_bound = 0, "raft.replier_bound"),
             (|c| c.unordered_capacity = 0, "raft.unordered_capacity"),
+            (|c| c.session_capacity = 0, "raft.session_capacity"),
+            (
+                |c| c.session_capacity = MAX_SESSION_CAPACITY + 1,
+                "raft.session_capacity",
+            ),
             (
                 |c| c.unordered_capacity = MAX_UNORDERED_CAPACITY + 1,
                 "raft.unordered_capacity",
@@ -433,6 +459,7 @@ mod tests {
             unordered_expiry_us: 1,
             max_recoveries_in_flight: MAX_RECOVERIES_IN_FLIGHT,
             log_retention_entries: u64::MAX - 1,
+            session_capacity: MAX_SESSION_CAPACITY,
             ..RaftConfig::default()
         };
         c.validate().unwrap();
