@@ -49,7 +49,7 @@ enum Command {
         seeds: String,
         /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
         /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
-        /// deposed-leader-serves-reads).
+        /// deposed-leader-serves-reads, no-request-dedupe).
         #[arg(long)]
         canary: Option<String>,
         /// For each failing seed, also search for a smaller fault schedule that still fails

@@ -27,4 +27,3 @@ pub fn switch_addr() -> SocketAddrV4 {
 pub fn cluster_group() -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::new(239, 1, 1, 1), SERVER_PORT)
 }
-
