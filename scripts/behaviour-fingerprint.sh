@@ -27,7 +27,7 @@ $BIN reproduce all --quick --out "$OUT/reproduce.d" > /dev/null 2>&1
 rm -rf "$OUT/reproduce.d"
 set +e
 $BIN check --seeds "$SEEDS" --out "$OUT/check/swarm" > "$OUT/check/swarm.stdout" 2>&1; echo "exit $?" >> "$OUT/check/swarm.stdout"
-for canary in commit-previous-term vote-not-persisted reply-before-commit skip-prev-log-check apply-twice-after-recovery deposed-leader-serves-reads; do
+for canary in commit-previous-term vote-not-persisted reply-before-commit skip-prev-log-check apply-twice-after-recovery deposed-leader-serves-reads no-request-dedupe; do
   $BIN check --seeds 0..1000 --canary "$canary" --out "$OUT/check/$canary" > "$OUT/check/$canary.stdout" 2>&1
   echo "exit $?" >> "$OUT/check/$canary.stdout"
 done

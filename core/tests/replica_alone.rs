@@ -9,7 +9,7 @@ use std::net::SocketAddrV4;
 use hovercraft_core::raft::{ApplyMode, ClusterConfig, RaftConfig, Replica, Role, Target};
 use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::types::Mode;
-use hovercraft_core::wire::raft::{AppendResult, RaftBody, RaftMessage};
+use hovercraft_core::wire::raft::{AppendResult, LogEntry, RaftBody, RaftMessage};
 use hovercraft_core::wire::Policy;
 use util::{drain_one, Cluster};
 
@@ -530,4 +530,72 @@ fn a_read_nobody_holds_is_given_up_after_bounded_retries() {
     assert_eq!(asked, 8, "4 rounds over 2 peers, then no more");
     assert_eq!(r.counters.reads_abandoned, 1);
     assert_eq!(r.applied_index(), 2, "the write behind it applied");
+}
+
+/// Exactly-once (issue 14): copies of a request reaching the leader — while its entry is in
+/// the log, and after it was applied — are not ordered again; a refused request's copy is
+/// refused again.
+#[test]
+fn a_duplicated_request_is_ordered_and_applied_once() {
+    let mut c = Cluster::new(3, Mode::Raft, RaftConfig::default());
+    let leader = c.elect(100);
+    c.request(Some(leader), 7, Policy::ReplicatedRoute, b"w");
+    c.request(Some(leader), 7, Policy::ReplicatedRoute, b"w"); // in the log
+    c.deliver_all();
+    c.tick(Duration::from_ms(2));
+    c.request(Some(leader), 7, Policy::ReplicatedRoute, b"w"); // applied
+    c.deliver_all();
+    c.tick(Duration::from_ms(2));
+    for i in 0..3 {
+        let got: Vec<u16> = c.applied[i].iter().map(|a| a.req_id).collect();
+        assert_eq!(got, vec![7], "node {i} applied request 7 once");
+    }
+    assert_eq!(c.replicas[leader].counters.duplicates_ignored, 2);
+    assert_eq!(c.replicas[leader].last_index(), 2, "no-op + one entry");
+    // A follower's refusal sticks when it later sees a copy (here: while still a follower).
+    let follower = (leader + 1) % 3;
+    c.request(Some(follower), 8, Policy::ReplicatedRoute, b"x");
+    c.request(Some(follower), 8, Policy::ReplicatedRoute, b"x");
+    assert_eq!(c.refused.len(), 2);
+}
+
+/// A request that reached the log twice (a session evicted, a deposed leader's copy) is
+/// executed by no replica the second time: the sessions decide at apply time, alike
+/// everywhere.
+#[test]
+fn a_duplicate_entry_in_the_log_is_skipped_by_every_replica() {
+    let mut c = Cluster::new(3, Mode::Raft, RaftConfig::default());
+    let leader = c.elect(100);
+    let follower = (leader + 1) % 3;
+    let term = c.replicas[leader].term();
+    let entry = |req_id| LogEntry {
+        term,
+        client: util::CLIENT,
+        req_id,
+        policy: Policy::ReplicatedRoute,
+        replier: follower as u8,
+        body: Some(vec![1]),
+    };
+    let last = c.replicas[follower].last_index();
+    let last_term = c.replicas[follower].log().last_term();
+    let msg = RaftMessage {
+        from: leader as u8,
+        term,
+        body: RaftBody::AppendEntriesReq {
+            prev_log_idx: last,
+            prev_log_term: last_term,
+            leader_commit: last + 3,
+            entries: vec![entry(5), entry(6), entry(5)],
+        },
+    };
+    let now = c.now;
+    c.replicas[follower].step(now, msg, false);
+    c.settle(follower);
+    let got: Vec<(u64, u16, bool)> = c.applied[follower]
+        .iter()
+        .map(|a| (a.index, a.req_id, a.reply))
+        .collect();
+    assert_eq!(got, vec![(last + 1, 5, true), (last + 2, 6, true)]);
+    assert_eq!(c.replicas[follower].applied_index(), last + 3);
+    assert_eq!(c.replicas[follower].counters.duplicates_skipped, 1);
 }

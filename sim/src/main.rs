@@ -54,9 +54,9 @@ enum Command {
         seeds: String,
         /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
         /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
-        /// deposed-leader-serves-reads; recover-by-index-only, probe-needs-caught-up-followers
-        /// and no-check-quorum, which their stories catch; and the fault model's
-        /// fault-double-draw).
+        /// deposed-leader-serves-reads, no-request-dedupe; recover-by-index-only,
+        /// probe-needs-caught-up-followers and no-check-quorum, which their stories catch;
+        /// and the fault model's fault-double-draw).
         #[arg(long)]
         canary: Option<String>,
         /// Distribution of worlds: gentle (what `check` must pass) or harsh (VOPR-like).

@@ -77,7 +77,7 @@ pub fn node_event(host: usize, ev: &NodeEvent) -> String {
             index,
             ..
         } => format!("exec h{host} {client}#{req_id} idx={index} ro={read_only} cpu_ns={cpu_ns}"),
-        NodeEvent::Dropped { client, req_id } => {
+        NodeEvent::Dropped { client, req_id, .. } => {
             format!("drop-request h{host} {client}#{req_id}")
         }
         NodeEvent::Committed {

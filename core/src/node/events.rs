@@ -49,8 +49,14 @@ pub enum NodeEvent {
         req_id: u16,
         index: u64,
     },
-    /// A request was refused with DROP.
-    Dropped { client: SocketAddrV4, req_id: u16 },
+    /// A request was refused with DROP. `leader_term`: `Some(t)` when the leader of term
+    /// `t` refused it, a promise that the request is not ordered in term `t`; `None` from a
+    /// non-leader or an unreplicated server (no promise).
+    Dropped {
+        client: SocketAddrV4,
+        req_id: u16,
+        leader_term: Option<u64>,
+    },
     /// The application rejected a malformed request (an empty reply was sent).
     AppRejected {
         client: SocketAddrV4,

@@ -72,7 +72,7 @@ impl Executor {
             self.pending
                 .push_back((client, req_id, policy, body.into_owned()));
         } else {
-            self.send_drop(client, req_id, policy, &[]);
+            self.send_drop(client, req_id, policy, &[], None);
         }
     }
 
@@ -95,8 +95,16 @@ impl Executor {
     }
 
     /// Refuses a request with DROP. `hint` is empty, or the leader's address (6 bytes: IPv4,
-    /// port) when a non-leader in `raft` mode redirects the client.
-    pub fn send_drop(&mut self, client: SocketAddrV4, req_id: u16, policy: Policy, hint: &[u8]) {
+    /// port) when a non-leader in `raft` mode redirects the client. `leader_term`: refused by
+    /// the leader of that term, which will not order the request in it.
+    pub fn send_drop(
+        &mut self,
+        client: SocketAddrV4,
+        req_id: u16,
+        policy: Policy,
+        hint: &[u8],
+        leader_term: Option<u64>,
+    ) {
         let sent = server::send(
             &mut self.transmits,
             client,
@@ -108,7 +116,11 @@ impl Executor {
         );
         if sent.is_ok() {
             self.counters.drops_sent += 1;
-            self.events.push_back(NodeEvent::Dropped { client, req_id });
+            self.events.push_back(NodeEvent::Dropped {
+                client,
+                req_id,
+                leader_term,
+            });
         }
     }
 

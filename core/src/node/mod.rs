@@ -216,6 +216,7 @@ impl Node {
                     req_id,
                     policy,
                     why,
+                    leader_term,
                 } => {
                     // A DROP from a non-leader in `raft` mode redirects: the leader's address
                     // (6 bytes) when known, else one zero byte ("not the leader, leader
@@ -227,7 +228,7 @@ impl Node {
                             None => hint.push(0),
                         }
                     }
-                    exec.send_drop(client, req_id, policy, &hint);
+                    exec.send_drop(client, req_id, policy, &hint, leader_term);
                 }
                 Output::Apply(c) => exec.execute(&c),
                 Output::Event(e) => exec.events.push_back(e.into()),

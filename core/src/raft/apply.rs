@@ -1,6 +1,10 @@
 //! Applying committed entries: which entries this node executes (writes everywhere, a
 //! read-only request only at its designated replier), how far it may apply (committed and
 //! durable here), the hand-off to the executor, and log compaction behind the applied index.
+//!
+//! Every committed request entry goes through the client sessions in log order
+//! ([`super::session`]), executed here or not: an entry whose request was applied before is
+//! a duplicate, which no replica executes and nobody answers.
 
 use super::{ApplyMode, Canary, Committed, Output, Replica, Role};
 use crate::wire::raft::LogEntry;
@@ -60,16 +64,51 @@ impl Replica {
             && self
                 .log
                 .get(self.applied_index + 1)
-                .is_some_and(|e| !self.must_execute(self.applied_index + 1, e) || e.body.is_some())
+                .is_some_and(|e| self.skips(self.applied_index + 1, e) || e.body.is_some())
+    }
+
+    /// Whether the next entry to apply is skipped here: a no-op, a read assigned to another
+    /// replica, or a duplicate of a request applied before (at this point of the log, so
+    /// every replica decides alike).
+    fn skips(&self, index: u64, e: &LogEntry) -> bool {
+        !self.must_execute(index, e) || self.is_applied_duplicate(e)
+    }
+
+    fn is_applied_duplicate(&self, e: &LogEntry) -> bool {
+        e.policy.is_replicated()
+            && !self.canary(Canary::NoRequestDedupe)
+            && self.sessions.is_duplicate((e.client, e.req_id))
+    }
+
+    /// Entry `index` is applied (executed here, skipped, or executed by its replier only):
+    /// the sessions learn its request.
+    fn record_applied(&mut self, index: u64) {
+        let Some(e) = self.log.get(index) else {
+            debug_assert!(false, "applied entry {index} is in the log");
+            return;
+        };
+        if !e.policy.is_replicated() {
+            return;
+        }
+        if self.is_applied_duplicate(e) {
+            self.counters.duplicates_skipped += 1;
+        }
+        let key = (e.client, e.req_id);
+        self.sessions.record(key, index);
+        self.pending_ids.applied(&key, index);
     }
 
     /// Moves the applied index over committed entries this node does not execute (no-ops,
-    /// reads assigned to others): they cost nothing and must not wait behind the app core.
+    /// reads assigned to others, duplicates): they cost nothing and must not wait behind the
+    /// app core.
     fn skip_unexecuted(&mut self) {
         let before = self.applied_index;
         while self.applied_index < self.apply_limit() {
             match self.log.get(self.applied_index + 1) {
-                Some(e) if !self.must_execute(self.applied_index + 1, e) => self.applied_index += 1,
+                Some(e) if self.skips(self.applied_index + 1, e) => {
+                    self.applied_index += 1;
+                    self.record_applied(self.applied_index);
+                }
                 _ => break,
             }
         }
@@ -117,6 +156,7 @@ impl Replica {
             return;
         }
         self.applied_index = index;
+        self.record_applied(index);
         self.after_applied();
         self.skip_unexecuted();
         self.check_invariants();

@@ -24,6 +24,8 @@ fn invalid(field: &'static str, reason: String) -> Result<(), RaftConfigError> {
 pub const MAX_TIMEOUT_US: u64 = 3_600_000_000;
 /// Most request bodies a replica may buffer unordered (its eviction bookkeeping doubles it).
 pub const MAX_UNORDERED_CAPACITY: usize = 1 << 24;
+/// Most client sessions a replica may keep (8 KiB each: 512 MiB at most).
+pub const MAX_SESSION_CAPACITY: usize = 1 << 16;
 /// Most RECOVERY_REQs in flight per follower.
 pub const MAX_RECOVERIES_IN_FLIGHT: usize = 1 << 16;
 /// Most replicas in a cluster.
@@ -67,6 +69,9 @@ pub struct RaftConfig {
     /// Pre-vote (Raft dissertation §9.6, etcd `PreVote`): a node campaigns only once a
     /// majority said it would vote for it, so a node that cannot win does not raise terms.
     pub pre_vote: bool,
+    /// Clients whose applied req_ids every replica remembers (exactly-once execution,
+    /// `raft/session.rs`); the least recently served is forgotten beyond it. 8 KiB each.
+    pub session_capacity: usize,
     /// Re-introduces a known bug, so tests can show the checkers catch it. Off by default;
     /// never set it outside checker tests. Only in builds with the `canary` feature (the
     /// simulator's): a cluster file of the real runtime cannot name one.
@@ -101,10 +106,13 @@ pub enum Canary {
     /// A leader never steps down for want of a quorum (check-quorum's step-down is off):
     /// one that can send but not receive keeps every follower from electing another.
     NoCheckQuorum,
+    /// No exactly-once execution: the leader orders every copy of a request and replicas
+    /// execute every entry, so a duplicated datagram runs (and is answered) twice.
+    NoRequestDedupe,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 9] = [
+    pub const ALL: [Canary; 10] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -114,6 +122,7 @@ impl Canary {
         Canary::RecoverByIndexOnly,
         Canary::ProbeNeedsCaughtUpFollowers,
         Canary::NoCheckQuorum,
+        Canary::NoRequestDedupe,
     ];
 
     /// Whether `hovercraft-sim check` (the swarm) catches this bug. Not yet:
@@ -145,6 +154,7 @@ impl Canary {
             Canary::RecoverByIndexOnly => "recover-by-index-only",
             Canary::ProbeNeedsCaughtUpFollowers => "probe-needs-caught-up-followers",
             Canary::NoCheckQuorum => "no-check-quorum",
+            Canary::NoRequestDedupe => "no-request-dedupe",
         }
     }
 }
@@ -172,6 +182,7 @@ impl Default for RaftConfig {
             log_retention_entries: 32_768,
             check_quorum: true,
             pre_vote: true,
+            session_capacity: 1_024,
             #[cfg(feature = "canary")]
             canary: None,
         }
@@ -213,6 +224,7 @@ impl RaftConfig {
             ("raft.replier_bound", self.replier_bound as u64),
             ("raft.flow_control_threshold", self.flow_control_threshold),
             ("raft.unordered_capacity", self.unordered_capacity as u64),
+            ("raft.session_capacity", self.session_capacity as u64),
             (
                 "raft.max_recoveries_in_flight",
                 self.max_recoveries_in_flight as u64,
@@ -228,6 +240,15 @@ impl RaftConfig {
                 format!(
                     "at most {MAX_UNORDERED_CAPACITY} (got {})",
                     self.unordered_capacity
+                ),
+            );
+        }
+        if self.session_capacity > MAX_SESSION_CAPACITY {
+            return invalid(
+                "raft.session_capacity",
+                format!(
+                    "at most {MAX_SESSION_CAPACITY} (got {}): 8 KiB each",
+                    self.session_capacity
                 ),
             );
         }
@@ -397,6 +418,11 @@ mod tests {
             ),
             (|c| c.replier_bound = 0, "raft.replier_bound"),
             (|c| c.unordered_capacity = 0, "raft.unordered_capacity"),
+            (|c| c.session_capacity = 0, "raft.session_capacity"),
+            (
+                |c| c.session_capacity = MAX_SESSION_CAPACITY + 1,
+                "raft.session_capacity",
+            ),
             (
                 |c| c.unordered_capacity = MAX_UNORDERED_CAPACITY + 1,
                 "raft.unordered_capacity",
@@ -476,6 +502,7 @@ mod tests {
             unordered_expiry_us: 1,
             max_recoveries_in_flight: MAX_RECOVERIES_IN_FLIGHT,
             log_retention_entries: u64::MAX - 1,
+            session_capacity: MAX_SESSION_CAPACITY,
             ..RaftConfig::default()
         };
         c.validate().unwrap();

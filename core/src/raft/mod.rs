@@ -14,6 +14,8 @@
 //! - [`reply_lb`]: the designated-replier choice (reply and read-only load balancing).
 //! - [`unordered`]: the bounded buffer of multicast request bodies awaiting their order.
 //! - [`log`]: the in-memory log with compaction.
+//! - [`session`]: exactly-once execution: client sessions, the leader's index of pending
+//!   requests, and remembered refusals.
 //! - [`switch_path`]: HovercRaft++ — AppendEntries through the switch aggregator, fall-back to
 //!   direct fan-out when it stops answering, and return when it is back.
 //! - [`apply`]: which committed entries this node executes and when; compaction.
@@ -36,6 +38,7 @@ mod persist;
 mod progress;
 pub mod replication;
 pub mod reply_lb;
+pub mod session;
 pub mod switch_path;
 mod timers;
 pub mod unordered;
@@ -56,6 +59,7 @@ use self::log::RaftLog;
 pub use self::output::{ApplyMode, Committed, Event, Outgoing, Output, Refusal, Target};
 use self::progress::Progress;
 use self::reply_lb::{ReplierPolicy, ReplyBalancer};
+use self::session::{PendingIds, Refusals, Sessions};
 use self::timers::{Timer, TimerTable};
 use self::unordered::UnorderedBuffer;
 
@@ -131,6 +135,20 @@ pub struct ReplicaCounters {
     pub group_replies: u64,
     pub switch_fallbacks: u64,
     pub switch_returns: u64,
+    /// Copies of a request the leader did not order (its first copy is in the log, or was
+    /// applied). Not in summaries while 0 (no duplication, no change).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates_ignored: u64,
+    /// Committed entries not executed because their request was applied before.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub duplicates_skipped: u64,
+    /// Copies of a request refused again (this node refused it before).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub refusals_repeated: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Raft/HovercRaft replica state: everything a node in a replicated mode adds. It knows no
@@ -167,6 +185,11 @@ pub struct Replica {
     progress: Vec<Progress>,
     balancer: ReplyBalancer,
     unordered: UnorderedBuffer,
+    /// Exactly-once execution (session.rs): replicated client sessions, the leader's
+    /// pending requests, this node's recent refusals.
+    sessions: Sessions,
+    pending_ids: PendingIds,
+    refusals: Refusals,
     /// Missing bodies requested: log index → when asked.
     recoveries: BTreeMap<u64, Instant>,
     /// How many times each missing body was asked for (picks the next peer to ask).
@@ -242,6 +265,12 @@ impl Replica {
             progress: (0..n).map(|_| Progress::new(now)).collect(),
             balancer: ReplyBalancer::new(n, policy, cfg.replier_bound, cfg.replier_max_lag),
             unordered: UnorderedBuffer::new(
+                cfg.unordered_capacity,
+                Duration::from_us(cfg.unordered_expiry_us),
+            ),
+            sessions: Sessions::new(cfg.session_capacity),
+            pending_ids: PendingIds::default(),
+            refusals: Refusals::new(
                 cfg.unordered_capacity,
                 Duration::from_us(cfg.unordered_expiry_us),
             ),
@@ -358,12 +387,26 @@ impl Replica {
         self.out.push_back(Output::Event(event));
     }
 
-    fn refuse(&mut self, client: SocketAddrV4, req_id: u16, policy: Policy, why: Refusal) {
+    /// Refuses a request with DROP, and remembers it so that a later copy is refused too:
+    /// a DROP from the leader of a term promises the request is never ordered in that term.
+    fn refuse(
+        &mut self,
+        now: Instant,
+        client: SocketAddrV4,
+        req_id: u16,
+        policy: Policy,
+        why: Refusal,
+    ) {
+        if !self.canary(Canary::NoRequestDedupe) {
+            self.refusals.insert(now, (client, req_id), why);
+        }
+        let leader_term = (self.role == Role::Leader).then_some(self.term);
         self.out.push_back(Output::Refuse {
             client,
             req_id,
             policy,
             why,
+            leader_term,
         });
     }
 
@@ -402,7 +445,7 @@ impl Replica {
                 // Vanilla Raft clients talk to the leader; tell a misdirected one to retry.
                 self.counters.drops_not_leader += 1;
                 let leader = self.leader;
-                self.refuse(client, req_id, policy, Refusal::NotLeader { leader });
+                self.refuse(now, client, req_id, policy, Refusal::NotLeader { leader });
             } else {
                 self.unordered.insert(now, (client, req_id), body.to_vec());
                 self.on_body_arrived(now, client, req_id);
@@ -422,12 +465,15 @@ impl Replica {
             }));
             return;
         }
+        if self.is_duplicate_request(now, client, req_id, policy) {
+            return;
+        }
         if self.log.last_index() - self.applied_index >= self.cfg.flow_control_threshold
             || self.log.len() as u64
                 >= self.cfg.flow_control_threshold + self.cfg.log_retention_entries
         {
             self.counters.drops_flow_control += 1;
-            self.refuse(client, req_id, policy, Refusal::FlowControl);
+            self.refuse(now, client, req_id, policy, Refusal::FlowControl);
             return;
         }
         let index = self.log.last_index() + 1;
@@ -437,7 +483,7 @@ impl Replica {
         let live = |n: NodeId| n == id || progress[n as usize].last_heard + silent > now;
         let Some(replier) = self.balancer.choose(index, id, &mut self.rng, live) else {
             self.counters.drops_no_replier += 1;
-            self.refuse(client, req_id, policy, Refusal::NoReplier);
+            self.refuse(now, client, req_id, policy, Refusal::NoReplier);
             return;
         };
         let policy = if policy.is_replicated() {
@@ -454,6 +500,7 @@ impl Replica {
             body: Some(body.to_vec()),
         });
         self.counters.entries_appended += 1;
+        self.pending_ids.insert((client, req_id), index);
         self.mark_log_from(index);
         self.advance_body_complete();
         if self.canary(Canary::ReplyBeforeCommit) {
@@ -462,6 +509,52 @@ impl Replica {
             self.apply_committed();
         }
         self.broadcast_append(now);
+    }
+
+    /// The leader's guard against ordering a request twice: a copy of a request it refused
+    /// is refused again; a copy of one in its log not yet applied, or of one its sessions
+    /// hold as applied, is ignored (the first copy's designated replier answers it once).
+    fn is_duplicate_request(
+        &mut self,
+        now: Instant,
+        client: SocketAddrV4,
+        req_id: u16,
+        policy: Policy,
+    ) -> bool {
+        debug_assert_eq!(self.role, Role::Leader);
+        if self.canary(Canary::NoRequestDedupe) {
+            return false;
+        }
+        let key = (client, req_id);
+        if let Some(why) = self.refusals.get(now, &key) {
+            self.counters.refusals_repeated += 1;
+            self.refuse(now, client, req_id, policy, why);
+            return true;
+        }
+        if self.pending_ids.term != self.term {
+            self.rebuild_pending_ids();
+        }
+        let in_log = self
+            .pending_ids
+            .get(&key)
+            .is_some_and(|i| self.log.get(i).is_some_and(|e| (e.client, e.req_id) == key));
+        if in_log || self.sessions.is_duplicate(key) {
+            self.counters.duplicates_ignored += 1;
+            return true;
+        }
+        false
+    }
+
+    /// A new leader indexes the requests in its log it has not applied yet.
+    fn rebuild_pending_ids(&mut self) {
+        self.pending_ids.clear(self.term);
+        let from = (self.applied_index + 1).max(self.log.first_index());
+        for i in from..=self.log.last_index() {
+            if let Some(e) = self.log.get(i).filter(|e| e.policy.is_replicated()) {
+                self.pending_ids.insert((e.client, e.req_id), i);
+            }
+        }
+        debug_assert!(self.pending_ids.len() as u64 <= self.log.last_index() - self.applied_index);
     }
 
     // ---- timers ----------------------------------------------------------------------------

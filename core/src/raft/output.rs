@@ -104,6 +104,9 @@ pub enum Output {
         req_id: u16,
         policy: Policy,
         why: Refusal,
+        /// `Some(term)`: refused by the leader of `term`, which will not order this request
+        /// in `term` (a later copy is refused again). `None`: refused by a non-leader.
+        leader_term: Option<u64>,
     },
     /// With [`ApplyMode::OnCommit`]: execute this now (it already counts as applied).
     Apply(Committed<'static>),

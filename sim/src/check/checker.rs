@@ -40,11 +40,12 @@ pub enum Event<'a> {
         storage: &'a Storage,
         payload: &'a [u8],
     },
-    /// A client sent a request; for the kv app, its key and the value it writes (None for
-    /// a GET).
+    /// A client sent a request from `addr`; for the kv app, its key and the value it writes
+    /// (None for a GET).
     RequestSent {
         t_ns: u64,
         id: RequestId,
+        addr: SocketAddrV4,
         kv: Option<(&'a [u8], Option<&'a [u8]>)>,
     },
     /// A reply arrived from `from`.
@@ -76,8 +77,9 @@ pub trait Checker {
 pub struct Limits {
     /// Terms whose leader is remembered (one leader per term).
     pub terms: usize,
-    /// Log indexes whose executed entry is remembered (state machine safety), and log
-    /// indexes whose replies are remembered (exactly-once replies).
+    /// Log indexes whose executed entry is remembered (state machine safety), log indexes
+    /// whose replies are remembered, and requests whose executions and replies are
+    /// remembered (exactly-once).
     pub indexes: usize,
     /// Replies remembered per log index (all are counted).
     pub replies_per_index: usize,
@@ -141,6 +143,7 @@ impl Checkers {
             Event::Node { .. } => {
                 self.raft_safety.on_event(ev);
                 self.replies.on_event(ev);
+                self.kv.on_event(ev);
             }
             Event::Transmit { .. } => self.persist_before_send.on_event(ev),
             Event::TimedOut { .. } => {
@@ -148,6 +151,7 @@ impl Checkers {
                 self.liveness.on_event(ev);
             }
             Event::RequestSent { .. } => {
+                self.replies.on_event(ev);
                 self.kv.on_event(ev);
                 self.liveness.on_event(ev);
             }

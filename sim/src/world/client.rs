@@ -129,6 +129,7 @@ impl World {
                     checks.on_event(&Event::RequestSent {
                         t_ns: t,
                         id: RequestId { host, port, req_id },
+                        addr: src,
                         kv: spec
                             .kv
                             .as_ref()

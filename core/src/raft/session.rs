@@ -1,0 +1,330 @@
+//! Exactly-once execution (Raft dissertation §6.3, client sessions).
+//!
+//! A request is identified by `(client address, req_id)`: R2P2's identity (DESIGN.md §3). Two
+//! guards keep a network duplicate of a request from running twice:
+//!
+//! - [`PendingIds`] (leader only, volatile): the identities of the entries in the leader's
+//!   log that it has not applied yet. A copy of one of them is ignored: the entry's designated
+//!   replier answers the request once, for both copies.
+//! - [`Sessions`] (replicated state): per client, a window of the req_ids already applied.
+//!   Every replica feeds it every committed request entry, in log order, whether it executes
+//!   the entry or not (a read assigned to another replier counts), so every replica takes the
+//!   same decision for every index. An entry whose identity is already in its client's
+//!   window is a duplicate: no replica executes it and nobody answers it (the first copy's
+//!   replier answered, or will; the client never sees two answers). The leader also asks
+//!   its sessions before ordering, so a copy of an applied request is not ordered again.
+//!
+//! And [`Refusals`] (volatile, per node) makes a DROP stick: a node remembers the identities
+//! it refused for a while, and refuses a later copy again instead of ordering it. So a DROP
+//! sent by the leader of term T promises that the request is never ordered in term T (see
+//! `scenarios/faults/README.md` for which DROPs are promises).
+//!
+//! ## req_id reuse
+//!
+//! req_ids are 16 bits, so a client reuses them: our client ([`crate::r2p2::client`]) hands
+//! them out in sequence (skipping those still in flight), so a req_id comes back only after
+//! 65 535 other requests from the same address. A session therefore keeps a *serial-number
+//! window* (RFC 1982): `newest` is the most advanced req_id applied, and the window is the
+//! 32 768 req_ids at or behind it. A req_id in the window is a duplicate iff it was applied;
+//! one ahead of `newest` (by 1..=32 768) is fresh and moves the window, and the req_ids that
+//! fall out of the window become fresh again. The rule is exact as long as
+//! - a client's requests are ordered within 32 768 of each other (no request waits behind
+//!   32 768 newer ones of the same client: the client times requests out long before), and
+//! - a copy of a request is not delivered after its client sent 32 768 newer ones (a copy that
+//!   late would be taken for a fresh request and run again);
+//! - a client that restarts on the same address starts a new session only once its old one
+//!   is evicted: until then its req_ids at or behind the old `newest` are taken for
+//!   duplicates and never answered (our clients never restart on an address).
+//!
+//! Sessions are bounded: at most `capacity` clients, evicting the client whose last applied
+//! request has the lowest log index (LRU by log index, a function of the log alone, so every
+//! replica evicts the same one). A copy of a request of an evicted client would run again;
+//! the capacity must exceed the number of clients that are active at once. Without
+//! snapshots, a restarted replica rebuilds its sessions by re-applying its log; a snapshot
+//! must carry them.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddrV4;
+
+use crate::time::{Duration, Instant};
+
+use super::output::Refusal;
+
+/// A request's identity.
+pub type RequestKey = (SocketAddrV4, u16);
+
+/// req_ids remembered behind a client's newest applied one (half the req_id space).
+const WINDOW: u16 = 1 << 15;
+const WORDS: usize = (1 << 16) / 64;
+
+/// One client's applied req_ids.
+struct Session {
+    /// The most advanced req_id applied (serial-number order).
+    newest: u16,
+    /// Log index of the client's latest applied request (the eviction order).
+    last_index: u64,
+    /// Bit per req_id: applied and inside the window. Zero outside the window.
+    applied: Box<[u64; WORDS]>,
+}
+
+impl Session {
+    fn new(req_id: u16, index: u64) -> Session {
+        let mut s = Session {
+            newest: req_id,
+            last_index: index,
+            applied: Box::new([0; WORDS]),
+        };
+        s.set(req_id, true);
+        s
+    }
+
+    fn bit(&self, req_id: u16) -> bool {
+        self.applied[req_id as usize / 64] & (1 << (req_id % 64)) != 0
+    }
+
+    fn set(&mut self, req_id: u16, on: bool) {
+        let w = &mut self.applied[req_id as usize / 64];
+        if on {
+            *w |= 1 << (req_id % 64);
+        } else {
+            *w &= !(1 << (req_id % 64));
+        }
+    }
+
+    /// Whether `req_id` lies at or behind `newest`, inside the window.
+    fn in_window(&self, req_id: u16) -> bool {
+        self.newest.wrapping_sub(req_id) < WINDOW
+    }
+
+    fn is_duplicate(&self, req_id: u16) -> bool {
+        self.in_window(req_id) && self.bit(req_id)
+    }
+
+    fn record(&mut self, req_id: u16, index: u64) {
+        debug_assert!(index > self.last_index, "sessions are fed in log order");
+        if !self.in_window(req_id) {
+            // Ahead by `ahead` (1..=WINDOW): as many req_ids leave the window at its back.
+            let ahead = req_id.wrapping_sub(self.newest);
+            debug_assert!((1..=WINDOW).contains(&ahead));
+            for k in 1..=ahead {
+                let leaving = self.newest.wrapping_add(k).wrapping_add(WINDOW);
+                self.set(leaving, false);
+            }
+            self.newest = req_id;
+        }
+        self.set(req_id, true);
+        self.last_index = index;
+        debug_assert!(self.is_duplicate(req_id));
+    }
+}
+
+/// The replicated client-session table: fed every committed request entry in log order.
+pub struct Sessions {
+    capacity: usize,
+    clients: BTreeMap<SocketAddrV4, Session>,
+    /// last_index → client (each index is recorded once, so keys are unique).
+    by_last_index: BTreeMap<u64, SocketAddrV4>,
+    /// Sessions evicted to stay within `capacity`.
+    pub evicted: u64,
+}
+
+impl Sessions {
+    pub fn new(capacity: usize) -> Sessions {
+        assert!(capacity > 0, "sessions need room for one client");
+        Sessions {
+            capacity,
+            clients: BTreeMap::new(),
+            by_last_index: BTreeMap::new(),
+            evicted: 0,
+        }
+    }
+
+    /// Whether this request was applied already (at an earlier index).
+    pub fn is_duplicate(&self, (client, req_id): RequestKey) -> bool {
+        self.clients
+            .get(&client)
+            .is_some_and(|s| s.is_duplicate(req_id))
+    }
+
+    /// The request entry at `index` was applied (executed here, or by its replier only).
+    pub fn record(&mut self, (client, req_id): RequestKey, index: u64) {
+        if let Some(s) = self.clients.get_mut(&client) {
+            self.by_last_index.remove(&s.last_index);
+            s.record(req_id, index);
+        } else {
+            if self.clients.len() >= self.capacity {
+                let (_, lru) = self
+                    .by_last_index
+                    .pop_first()
+                    .expect("a full table has a least recent client");
+                self.clients.remove(&lru);
+                self.evicted += 1;
+            }
+            self.clients.insert(client, Session::new(req_id, index));
+        }
+        self.by_last_index.insert(index, client);
+        debug_assert_eq!(self.clients.len(), self.by_last_index.len());
+        debug_assert!(self.clients.len() <= self.capacity);
+    }
+
+    pub fn len(&self) -> usize {
+        self.clients.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.clients.is_empty()
+    }
+}
+
+/// The leader's index of the requests in its log it has not applied yet (volatile; rebuilt
+/// from the log when a node starts leading a term).
+#[derive(Default)]
+pub struct PendingIds {
+    /// The term it was built for (0: not built).
+    pub term: u64,
+    ids: BTreeMap<RequestKey, u64>,
+}
+
+impl PendingIds {
+    pub fn clear(&mut self, term: u64) {
+        self.term = term;
+        self.ids.clear();
+    }
+
+    pub fn insert(&mut self, key: RequestKey, index: u64) {
+        self.ids.insert(key, index);
+    }
+
+    pub fn get(&self, key: &RequestKey) -> Option<u64> {
+        self.ids.get(key).copied()
+    }
+
+    /// The entry `key` at `index` was applied: from now on the sessions answer for it.
+    pub fn applied(&mut self, key: &RequestKey, index: u64) {
+        if self.ids.get(key) == Some(&index) {
+            self.ids.remove(key);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+}
+
+/// Identities this node refused with DROP, remembered for `ttl` (at most `capacity`), so a
+/// later copy is refused again rather than ordered.
+pub struct Refusals {
+    capacity: usize,
+    ttl: Duration,
+    why: BTreeMap<RequestKey, (Instant, Refusal)>,
+    order: VecDeque<(Instant, RequestKey)>,
+}
+
+impl Refusals {
+    pub fn new(capacity: usize, ttl: Duration) -> Refusals {
+        Refusals {
+            capacity: capacity.max(1),
+            ttl,
+            why: BTreeMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some(&(at, key)) = self.order.front() {
+            if at + self.ttl > now && self.order.len() <= self.capacity {
+                break;
+            }
+            self.order.pop_front();
+            if self.why.get(&key).is_some_and(|(a, _)| *a == at) {
+                self.why.remove(&key);
+            }
+        }
+    }
+
+    pub fn insert(&mut self, now: Instant, key: RequestKey, why: Refusal) {
+        self.why.insert(key, (now, why));
+        self.order.push_back((now, key));
+        self.expire(now);
+        debug_assert!(self.why.len() <= self.capacity);
+    }
+
+    /// Why `key` was refused, if it was, recently.
+    pub fn get(&mut self, now: Instant, key: &RequestKey) -> Option<Refusal> {
+        self.expire(now);
+        self.why.get(key).map(|(_, w)| *w)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(port: u16) -> SocketAddrV4 {
+        SocketAddrV4::new([10, 1, 0, 1].into(), port)
+    }
+
+    #[test]
+    fn an_applied_request_is_a_duplicate_and_others_are_not() {
+        let mut s = Sessions::new(4);
+        assert!(!s.is_duplicate((c(1), 7)));
+        s.record((c(1), 7), 1);
+        assert!(s.is_duplicate((c(1), 7)));
+        assert!(!s.is_duplicate((c(2), 7)), "sessions are per client");
+        // Out of order within the window: fresh, then a duplicate.
+        assert!(!s.is_duplicate((c(1), 5)));
+        s.record((c(1), 5), 2);
+        assert!(s.is_duplicate((c(1), 5)));
+    }
+
+    #[test]
+    fn a_req_id_is_fresh_again_once_it_left_the_window() {
+        let mut s = Sessions::new(1);
+        let mut index = 0;
+        // A client going once round the req_id space, in order.
+        for id in 0..=u16::MAX {
+            index += 1;
+            assert!(!s.is_duplicate((c(1), id)), "req_id {id}");
+            s.record((c(1), id), index);
+        }
+        // The first half left the window: reused ids are fresh; the newest half is not.
+        assert!(!s.is_duplicate((c(1), 0)));
+        assert!(!s.is_duplicate((c(1), WINDOW - 1)));
+        assert!(s.is_duplicate((c(1), WINDOW)));
+        assert!(s.is_duplicate((c(1), u16::MAX)));
+        index += 1;
+        s.record((c(1), 0), index);
+        assert!(s.is_duplicate((c(1), 0)));
+        assert!(!s.is_duplicate((c(1), WINDOW)), "left the window");
+    }
+
+    #[test]
+    fn the_least_recent_client_is_evicted() {
+        let mut s = Sessions::new(2);
+        s.record((c(1), 1), 1);
+        s.record((c(2), 1), 2);
+        s.record((c(1), 2), 3);
+        s.record((c(3), 1), 4);
+        assert_eq!((s.len(), s.evicted), (2, 1));
+        assert!(!s.is_duplicate((c(2), 1)), "client 2 was least recent");
+        assert!(s.is_duplicate((c(1), 1)) && s.is_duplicate((c(3), 1)));
+    }
+
+    #[test]
+    fn refusals_are_remembered_for_their_ttl_and_capacity() {
+        let mut r = Refusals::new(2, Duration::from_us(10));
+        let t = Instant::from_ns(0);
+        r.insert(t, (c(1), 1), Refusal::FlowControl);
+        assert_eq!(r.get(t, &(c(1), 1)), Some(Refusal::FlowControl));
+        assert_eq!(r.get(Instant::from_ns(10_000), &(c(1), 1)), None);
+        r.insert(t, (c(1), 2), Refusal::NoReplier);
+        r.insert(t, (c(1), 3), Refusal::NoReplier);
+        r.insert(t, (c(1), 4), Refusal::NoReplier);
+        assert_eq!(r.get(t, &(c(1), 2)), None, "capacity 2");
+        assert_eq!(r.get(t, &(c(1), 4)), Some(Refusal::NoReplier));
+    }
+}
