@@ -39,6 +39,11 @@ impl Storage {
         self.keep_image
     }
 
+    /// Whether a write is in flight.
+    pub fn is_busy(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
     /// Writes starting before `until_ns` take `latency_ns`.
     pub fn set_spike(&mut self, until_ns: u64, latency_ns: u64) {
         self.spike = Some((until_ns, latency_ns));
