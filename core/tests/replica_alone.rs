@@ -599,3 +599,79 @@ fn a_duplicate_entry_in_the_log_is_skipped_by_every_replica() {
     assert_eq!(c.replicas[follower].applied_index(), last + 3);
     assert_eq!(c.replicas[follower].counters.duplicates_skipped, 1);
 }
+
+/// A follower that needs entries the leader compacted cannot catch up (no snapshots): its
+/// rejection asks for an index before the leader's first kept one. The leader counts it
+/// (`followers_behind_compaction`, once per episode) and no longer answers each rejection
+/// with the same AppendEntries at once (a storm of one per round trip); it retries at the
+/// heartbeat, no sooner than `append_retry_us`.
+#[test]
+fn a_follower_behind_the_compaction_point_is_counted_and_not_flooded() {
+    let mut leader = Replica::new(
+        Mode::Raft,
+        0,
+        ClusterConfig {
+            peers: (0..3).map(util::addr).collect(),
+            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+            campaign_at_start: true,
+            switch: None,
+        },
+        RaftConfig {
+            log_retention_entries: 0,
+            ..RaftConfig::default()
+        },
+        1,
+        Instant::ZERO,
+        ApplyMode::OnCommit,
+    );
+    let now = Instant::ZERO;
+    leader.handle_timeout(now);
+    drain_one(&mut leader, now);
+    leader.step(now, msg(1, RaftBody::PreVoteReply { granted: true }), false);
+    drain_one(&mut leader, now);
+    leader.step(now, msg(1, RaftBody::VoteReply { granted: true }), false);
+    assert_eq!(leader.role(), Role::Leader);
+    // Follower 1 holds everything (and frees its reply slots): the leader commits, applies
+    // and compacts.
+    for batch in 0..40u16 {
+        for req_id in batch * 30..(batch + 1) * 30 {
+            leader.propose(now, util::CLIENT, req_id, Policy::ReplicatedRoute, b"w");
+        }
+        drain_one(&mut leader, now);
+        let last = leader.last_index();
+        let ack = RaftBody::AppendEntriesRep {
+            result: AppendResult::Success,
+            last_log_idx: last,
+            first_idx: last,
+            done: last,
+        };
+        leader.step(now, msg(1, ack), false);
+        drain_one(&mut leader, now);
+    }
+    let last = leader.last_index();
+    assert_eq!(last, 1201);
+    assert_eq!(leader.commit_index(), last);
+    let first = leader.log().first_index();
+    assert!(
+        first > 1000,
+        "compacted to {first}, applied {}",
+        leader.applied_index()
+    );
+
+    // Follower 2 holds nothing: each rejection asks for index 1.
+    let t = Instant::from_ns(10_000);
+    let step = |r: &mut Replica, at: Instant| {
+        r.step(at, reply(AppendResult::Failure, 0, 0), false);
+        appends_to(&drain_one(r, at), 2)
+    };
+    assert_eq!(step(&mut leader, t), vec![], "no resend at once");
+    assert_eq!(step(&mut leader, t), vec![]);
+    assert_eq!(leader.counters.followers_behind_compaction, 1);
+    // The heartbeat retries, once the retry time passed.
+    let later = t + Duration::from_us(RaftConfig::default().append_retry_us);
+    leader.handle_timeout(later);
+    assert_eq!(
+        appends_to(&drain_one(&mut leader, later), 2),
+        vec![(first - 1, 30)]
+    );
+}

@@ -196,7 +196,8 @@ fn default_true() -> bool {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Time for one write (FIFO, one at a time), in ns. 0 = durable at once, like the
+    /// Time for one write (one at a time; changes made meanwhile go out together in the next:
+    /// group commit), in ns. 0 = durable at once, like the
     /// authors' in-memory log; messages that depend on the write still wait for it.
     pub write_latency_ns: u64,
 }

@@ -135,6 +135,11 @@ pub struct ReplicaCounters {
     pub group_replies: u64,
     pub switch_fallbacks: u64,
     pub switch_returns: u64,
+    /// Times a follower was found to need entries this leader already compacted (its
+    /// rejection asked for an index before the first one kept). Without snapshots it cannot
+    /// catch up: the leader counts it and no longer re-sends at once on each rejection
+    /// (that was one AppendEntries per round trip, ~20k/s), only at the retry pace.
+    pub followers_behind_compaction: u64,
     /// Copies of a request the leader did not order (its first copy is in the log, or was
     /// applied). Not in summaries while 0 (no duplication, no change).
     #[serde(skip_serializing_if = "is_zero")]

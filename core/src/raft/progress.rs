@@ -24,6 +24,8 @@ pub(crate) struct Progress {
     pub lagging: bool,
     /// The highest `done` (applied index) seen from this follower.
     pub reported_done: u64,
+    /// Its last rejection asked for entries we compacted (counted once per episode).
+    pub behind_compaction: bool,
 }
 
 impl Progress {
@@ -37,6 +39,7 @@ impl Progress {
             last_active: now,
             lagging: false,
             reported_done: 0,
+            behind_compaction: false,
         }
     }
 
@@ -48,6 +51,7 @@ impl Progress {
         self.last_heard = now;
         self.last_active = now;
         self.lagging = false;
+        self.behind_compaction = false;
     }
 
     /// Whether an AppendEntries is in flight and not yet due for a retry.

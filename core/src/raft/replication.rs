@@ -281,6 +281,7 @@ impl Replica {
         match result {
             AppendResult::Success | AppendResult::PartialMissing => {
                 p.acknowledge(last_log_idx, first_idx, last);
+                p.behind_compaction = false;
                 if p.next_index >= self.switch_next {
                     p.lagging = false;
                 }
@@ -288,6 +289,19 @@ impl Replica {
             AppendResult::Failure | AppendResult::NeedMore => {
                 p.back_up(last_log_idx);
                 p.lagging = true;
+                // It holds nothing past `last_log_idx`, and we kept nothing before our first
+                // index: no AppendEntries we can send matches its log (a snapshot would; none
+                // is modelled). Re-sending at once would repeat the same rejected message
+                // every round trip; leave it to the heartbeat, at the retry pace.
+                if last_log_idx + 1 < self.log.first_index() {
+                    if !p.behind_compaction {
+                        p.behind_compaction = true;
+                        self.counters.followers_behind_compaction += 1;
+                    }
+                    p.in_flight_until = Some(now + Duration::from_us(self.cfg.append_retry_us));
+                    self.maybe_commit(now);
+                    return;
+                }
             }
         }
         let more = self.progress[from as usize].next_index <= last;

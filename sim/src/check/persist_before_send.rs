@@ -55,8 +55,12 @@ fn violation(storage: &Storage, payload: &[u8], host: usize) -> Option<String> {
     let m = RaftMessage::decode(body).ok()?;
     let image = storage.image();
     match m.body {
+        // Storage holding a later term also keeps the promise: a node that durably moved past
+        // term T never votes in T again, whatever it wrote for T. (Harsh seed 3998: a vote of
+        // term 2 held behind a slow write queue went out after the queue drained, and the
+        // drain had already reached the node's move to term 3.)
         RaftBody::VoteReply { granted: true }
-            if image.term != m.term || image.voted_for.is_none() =>
+            if image.term < m.term || (image.term == m.term && image.voted_for.is_none()) =>
         {
             Some(format!(
                 "node {host} granted a vote in term {} before storage held it (durable term {}, vote {:?})",

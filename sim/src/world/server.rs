@@ -402,12 +402,22 @@ struct DrainedEvents {
 impl ServerHost {
     /// Hands new durable state to storage. With zero write latency it is durable at once,
     /// inside this handler; otherwise a StorageDone event reports it later.
+    ///
+    /// Group commit: while a write is in flight, changes accumulate in the node and go out
+    /// as one write when it completes (etcd's one-`Ready`-at-a-time loop). Submitting one
+    /// write per change queued one write per client request at the leader: at 20 µs per
+    /// write and ~47k req/s its device ran at 94%, so the backlog a slow-storage spike left
+    /// never drained and its replies trailed by 30 ms for the rest of the run (harsh seed
+    /// 3003).
     fn submit_persists(&mut self, now_ns: u64) -> Persists {
         let mut p = Persists {
             done_at: Vec::new(),
             durable_now: Vec::new(),
         };
-        while let Some(req) = self.node.poll_persist() {
+        while !self.storage.is_busy() {
+            let Some(req) = self.node.poll_persist() else {
+                break;
+            };
             let (seq, last_index) = (req.seq, req.last_index);
             match self.storage.submit(now_ns, req) {
                 None => {
