@@ -36,9 +36,12 @@ fn hovercraftpp_returns_to_the_switch_under_load_after_a_reboot() {
         s.workload.rate_rps = rate;
         let o = run_checked(s.seed, s.clone());
         assert!(o.panic.is_none() && o.report.ok(), "{rate}: {:?}", o.report);
-        // Every request sent after the heal was answered (liveness checked from 100 ms).
+        // Every request sent after the heal was answered (liveness checked from 160 ms).
         assert!(
-            o.report.not_checked.iter().all(|n| !n.contains("liveness phase")),
+            o.report
+                .not_checked
+                .iter()
+                .all(|n| !n.contains("liveness phase")),
             "{rate}: liveness not checked: {:?}",
             o.report.not_checked
         );
