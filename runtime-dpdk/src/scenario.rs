@@ -5,7 +5,6 @@
 //! datacenter: they are ignored here and checked by the simulator, which the runtime does
 //! not depend on (DESIGN.md §2).
 
-use std::fmt;
 use std::path::Path;
 
 use hovercraft_core::node::Mode;
@@ -23,26 +22,8 @@ pub struct ScenarioLoad {
     pub workload: WorkloadConfig,
 }
 
-/// A scenario that could not be read: the file, the field and the reason (worded as the
-/// simulator words them).
-#[derive(Debug)]
-pub struct ScenarioError {
-    pub file: String,
-    pub field: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() || self.field == "." {
-            write!(f, "{}: {}", self.file, self.reason)
-        } else {
-            write!(f, "{}: field `{}`: {}", self.file, self.field, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ScenarioError {}
+/// A scenario that could not be read, worded as the simulator words it.
+pub use hovercraft_core::workload::ScenarioError;
 
 impl ScenarioLoad {
     pub fn load(path: &Path) -> Result<ScenarioLoad, ScenarioError> {

@@ -4,7 +4,6 @@
 //! The schema, with defaults and units, is documented in `scenarios/README.md`; the defaults
 //! below are the single source of truth for it.
 
-use std::fmt;
 use std::path::Path;
 
 use hovercraft_core::node::Mode;
@@ -366,25 +365,7 @@ pub use hovercraft_core::workload::{
     KeyDistribution, ServiceTime, WorkloadConfig, YcsbConfig, MAX_YCSB_RECORDS,
 };
 
-/// A scenario that could not be loaded: the file, the field and the reason.
-#[derive(Debug)]
-pub struct ScenarioError {
-    pub file: String,
-    pub field: String,
-    pub reason: String,
-}
-
-impl fmt::Display for ScenarioError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() || self.field == "." {
-            write!(f, "{}: {}", self.file, self.reason)
-        } else {
-            write!(f, "{}: field `{}`: {}", self.file, self.field, self.reason)
-        }
-    }
-}
-
-impl std::error::Error for ScenarioError {}
+pub use hovercraft_core::workload::ScenarioError;
 
 impl Scenario {
     /// Reads, parses and validates a scenario file.

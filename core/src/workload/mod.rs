@@ -2,12 +2,15 @@
 //! generator so that both send the same requests from the same seed.
 //!
 //! - [`config`]: the `workload` section of scenario and cluster files, and its validation.
+//! - [`file_error`]: the one-line file/field/reason error of scenario-shaped files.
 //! - [`generator`]: one client machine's arrivals and request bodies, drawn from seeded streams.
 
 pub mod config;
+pub mod file_error;
 pub mod generator;
 
 pub use config::{KeyDistribution, ServiceTime, WorkloadConfig, YcsbConfig, MAX_YCSB_RECORDS};
+pub use file_error::ScenarioError;
 pub use generator::{Generator, RequestSpec};
 
 /// The top-level fields of a simulator scenario file. The runtime's load generator reads only
