@@ -197,33 +197,66 @@ fn gentle(seed: u64) -> Value {
         }
     }
     faults.sort_by_key(|f| f["at_ms"].as_u64());
-    // Small AppendEntries batches let an earlier term's entries reach a majority on their own,
-    // before the new leader's first entry (the Raft Figure 8 situation).
-    let batch = *[4u64, 8, 30].choose(&mut rng).expect("non-empty");
-    let raft = json!({ "max_entries_per_append": batch });
     // A third of the worlds run the kv store with a few hot keys, so the client history can
     // be checked for linearizability.
-    let workload = if rng.gen_bool(1.0 / 3.0) {
-        json!({ "app": "kv", "rate_rps": rate, "read_only_fraction": 0.5,
-                "kv_keys": rng.gen_range(1..8u32) })
-    } else {
-        json!({ "rate_rps": rate, "read_only_fraction": read_only,
-                "service_time": { "kind": "exponential", "mean_ns": rng.gen_range(1_000..10_000u64) } })
+    let world = World {
+        name: format!("check-seed-{seed}"),
+        seed,
+        mode,
+        nodes,
+        rate,
+        read_only,
+        storage_ns,
+        kv_share: 1.0 / 3.0,
+        max_kv_keys: 8,
     };
-    json!({
-        "name": format!("check-seed-{seed}"),
-        "seed": seed,
-        "mode": mode,
-        "nodes": nodes,
-        "duration_ms": DURATION_MS,
-        "warmup_ms": 5,
-        "bootstrap_leader": rng.gen_bool(0.5),
-        "storage": { "write_latency_ns": storage_ns },
-        "clients": { "machines": 2, "ports_per_machine": 4, "timeout_ms": 30 },
-        "raft": raft,
-        "workload": workload,
-        "faults": faults
-    })
+    world.json(&mut rng, faults)
+}
+
+/// What both profiles draw the same way once their fault schedule is made.
+struct World {
+    name: String,
+    seed: u64,
+    mode: &'static str,
+    nodes: u32,
+    rate: f64,
+    read_only: f64,
+    storage_ns: u64,
+    /// Share of the worlds that run the kv store (on fewer than `max_kv_keys` hot keys).
+    kv_share: f64,
+    max_kv_keys: u32,
+}
+
+impl World {
+    /// The scenario JSON. Draws, in this order: the AppendEntries batch, kv or not, the
+    /// keys or the mean service time, whether the leader is bootstrapped (seeds keep their
+    /// worlds only while this order stays).
+    fn json(self, rng: &mut impl Rng, faults: Vec<Value>) -> Value {
+        // Small AppendEntries batches let an earlier term's entries reach a majority on
+        // their own, before the new leader's first entry (the Raft Figure 8 situation).
+        let batch = *[4u64, 8, 30].choose(rng).expect("non-empty");
+        let workload = if rng.gen_bool(self.kv_share) {
+            json!({ "app": "kv", "rate_rps": self.rate, "read_only_fraction": 0.5,
+                    "kv_keys": rng.gen_range(1..self.max_kv_keys) })
+        } else {
+            json!({ "rate_rps": self.rate, "read_only_fraction": self.read_only,
+                    "service_time": { "kind": "exponential", "mean_ns": rng.gen_range(1_000..10_000u64) } })
+        };
+        json!({
+            "name": self.name,
+            "seed": self.seed,
+            "mode": self.mode,
+            "nodes": self.nodes,
+            "duration_ms": DURATION_MS,
+            "warmup_ms": 5,
+            "bootstrap_leader": rng.gen_bool(0.5),
+            "storage": { "write_latency_ns": self.storage_ns },
+            "clients": { "machines": 2, "ports_per_machine": 4, "timeout_ms": 30 },
+            "raft": { "max_entries_per_append": batch },
+            "workload": workload,
+            "faults": faults
+        })
+    }
 }
 
 /// The harsh profile (see the module doc): TigerBeetle VOPR-like rates of loss,
@@ -345,26 +378,16 @@ fn harsh(seed: u64) -> Value {
         );
     }
     faults.sort_by_key(|f| f["at_ms"].as_u64());
-    let batch = *[4u64, 8, 30].choose(&mut rng).expect("non-empty");
-    let workload = if rng.gen_bool(0.5) {
-        json!({ "app": "kv", "rate_rps": rate, "read_only_fraction": 0.5,
-                "kv_keys": rng.gen_range(1..5u32) })
-    } else {
-        json!({ "rate_rps": rate, "read_only_fraction": read_only,
-                "service_time": { "kind": "exponential", "mean_ns": rng.gen_range(1_000..10_000u64) } })
+    let world = World {
+        name: format!("check-harsh-seed-{seed}"),
+        seed,
+        mode,
+        nodes,
+        rate,
+        read_only,
+        storage_ns,
+        kv_share: 0.5,
+        max_kv_keys: 5,
     };
-    json!({
-        "name": format!("check-harsh-seed-{seed}"),
-        "seed": seed,
-        "mode": mode,
-        "nodes": nodes,
-        "duration_ms": DURATION_MS,
-        "warmup_ms": 5,
-        "bootstrap_leader": rng.gen_bool(0.5),
-        "storage": { "write_latency_ns": storage_ns },
-        "clients": { "machines": 2, "ports_per_machine": 4, "timeout_ms": 30 },
-        "raft": { "max_entries_per_append": batch },
-        "workload": workload,
-        "faults": faults
-    })
+    world.json(&mut rng, faults)
 }
