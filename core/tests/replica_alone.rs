@@ -6,7 +6,7 @@ mod util;
 
 use std::net::SocketAddrV4;
 
-use hovercraft_core::raft::{ApplyMode, ClusterConfig, RaftConfig, Replica, Role, Target};
+use hovercraft_core::raft::{ApplyMode, RaftConfig, Replica, Role, Target};
 use hovercraft_core::time::{Duration, Instant};
 use hovercraft_core::types::Mode;
 use hovercraft_core::wire::raft::{AppendResult, LogEntry, RaftBody, RaftMessage};
@@ -167,12 +167,7 @@ fn switch_leader(writes: u16) -> Replica {
     let mut r = Replica::new(
         Mode::HovercraftPlusPlus,
         0,
-        ClusterConfig {
-            peers: (0..3).map(util::addr).collect(),
-            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
-            campaign_at_start: true,
-            switch: Some(SWITCH),
-        },
+        util::cluster_config(3, true, Some(SWITCH)),
         RaftConfig {
             max_entries_per_append: 2,
             ..RaftConfig::default()
@@ -309,12 +304,7 @@ fn the_driver_paces_the_application_when_it_applies_entries_itself() {
     let mut r = Replica::new(
         Mode::Raft,
         0,
-        ClusterConfig {
-            peers: vec![util::addr(0)],
-            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
-            campaign_at_start: true,
-            switch: None,
-        },
+        util::cluster_config(1, true, None),
         RaftConfig::default(),
         1,
         Instant::ZERO,
@@ -355,12 +345,7 @@ fn hovercraft_follower() -> Replica {
     Replica::new(
         Mode::Hovercraft,
         1,
-        ClusterConfig {
-            peers: (0..3).map(util::addr).collect(),
-            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
-            campaign_at_start: false,
-            switch: None,
-        },
+        util::cluster_config(3, false, None),
         RaftConfig::default(),
         1,
         Instant::ZERO,
@@ -610,12 +595,7 @@ fn a_follower_behind_the_compaction_point_is_counted_and_not_flooded() {
     let mut leader = Replica::new(
         Mode::Raft,
         0,
-        ClusterConfig {
-            peers: (0..3).map(util::addr).collect(),
-            group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
-            campaign_at_start: true,
-            switch: None,
-        },
+        util::cluster_config(3, true, None),
         RaftConfig {
             log_retention_entries: 0,
             ..RaftConfig::default()

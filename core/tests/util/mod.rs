@@ -21,6 +21,20 @@ pub fn addr(i: usize) -> SocketAddrV4 {
 }
 pub const CLIENT: SocketAddrV4 = SocketAddrV4::new(std::net::Ipv4Addr::new(10, 1, 0, 1), 9000);
 
+/// `n` replicas at [`addr`]`(0..n)` with the usual multicast group; a switch if given.
+pub fn cluster_config(
+    n: usize,
+    campaign_at_start: bool,
+    switch: Option<SocketAddrV4>,
+) -> ClusterConfig {
+    ClusterConfig {
+        peers: (0..n).map(addr).collect(),
+        group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
+        campaign_at_start,
+        switch,
+    }
+}
+
 /// Where a message in flight goes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Dest {
@@ -61,13 +75,12 @@ impl Cluster {
                 Replica::new(
                     mode,
                     i as NodeId,
-                    ClusterConfig {
-                        peers: (0..n).map(addr).collect(),
-                        group: SocketAddrV4::new([239, 1, 1, 1].into(), 8000),
-                        campaign_at_start: false,
-                        switch: (mode == Mode::HovercraftPlusPlus)
+                    cluster_config(
+                        n,
+                        false,
+                        (mode == Mode::HovercraftPlusPlus)
                             .then(|| SocketAddrV4::new([10, 0, 255, 254].into(), 8000)),
-                    },
+                    ),
                     cfg.clone(),
                     100 + i as u64,
                     Instant::ZERO,
