@@ -249,13 +249,15 @@ fn appends_to(sent: &[(Target, RaftMessage)], to: u8) -> Vec<(u64, usize)> {
         .collect()
 }
 
-/// A lagging follower behind the switch is caught up with one direct AppendEntries in
-/// flight. The "need more" it answers each later switch batch with, and late answers to
-/// earlier direct AppendEntries, must not add more: once they did, each left one more
-/// AppendEntries circulating for good, and a leader restarted under load was flooded
-/// with copies of the same range and never caught up (repro-catchup.json).
+/// A lagging follower behind the switch is caught up directly: probed with one AppendEntries,
+/// then, once its log matched, with up to `max_appends_in_flight` full batches at once. The
+/// "need more" it answers each later switch batch with, late answers to earlier direct
+/// AppendEntries, and the rejections of the rest of the window behind a lost one must not
+/// add more: once they did, each left one more AppendEntries circulating for good, and a
+/// leader restarted under load was flooded with copies of the same range and never caught
+/// up (repro-catchup.json).
 #[test]
-fn a_lagging_follower_has_one_append_in_flight_whatever_else_it_answers() {
+fn a_lagging_follower_gets_at_most_its_window_whatever_else_it_answers() {
     let mut leader = switch_leader(9);
     let now = Instant::from_ns(10_000);
     assert_eq!((leader.last_index(), leader.commit_index()), (10, 10));
@@ -282,20 +284,44 @@ fn a_lagging_follower_has_one_append_in_flight_whatever_else_it_answers() {
         step(&mut leader, reply(AppendResult::Success, 0, 0)),
         vec![]
     );
-    // The answer to the one in flight sends the next range, once; a duplicate of that
-    // answer sends nothing.
+    // The answer to the probe in flight matched: the next ranges go, a full window of them
+    // (4 batches of 2); a duplicate of that answer sends nothing.
     assert_eq!(
         step(&mut leader, reply(AppendResult::Success, 2, 2)),
-        vec![(2, 2)]
+        vec![(2, 2), (4, 2), (6, 2), (8, 2)]
     );
     assert_eq!(
         step(&mut leader, reply(AppendResult::Success, 2, 2)),
         vec![]
     );
-    // A direct rejection answers it: back up and send again.
+    // An answer to the first batch frees one slot; everything is in flight already.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Success, 4, 4)),
+        vec![]
+    );
+    // The batch after it (5..=6) was lost: the next one is rejected (the follower holds up
+    // to 4). Back to probing from 5, once; the rejections of the rest of the window are
+    // stale and send nothing.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Failure, 4, 0)),
+        vec![(4, 2)]
+    );
+    for _ in 0..2 {
+        assert_eq!(
+            step(&mut leader, reply(AppendResult::Failure, 4, 0)),
+            vec![]
+        );
+    }
+    // A rejection claiming less than the follower acknowledged is older still.
     assert_eq!(
         step(&mut leader, reply(AppendResult::Failure, 1, 0)),
-        vec![(1, 2)]
+        vec![]
+    );
+    assert_eq!(leader.counters.stale_rejections, 3);
+    // The probe matched: stream the rest again.
+    assert_eq!(
+        step(&mut leader, reply(AppendResult::Success, 6, 6)),
+        vec![(6, 2), (8, 2)]
     );
 }
 

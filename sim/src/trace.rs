@@ -94,6 +94,14 @@ pub fn node_event(host: usize, ev: &NodeEvent) -> String {
         NodeEvent::RoleChanged { role, term, leader } => {
             format!("role h{host} {role:?} term={term} leader={leader:?}")
         }
+        NodeEvent::FollowerBehindCompaction {
+            follower,
+            needs,
+            first_kept,
+            term,
+        } => format!(
+            "behind-compaction h{host} follower={follower} needs={needs} first_kept={first_kept} term={term}"
+        ),
         NodeEvent::Replied { client, req_id, .. } => {
             format!("reply h{host} {client}#{req_id}")
         }

@@ -66,6 +66,14 @@ pub enum NodeEvent {
     /// HovercRaft++ leader: replication moved off (`false`: fall-back to direct fan-out) or
     /// back onto (`true`) the switch.
     SwitchPath { via_switch: bool, term: u64 },
+    /// A leader found follower `follower` behind its compaction point: it needs `needs`, the
+    /// leader kept entries from `first_kept` on (no snapshots: it cannot catch up).
+    FollowerBehindCompaction {
+        follower: NodeId,
+        needs: u64,
+        first_kept: u64,
+        term: u64,
+    },
     /// A leader advanced its commit index by counting replicas: `index` holds an entry of
     /// `entry_term`, committed in the leader's `term` (Raft §5.4.2 requires them equal).
     Committed {
@@ -97,6 +105,17 @@ impl From<Event> for NodeEvent {
                 term,
             },
             Event::SwitchPath { via_switch, term } => NodeEvent::SwitchPath { via_switch, term },
+            Event::FollowerBehindCompaction {
+                follower,
+                needs,
+                first_kept,
+                term,
+            } => NodeEvent::FollowerBehindCompaction {
+                follower,
+                needs,
+                first_kept,
+                term,
+            },
         }
     }
 }

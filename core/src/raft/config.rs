@@ -30,6 +30,8 @@ pub const MAX_SESSION_CAPACITY: usize = 1 << 16;
 pub const MAX_RECOVERIES_IN_FLIGHT: usize = 1 << 16;
 /// Most replicas in a cluster.
 pub const MAX_PEERS: usize = 64;
+/// Most AppendEntries in flight at once per follower.
+pub const MAX_APPENDS_IN_FLIGHT: usize = 256;
 
 /// Protocol constants; defaults are the authors' values (PAPER.md).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -38,8 +40,13 @@ pub struct RaftConfig {
     pub election_timeout_min_us: u64,
     pub election_timeout_max_us: u64,
     pub heartbeat_us: u64,
-    /// An AppendEntries with no reply after this long is sent again.
+    /// An AppendEntries with no reply after this long is sent again (the follower is probed
+    /// from what it acknowledged).
     pub append_retry_us: u64,
+    /// AppendEntries in flight at once per follower that is replicating normally (etcd
+    /// `MaxInflightMsgs`); a follower being probed (after a rejection or a time-out) gets
+    /// one at a time. With several in flight, further ones go only as full batches.
+    pub max_appends_in_flight: usize,
     pub max_entries_per_append: usize,
     pub replier_policy: ReplierPolicy,
     /// Outstanding (assigned − done) entries per replier.
@@ -167,6 +174,7 @@ impl Default for RaftConfig {
             heartbeat_us: 1_000,
             append_retry_us: 2_000,
             max_entries_per_append: 30,
+            max_appends_in_flight: 4,
             replier_policy: ReplierPolicy::BoundedRandom,
             replier_bound: 64,
             // Healthy followers stay within ~350 entries of the leader (9 nodes, read-only,
@@ -216,6 +224,16 @@ impl RaftConfig {
                 format!(
                     "must be 1..={MAX_ENTRIES_PER_MESSAGE} (got {})",
                     self.max_entries_per_append
+                ),
+            );
+        }
+        if self.max_appends_in_flight == 0 || self.max_appends_in_flight > MAX_APPENDS_IN_FLIGHT {
+            // 0 would never replicate anything.
+            return invalid(
+                "raft.max_appends_in_flight",
+                format!(
+                    "must be 1..={MAX_APPENDS_IN_FLIGHT} (got {})",
+                    self.max_appends_in_flight
                 ),
             );
         }
@@ -473,6 +491,14 @@ mod tests {
                 "raft.append_retry_us",
             ),
             (|c| c.recovery_retry_us = 0, "raft.recovery_retry_us"),
+            (
+                |c| c.max_appends_in_flight = 0,
+                "raft.max_appends_in_flight",
+            ),
+            (
+                |c| c.max_appends_in_flight = MAX_APPENDS_IN_FLIGHT + 1,
+                "raft.max_appends_in_flight",
+            ),
             (|c| c.switch_timeout_us = u64::MAX, "raft.switch_timeout_us"),
             (|c| c.switch_probe_us = 0, "raft.switch_probe_us"),
             (
@@ -495,6 +521,7 @@ mod tests {
             heartbeat_us: 1,
             append_retry_us: MAX_TIMEOUT_US,
             max_entries_per_append: MAX_ENTRIES_PER_MESSAGE,
+            max_appends_in_flight: MAX_APPENDS_IN_FLIGHT,
             replier_bound: 1,
             replier_max_lag: u64::MAX,
             flow_control_threshold: 1,

@@ -64,6 +64,12 @@ impl Replica {
                         "node {}: progress of {i} out of the log (last {last}): {p:?}",
                         self.id
                     );
+                    assert!(
+                        p.match_index <= p.log_match
+                            && p.window_ok(last, self.cfg.max_appends_in_flight),
+                        "node {}: progress of {i}: window out of order (last {last}): {p:?}",
+                        self.id
+                    );
                 }
             }
             Role::Candidate => {

@@ -140,6 +140,14 @@ pub struct ReplicaCounters {
     /// catch up: the leader counts it and no longer re-sends at once on each rejection
     /// (that was one AppendEntries per round trip, ~20k/s), only at the retry pace.
     pub followers_behind_compaction: u64,
+    /// AppendEntries unanswered for `append_retry_us`: the follower is probed again from
+    /// what it acknowledged. Not in summaries while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub append_retries: u64,
+    /// Rejections ignored as older than what the follower since acknowledged (behind one
+    /// lost AppendEntries, the rest of the window is rejected too). Not in summaries while 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub stale_rejections: u64,
     /// Copies of a request the leader did not order (its first copy is in the log, or was
     /// applied). Not in summaries while 0 (no duplication, no change).
     #[serde(skip_serializing_if = "is_zero")]

@@ -93,6 +93,15 @@ pub enum Event {
     },
     /// HovercRaft++ leader: replication moved off (`false`) or back onto the switch.
     SwitchPath { via_switch: bool, term: u64 },
+    /// A leader found a follower that needs entries it already compacted (`needs` is the
+    /// follower's next index, before `first_kept`): without snapshots it cannot catch up.
+    /// Once per episode (`ReplicaCounters::followers_behind_compaction` counts them).
+    FollowerBehindCompaction {
+        follower: NodeId,
+        needs: u64,
+        first_kept: u64,
+        term: u64,
+    },
 }
 
 /// One output of a replica.

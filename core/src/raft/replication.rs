@@ -4,6 +4,7 @@
 
 use std::net::SocketAddrV4;
 
+use super::progress::ProgressState;
 use super::timers::Timer;
 use super::{Event, Replica, Role, Target};
 use crate::time::{Duration, Instant};
@@ -20,15 +21,15 @@ pub const MAX_APPEND_BYTES: usize = 64 * 1024;
 const GIVE_UP_ROUNDS: u64 = 4;
 
 impl Replica {
-    /// Sends AppendEntries to every follower that has none in flight.
+    /// Sends AppendEntries to every follower whose window allows (see `Progress::may_send`).
     pub(crate) fn broadcast_append(&mut self, now: Instant) {
         if self.via_switch() {
             self.send_switch_append(now);
             return;
         }
         for peer in 0..self.n() as NodeId {
-            if peer != self.id && self.progress[peer as usize].in_flight_until.is_none() {
-                self.send_append(now, peer);
+            if peer != self.id {
+                self.send_appends(now, peer);
             }
         }
         // A one-node cluster commits on its own.
@@ -37,8 +38,9 @@ impl Replica {
         }
     }
 
-    /// Heartbeat: every follower without a live AppendEntries in flight gets one (empty if
-    /// it is up to date), which also retransmits lost ones.
+    /// Heartbeat: every follower with nothing in flight gets an AppendEntries (empty if it
+    /// is up to date); one whose oldest AppendEntries went unanswered for `append_retry_us`
+    /// is probed again from what it acknowledged.
     pub(crate) fn heartbeat(&mut self, now: Instant) {
         // Through the switch, recent AppendEntries already reached every follower, and an idle
         // heartbeat is one datagram to the switch.
@@ -49,10 +51,7 @@ impl Replica {
             if peer == self.id || (switch_recent && !self.catching_up(peer)) {
                 continue;
             }
-            let live = self.progress[peer as usize].in_flight_at(now);
-            if !live {
-                self.send_append(now, peer);
-            }
+            self.retry_append(now, peer);
         }
         self.timers.set(
             Timer::Heartbeat,
@@ -60,6 +59,41 @@ impl Replica {
         );
         if self.n() == 1 {
             self.maybe_commit(now);
+        }
+    }
+
+    /// Leader: the follower's AppendEntries in flight went unanswered too long (or none is in
+    /// flight): probe it again from just after what it acknowledged.
+    pub(crate) fn retry_append(&mut self, now: Instant, peer: NodeId) {
+        let p = &mut self.progress[peer as usize];
+        if p.in_flight_at(now) {
+            return;
+        }
+        if let Some(oldest) = p.inflights.front().copied() {
+            // Everything from the oldest unanswered one on may be lost: resend from there.
+            p.become_probe(oldest.first.max(p.log_match + 1));
+            self.counters.append_retries += 1;
+        }
+        self.send_append(now, peer);
+    }
+
+    /// Leader: sends the follower as many AppendEntries as its state and window allow.
+    pub(crate) fn send_appends(&mut self, now: Instant, peer: NodeId) {
+        let window = self.cfg.max_appends_in_flight;
+        let batch = self.cfg.max_entries_per_append;
+        // Bounded by the window; the loop stops as soon as a send made no progress.
+        for _ in 0..window {
+            let last = self.log.last_index();
+            let p = &self.progress[peer as usize];
+            if !p.may_send(last, batch, window) {
+                break;
+            }
+            let before = (p.inflights.len(), p.next_index);
+            self.send_append(now, peer);
+            let p = &self.progress[peer as usize];
+            if (p.inflights.len(), p.next_index) == before || p.next_index > last {
+                break;
+            }
         }
     }
 
@@ -105,7 +139,11 @@ impl Replica {
         });
         self.counters.append_entries_sent += 1;
         let p = &mut self.progress[peer as usize];
-        p.sent(now + Duration::from_us(self.cfg.append_retry_us), sent_last);
+        p.sent(
+            next,
+            sent_last,
+            now + Duration::from_us(self.cfg.append_retry_us),
+        );
         // Not durable: the leader may replicate before its own write completes (Raft §10.2.1);
         // its own log counts towards commit only once persisted.
         self.send(Target::Peer(peer), msg, false);
@@ -247,72 +285,90 @@ impl Replica {
             self.maybe_commit(now);
             return;
         }
-        // One AppendEntries in flight per follower: only the reply to *that* message frees the
-        // slot and may trigger the next send. Two kinds of reply do not answer it:
+        // Only an answer to an AppendEntries in flight frees its slot and may trigger sends.
+        // Three kinds of reply answer none:
         // - NeedMore answers a batch the switch relayed, never a direct AppendEntries. Each
         //   batch a lagging follower cannot take yields one; while a direct catch-up is in
         //   flight it only confirms the follower lags.
-        // - A success acknowledging less than the message in flight carries is a late or
-        //   duplicate answer to an earlier message (a retransmission, or a partial success
+        // - A success acknowledging less than the oldest message in flight carries is a late
+        //   or duplicate answer to an earlier message (a retransmission, or a partial success
         //   to a switch batch).
+        // - A rejection older than what we know (`Progress::stale_rejection`): behind one lost
+        //   AppendEntries, every later one of the window is rejected too; the first rejection
+        //   already sent the probe.
         // Were each of them to trigger a send, every one would leave one more AppendEntries
         // in flight for good: with HovercRaft++ under load, a restarted follower gained one
         // per switch batch, the leader re-sent the same range on every stale reply, and the
         // follower, flooded (~1.2M AppendEntries/s), fell ever further behind
         // (repro-catchup: sim/tests/check.rs `restarted_leader_catches_up_behind_the_switch`).
-        let in_flight = p.in_flight_at(now);
+        let rejected = matches!(result, AppendResult::Failure | AppendResult::NeedMore);
+        if rejected && last_log_idx + 1 < self.log.first_index() {
+            // It holds nothing past `last_log_idx`, and we kept nothing before our first
+            // index: no AppendEntries we can send matches its log (a snapshot would; none
+            // is modelled). Re-sending at once would repeat the same rejected message
+            // every round trip; leave it to the heartbeat, at the retry pace.
+            if !p.behind_compaction {
+                p.behind_compaction = true;
+                self.counters.followers_behind_compaction += 1;
+                self.emit(Event::FollowerBehindCompaction {
+                    follower: from,
+                    needs: last_log_idx + 1,
+                    first_kept: self.log.first_index(),
+                    term: self.term,
+                });
+            }
+            let p = &mut self.progress[from as usize];
+            p.back_up(last_log_idx);
+            p.lagging = true;
+            let until = now + Duration::from_us(self.cfg.append_retry_us);
+            let next = p.next_index;
+            p.sent(next, next - 1, until);
+            self.maybe_commit(now);
+            return;
+        }
         let answers = match result {
-            AppendResult::NeedMore => !in_flight,
-            AppendResult::Failure => true,
+            AppendResult::NeedMore => !p.in_flight_at(now),
+            AppendResult::Failure => !p.stale_rejection(last_log_idx),
             AppendResult::Success | AppendResult::PartialMissing => {
-                p.in_flight_until.is_none() || first_idx.max(last_log_idx) >= p.in_flight_last
+                let matched = first_idx.max(last_log_idx);
+                p.inflights.is_empty() || p.free_upto(matched) > 0
             }
         };
         if !answers {
-            if result == AppendResult::NeedMore {
-                p.lagging = true;
-            } else {
-                p.acknowledge(last_log_idx, first_idx, last);
+            match result {
+                AppendResult::NeedMore => p.lagging = true,
+                AppendResult::Failure => self.counters.stale_rejections += 1,
+                _ => p.acknowledge(last_log_idx, first_idx, last),
             }
             self.maybe_commit(now);
             return;
         }
-        p.in_flight_until = None;
-        match result {
-            AppendResult::Success | AppendResult::PartialMissing => {
-                p.acknowledge(last_log_idx, first_idx, last);
-                p.behind_compaction = false;
-                if p.next_index >= self.switch_next {
-                    p.lagging = false;
-                }
+        if rejected {
+            // Back to one at a time from where its log ends (etcd: a rejection in
+            // StateReplicate becomes StateProbe).
+            p.back_up(last_log_idx);
+            p.lagging = true;
+        } else {
+            p.acknowledge(last_log_idx, first_idx, last);
+            p.behind_compaction = false;
+            if p.log_match + 1 >= self.switch_next {
+                p.lagging = false;
             }
-            AppendResult::Failure | AppendResult::NeedMore => {
-                p.back_up(last_log_idx);
-                p.lagging = true;
-                // It holds nothing past `last_log_idx`, and we kept nothing before our first
-                // index: no AppendEntries we can send matches its log (a snapshot would; none
-                // is modelled). Re-sending at once would repeat the same rejected message
-                // every round trip; leave it to the heartbeat, at the retry pace.
-                if last_log_idx + 1 < self.log.first_index() {
-                    if !p.behind_compaction {
-                        p.behind_compaction = true;
-                        self.counters.followers_behind_compaction += 1;
-                    }
-                    p.in_flight_until = Some(now + Duration::from_us(self.cfg.append_retry_us));
-                    self.maybe_commit(now);
-                    return;
-                }
+            if p.state == ProgressState::Probe {
+                p.become_replicate();
             }
         }
-        let more = self.progress[from as usize].next_index <= last;
         self.maybe_commit(now);
         // Behind the switch, direct AppendEntries only catch a follower up.
         let direct = !self.via_switch() || self.catching_up(from);
-        if direct && (more || matches!(result, AppendResult::Failure | AppendResult::NeedMore)) {
-            self.send_append(now, from);
+        if direct {
+            if rejected {
+                self.send_append(now, from);
+            } else {
+                self.send_appends(now, from);
+            }
         }
     }
-
     /// Leader: commit the highest index a majority holds, if it is of the current term.
     /// Entries of earlier terms are never committed by counting (Raft §5.4.2, Figure 8).
     pub(crate) fn maybe_commit(&mut self, now: Instant) {

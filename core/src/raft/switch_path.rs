@@ -103,8 +103,7 @@ impl Replica {
         let next = self.switch_next;
         for (i, p) in self.progress.iter_mut().enumerate() {
             if i != self.id as usize {
-                p.next_index = next;
-                p.in_flight_until = None;
+                p.become_probe(next);
                 p.lagging = false;
             }
         }

@@ -363,6 +363,15 @@ impl World {
                 } else {
                     format!("node {host} falls back to direct fan-out (switch silent)")
                 }),
+                NodeEvent::FollowerBehindCompaction {
+                    follower,
+                    needs,
+                    first_kept,
+                    ..
+                } => d.story.push(format!(
+                    "node {host} finds follower {follower} behind compaction (it needs {needs}, \
+                     entries are kept from {first_kept}): it cannot catch up without a snapshot"
+                )),
                 _ => {}
             }
             if tracing {
