@@ -9,7 +9,8 @@
 //! - [`config`]: protocol constants and their validation, the cluster, canaries.
 //! - [`output`]: what the replica hands back.
 //! - [`election`]: randomized timeouts, RequestVote, stepping down on higher terms.
-//! - [`replication`]: AppendEntries (one in flight per follower, batched), commit by counting
+//! - [`replication`]: AppendEntries (batched, pipelined up to `max_appends_in_flight` per
+//!   follower, the window in `progress`), commit by counting
 //!   current-term entries only, ANNOUNCE_COMMIT, recovery of missing request bodies.
 //! - [`reply_lb`]: the designated-replier choice (reply and read-only load balancing).
 //! - [`unordered`]: the bounded buffer of multicast request bodies awaiting their order.
@@ -582,6 +583,7 @@ impl Replica {
             if self.timers.expired(Timer::Heartbeat, now) {
                 self.heartbeat(now);
             }
+            self.retry_appends(now);
         } else if self.timers.expired(Timer::Election, now) {
             self.campaign(now);
         }
@@ -599,6 +601,7 @@ impl Replica {
             self.timers.next(self.role),
             self.unordered.next_expiry(),
             recovery,
+            self.append_retry_deadline(),
         ]
         .into_iter()
         .flatten()

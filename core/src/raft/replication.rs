@@ -62,6 +62,38 @@ impl Replica {
         }
     }
 
+    /// Leader: when the oldest AppendEntries in flight to some follower is due for a retry.
+    pub(crate) fn append_retry_deadline(&self) -> Option<Instant> {
+        if self.role != Role::Leader {
+            return None;
+        }
+        self.progress
+            .iter()
+            .filter_map(|p| p.inflights.front().map(|f| f.until))
+            .min()
+    }
+
+    /// Leader: retries, at their deadline rather than at the next heartbeat, the
+    /// AppendEntries that went unanswered for `append_retry_us`. A lost probe used to cost a
+    /// whole heartbeat period on top (2–3 ms for a 2 ms retry): at 200k req/s, 400–600
+    /// entries more for the follower to catch up.
+    pub(crate) fn retry_appends(&mut self, now: Instant) {
+        let via_switch = self.via_switch();
+        for peer in 0..self.n() as NodeId {
+            let p = &mut self.progress[peer as usize];
+            if peer == self.id || p.in_flight_at(now) || p.inflights.is_empty() {
+                continue;
+            }
+            if via_switch && !p.lagging {
+                // On the switch path: the switch's batches reach it, not ours.
+                let next = p.next_index;
+                p.become_probe(next);
+                continue;
+            }
+            self.retry_append(now, peer);
+        }
+    }
+
     /// Leader: the follower's AppendEntries in flight went unanswered too long (or none is in
     /// flight): probe it again from just after what it acknowledged.
     pub(crate) fn retry_append(&mut self, now: Instant, peer: NodeId) {
