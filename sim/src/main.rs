@@ -312,6 +312,17 @@ fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
         "  network drops: nic {}, switch {}, rx-queue {}",
         s.network.nic_tx_drops, s.network.switch_queue_drops, s.network.rx_queue_drops
     );
+    let behind: u64 = s
+        .per_node
+        .iter()
+        .filter_map(|n| n.replica.as_ref())
+        .map(|r| r.counters.followers_behind_compaction)
+        .sum();
+    if behind > 0 {
+        println!(
+            "  followers behind compaction: {behind} (no snapshots: they cannot catch up; see the story)"
+        );
+    }
     if !s.story.is_empty() {
         println!("  story:");
         for l in &s.story {
@@ -464,13 +475,27 @@ fn check(
         .iter()
         .filter(|o| !o.report.undecided.is_empty())
         .count();
+    // Not a verdict (liveness sees a follower that never converged), but worth knowing.
+    let behind: Vec<u64> = outcomes
+        .iter()
+        .filter(|o| o.followers_behind_compaction > 0)
+        .map(|o| o.seed)
+        .collect();
+    if !behind.is_empty() {
+        println!(
+            "a follower fell behind compaction (no snapshots: it cannot catch up) in seeds {:?}{}",
+            &behind[..behind.len().min(10)],
+            if behind.len() > 10 { " …" } else { "" }
+        );
+    }
     println!(
-        "seeds {} safety_violations {} liveness_failures {} crashes {} undecided {}",
+        "seeds {} safety_violations {} liveness_failures {} crashes {} undecided {} behind_compaction {}",
         n,
         safety.len(),
         liveness.len(),
         crashes.len(),
-        undecided
+        undecided,
+        behind.len()
     );
     Ok(if !crashes.is_empty() {
         4

@@ -122,6 +122,10 @@ pub struct SeedOutcome {
     /// The run panicked (a crash of the simulator or the core): the message.
     pub panic: Option<String>,
     pub simulated_ns: u64,
+    /// Times a leader found a follower behind its compaction point (summed over nodes):
+    /// without snapshots that follower never catches up. Not a verdict by itself (liveness
+    /// sees the replicas that did not converge); `check` reports the seeds.
+    pub followers_behind_compaction: u64,
 }
 
 /// Runs the world of `seed` with every checker on.
@@ -146,14 +150,15 @@ pub fn run_checked(seed: u64, scenario: crate::Scenario) -> SeedOutcome {
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut w = checked_world(scenario);
         w.run_to_end();
-        (check_world(&w), w.now_ns())
+        (check_world(&w), w.now_ns(), followers_behind_compaction(&w))
     }));
     match result {
-        Ok((report, simulated_ns)) => SeedOutcome {
+        Ok((report, simulated_ns, followers_behind_compaction)) => SeedOutcome {
             seed,
             report,
             panic: None,
             simulated_ns,
+            followers_behind_compaction,
         },
         Err(e) => SeedOutcome {
             seed,
@@ -165,8 +170,17 @@ pub fn run_checked(seed: u64, scenario: crate::Scenario) -> SeedOutcome {
                     .unwrap_or_else(|| "panic".into()),
             ),
             simulated_ns: 0,
+            followers_behind_compaction: 0,
         },
     }
+}
+
+/// How many times a leader found a follower behind its compaction point, over all nodes.
+pub fn followers_behind_compaction(w: &World) -> u64 {
+    (0..w.servers())
+        .filter_map(|h| w.node(h)?.replica())
+        .map(|r| r.counters.followers_behind_compaction)
+        .sum()
 }
 
 /// The world of `scenario` with every checker on, as `check` runs it: liveness is required
