@@ -334,6 +334,16 @@ impl Replica {
         // follower, flooded (~1.2M AppendEntries/s), fell ever further behind
         // (repro-catchup: sim/tests/check.rs `restarted_leader_catches_up_behind_the_switch`).
         let rejected = matches!(result, AppendResult::Failure | AppendResult::NeedMore);
+        if rejected && last_log_idx < p.log_match {
+            // Older than an acknowledgement we already have (a delayed or reordered answer):
+            // the follower holds more than it claims here. Not a follower behind compaction
+            // either: the leader compacts up to what every follower acknowledged, so such
+            // late rejections asked for compacted entries (harsh seeds 198, 380, 1318 counted
+            // them as followers behind compaction).
+            self.counters.stale_rejections += 1;
+            self.maybe_commit(now);
+            return;
+        }
         if rejected && last_log_idx + 1 < self.log.first_index() {
             // It holds nothing past `last_log_idx`, and we kept nothing before our first
             // index: no AppendEntries we can send matches its log (a snapshot would; none
