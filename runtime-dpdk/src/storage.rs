@@ -27,9 +27,9 @@
 //!
 //! # What replay accepts
 //!
-//! Replay walks the records once and applies each in place (O(file size); about 1 s per
-//! million metadata entries in a release build — `hovercraft-runtime-bench replay` prints the
-//! table). Only a **torn last write** is cut (`set_len` + `sync_all`), and the node starts with
+//! Replay walks the records once and applies each in place (O(file size); in a release build
+//! 80k entries replay in about 12 ms and 1M in about 0.3 s, where the old per-record clone
+//! took 149 s for 80k — `hovercraft-runtime-bench replay` prints the table). Only a **torn last write** is cut (`set_len` + `sync_all`), and the node starts with
 //! what came before:
 //! - the file ends inside a record header, or before a record's declared end; or
 //! - a record's checksum fails and *no valid record follows it* (a crash while appending: the
@@ -56,7 +56,10 @@
 //! term, and with an empty log it would vote for a candidate missing committed entries). The
 //! core has no such "no vote until caught up" mode yet — TODO(issue 15): pending on core
 //! snapshots. Until then, rejoin a wiped node only while all other nodes are up and a leader is
-//! serving, and wipe one node at a time.
+//! serving, and wipe one node at a time. A wiped node has also forgotten which replies it
+//! sent, so while catching up it answers again the requests it was the designated replier of
+//! (clients see duplicates: 354 of 5996 requests in `tests/damaged_log.rs`); the same core
+//! mode should hold its replies up to the commit index it first learns (TODO(issue 15)).
 //!
 //! # Old files
 //!
