@@ -36,7 +36,9 @@
 //!   kernel may extend the file before the data reaches the disk, leaving zeros or garbage).
 //!   Garbage appended after the last good record is the same case: it never parses as a
 //!   complete record with the next index, so it cannot hold acknowledged state, and a crash
-//!   mid-append leaves exactly such bytes.
+//!   mid-append leaves exactly such bytes. Damage that runs from one record to the end of the
+//!   file (a group commit of several records torn by a crash) is cut at its first record:
+//!   with nothing valid after it, it cannot be told apart from a torn write.
 //!
 //! Anything else stops the node with a one-line [`StorageError`] naming the file, the byte
 //! offset and the record number: a checksum failure with a valid record after it (a flipped
