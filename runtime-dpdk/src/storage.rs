@@ -28,7 +28,7 @@
 //! # What replay accepts
 //!
 //! Replay walks the records once and applies each in place (O(file size); in a release build
-//! 80k entries replay in about 12 ms and 1M in about 0.3 s, where the old per-record clone
+//! 80k entries replay in 12-23 ms and 1M in 0.3-0.4 s, where the old per-record clone
 //! took 149 s for 80k — `hovercraft-runtime-bench replay` prints the table). Only a **torn last write** is cut (`set_len` + `sync_all`), and the node starts with
 //! what came before:
 //! - the file ends inside a record header, or before a record's declared end; or
