@@ -198,7 +198,7 @@ impl Server {
             replay_ms = (clock.now() - started).as_ns() as f64 / 1e6;
             if let Some(cut) = &replay.cut {
                 eprintln!(
-                    "node {id}: cut a torn last write from {}: {} bytes at byte {} (record {}):                      {}",
+                    "node {id}: cut a torn last write from {}: {} bytes at byte {} (record {}): {}",
                     path.display(),
                     cut.bytes,
                     cut.offset,
