@@ -14,6 +14,7 @@
 use std::io::{self, ErrorKind};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
 use std::os::fd::AsFd;
+use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use nix::poll::{PollFd, PollFlags};
@@ -39,6 +40,60 @@ pub trait Io {
     fn recv(&mut self, buf: &mut [u8]) -> io::Result<Option<(usize, SocketAddrV4)>>;
     /// Blocks until a datagram may be waiting or `timeout` passed (spurious wake-ups allowed).
     fn wait(&mut self, timeout: Duration) -> io::Result<()>;
+    /// [`Io::wait`] that also returns when `wake` is signalled (the storage thread reporting
+    /// an fsync). This default, for backends that cannot poll a file descriptor (DPDK polls
+    /// its port), re-checks at least every [`WAKE_RECHECK`].
+    fn wait_or_wake(&mut self, timeout: Duration, wake: &Wake) -> io::Result<()> {
+        let _ = wake;
+        self.wait(timeout.min(WAKE_RECHECK))
+    }
+}
+
+/// How often a backend without file descriptors re-checks a [`Wake`] while waiting: short
+/// next to an fsync (hundreds of µs to ms), long next to a busy-poll iteration.
+pub const WAKE_RECHECK: Duration = Duration::from_micros(50);
+
+/// The receiving side of a cross-thread wake-up: a socket pair, so `ppoll` can wait on it
+/// next to the network socket without `unsafe` or an eventfd dependency.
+pub struct Wake {
+    rx: UnixDatagram,
+}
+
+/// The sending side of a [`Wake`] (owned by another thread).
+pub struct Waker {
+    tx: UnixDatagram,
+}
+
+/// A connected wake-up pair.
+pub fn wake_pair() -> io::Result<(Waker, Wake)> {
+    let (tx, rx) = UnixDatagram::pair()?;
+    tx.set_nonblocking(true)?;
+    rx.set_nonblocking(true)?;
+    Ok((Waker { tx }, Wake { rx }))
+}
+
+impl Waker {
+    pub fn wake(&self) {
+        // A full socket buffer means wake-ups are already pending: dropping this one is fine.
+        let _ = self.tx.send(&[1]);
+    }
+}
+
+impl Wake {
+    /// Consumes pending wake-ups (bounded: the socket buffer holds a bounded number).
+    pub fn clear(&self) {
+        let mut b = [0u8; 16];
+        while self.rx.recv(&mut b).is_ok() {}
+    }
+
+    /// Blocks until woken or `timeout` passed (spurious wake-ups allowed).
+    pub fn wait(&self, timeout: Duration) -> io::Result<()> {
+        let mut fds = [PollFd::new(self.rx.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
 }
 
 /// How to open a [`UdpIo`].
@@ -146,6 +201,17 @@ impl Io for UdpIo {
 
     fn wait(&mut self, timeout: Duration) -> io::Result<()> {
         let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLIN)];
+        match nix::poll::ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
+            Err(e) => Err(io::Error::from(e)),
+        }
+    }
+
+    fn wait_or_wake(&mut self, timeout: Duration, wake: &Wake) -> io::Result<()> {
+        let mut fds = [
+            PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(wake.rx.as_fd(), PollFlags::POLLIN),
+        ];
         match nix::poll::ppoll(&mut fds, Some(TimeSpec::from_duration(timeout)), None) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
             Err(e) => Err(io::Error::from(e)),

@@ -3,10 +3,14 @@
 //! tests.
 //!
 //! Each turn: drain up to [`RX_BATCH`] datagrams into the node, fire its timer if due, then
-//! drain its outputs in the order the core's contract needs — persist requests are written
-//! and fsynced *before* `handle_persisted` releases what depends on them — and finally wait
-//! (`ppoll`) until a datagram arrives or the next timer is due. A malformed datagram is
-//! counted, logged (rate-limited) and dropped; nothing a peer sends can stop the loop.
+//! drain its outputs in the order the core's contract needs — persist requests go to the
+//! storage thread ([`Writer`]), and `handle_persisted` releases what depends on them only once
+//! the thread reports them written and fsynced — and finally wait (`ppoll`) until a datagram
+//! arrives, the storage thread reports, or the next timer is due. The fsync never runs on
+//! this thread, so a slow disk does not stall timers, heartbeats or the receive path; when
+//! the storage queue is full the loop stops receiving until the disk catches up (backpressure,
+//! see `storage::writer`). A malformed datagram is counted, logged (rate-limited) and
+//! dropped; nothing a peer sends can stop the loop.
 #![forbid(unsafe_code)]
 
 use std::io;
@@ -17,7 +21,7 @@ use std::time::Duration as StdDuration;
 use anyhow::Context;
 use hovercraft_core::app::AppKind;
 use hovercraft_core::node::{Mode, Node, NodeEvent, NodeId};
-use hovercraft_core::raft::Role;
+use hovercraft_core::raft::{PersistRequest, Role};
 use hovercraft_core::time::{Duration, Instant};
 use serde::Serialize;
 
@@ -25,7 +29,8 @@ use crate::clock::Clock;
 use crate::cluster::ClusterFile;
 use crate::io::{self as backend, Io, UdpOptions, MAX_DATAGRAM};
 use crate::redis::{self, FatalSlot, RedisApp};
-use crate::storage::LogFile;
+use crate::storage::writer::{StorageCounters, Writer, MAX_HELD_REQUESTS};
+use crate::storage::{LogFile, LogIdentity};
 
 /// Datagrams handled per turn before the node's outputs are drained.
 pub const RX_BATCH: usize = 64;
@@ -60,7 +65,10 @@ pub struct Status {
     pub last_index: u64,
     pub log_file_bytes: u64,
     pub restored_entries: u64,
+    /// Time the start-up replay of the log took.
+    pub replay_ms: f64,
     pub io: IoCounters,
+    pub storage: Option<StorageCounters>,
     pub protocol: hovercraft_core::node::NodeCounters,
     pub replica: Option<hovercraft_core::raft::ReplicaCounters>,
 }
@@ -104,11 +112,16 @@ pub struct Server {
     clock: Clock,
     node: Node,
     io: Box<dyn Io>,
-    log: Option<LogFile>,
+    /// The storage thread (replicated modes).
+    writer: Option<Writer>,
+    /// Persist requests the full storage queue did not take yet (backpressure: the loop
+    /// receives nothing while this is non-empty).
+    held: Vec<PersistRequest>,
     status_path: PathBuf,
     counters: IoCounters,
     spin_service_time: bool,
     restored_entries: u64,
+    replay_ms: f64,
     last_heard: Vec<Instant>,
     silence_warned: bool,
     bad_rx: RateLimited,
@@ -168,7 +181,8 @@ impl Server {
         })?;
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
-        let (mut node, log) = if cluster.mode.is_replicated() {
+        let mut replay_ms = 0.0;
+        let (mut node, writer) = if cluster.mode.is_replicated() {
             if !cluster.storage.fsync {
                 eprintln!(
                     "node {id}: warning: storage.fsync is off: acknowledged state is lost on \
@@ -176,22 +190,31 @@ impl Server {
                 );
             }
             let path = dir.join("raft.log");
-            let (log, durable, replay) = LogFile::open(&path, cluster.storage.fsync)
-                .with_context(|| format!("cannot open log file {}", path.display()))?;
-            if replay.cut_bytes > 0 {
+            let started = clock.now();
+            // The error names the file, and for damage the byte offset and record number.
+            let (log, durable, replay) =
+                LogFile::open(&path, &LogIdentity::of(&cluster, id), cluster.storage.fsync)
+                    .map_err(|e| anyhow::Error::new(e).context(format!("node {id}")))?;
+            replay_ms = (clock.now() - started).as_ns() as f64 / 1e6;
+            if let Some(cut) = &replay.cut {
                 eprintln!(
-                    "node {id}: cut a torn tail of {} bytes from {}",
-                    replay.cut_bytes,
-                    path.display()
+                    "node {id}: cut a torn last write from {}: {} bytes at byte {} (record {}): {}",
+                    path.display(),
+                    cut.bytes,
+                    cut.offset,
+                    cut.record,
+                    cut.reason
                 );
             }
             let node = if replay.records > 0 {
                 restored_entries = durable.entries.len() as u64;
                 eprintln!(
-                    "node {id}: restored term {} vote {:?} and {} log entries from {}",
+                    "node {id}: restored term {} vote {:?} and {} log entries ({} records) \
+                     from {} in {replay_ms:.1} ms",
                     durable.term,
                     durable.voted_for,
                     durable.entries.len(),
+                    replay.records,
                     path.display()
                 );
                 Node::restored(cfg, clock.now(), durable)
@@ -199,7 +222,9 @@ impl Server {
                 Node::new_at(cfg, clock.now())
             }
             .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
-            (node, Some(log))
+            let writer = Writer::start(log)
+                .with_context(|| format!("node {id}: cannot start the storage thread"))?;
+            (node, Some(writer))
         } else {
             let node = Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
             (node, None)
@@ -252,9 +277,11 @@ impl Server {
             clock,
             node,
             io,
-            log,
+            writer,
+            held: Vec::new(),
             counters: IoCounters::default(),
             restored_entries,
+            replay_ms,
             silence_warned: false,
             bad_rx: RateLimited::new(),
             bad_tx: RateLimited::new(),
@@ -286,7 +313,12 @@ impl Server {
         let status_every = Duration::from_ms(self.cluster.status_interval_ms);
         let mut next_status = self.clock.now();
         loop {
-            let got = self.receive_batch(&mut buf);
+            // Backpressure: while the storage queue is full, take no new input.
+            let got = if self.held.is_empty() {
+                self.receive_batch(&mut buf)
+            } else {
+                0
+            };
             let now = self.clock.now();
             if self.node.poll_timeout().is_some_and(|t| t <= now) {
                 self.node.handle_timeout(now);
@@ -307,13 +339,32 @@ impl Server {
                 let now = self.clock.now();
                 if deadline > now {
                     let wait = StdDuration::from_nanos((deadline - now).as_ns()).min(MAX_WAIT);
-                    if let Err(e) = self.io.wait(wait) {
+                    if let Err(e) = self.wait(wait) {
                         self.bad_rx
                             .log(now, || format!("node {}: wait failed: {e}", self.id));
                     }
                 }
             }
         }
+    }
+
+    /// Waits for a datagram, the storage thread's next report (when one is due), or the
+    /// timeout.
+    fn wait(&mut self, timeout: StdDuration) -> io::Result<()> {
+        let Some(w) = self.writer.as_ref().filter(|w| w.in_flight()) else {
+            return self.io.wait(timeout);
+        };
+        let r = if self.held.is_empty() {
+            self.io.wait_or_wake(timeout, w.wake())
+        } else {
+            // Not receiving: a waiting datagram must not end the wait. A zero wait still
+            // flushes what a batching backend (DPDK) queued for sending.
+            self.io
+                .wait(StdDuration::ZERO)
+                .and_then(|()| w.wake().wait(timeout))
+        };
+        w.wake().clear();
+        r
     }
 
     fn receive_batch(&mut self, buf: &mut [u8]) -> usize {
@@ -354,24 +405,13 @@ impl Server {
         got
     }
 
-    /// Persist (write + fsync, then `handle_persisted`), transmit, and read events, until the
-    /// node has nothing more to say.
+    /// Hands new persist requests to the storage thread, releases what its fsyncs covered
+    /// (`handle_persisted`), transmits, and reads events, until the node has nothing more
+    /// to say.
     fn drain(&mut self) -> anyhow::Result<()> {
         loop {
-            let mut persisted = None;
-            while let Some(req) = self.node.poll_persist() {
-                if let Some(log) = self.log.as_mut() {
-                    log.append(&req, &req.entries);
-                }
-                persisted = Some(req.seq);
-            }
+            let persisted = self.persist()?;
             if let Some(seq) = persisted {
-                if let Some(log) = self.log.as_mut() {
-                    // Losing durability silently would break Raft's promises: stop instead.
-                    log.flush().with_context(|| {
-                        format!("node {}: cannot write {}", self.id, log.path().display())
-                    })?;
-                }
                 self.node.handle_persisted(self.clock.now(), seq);
             }
             self.check_app()?;
@@ -390,6 +430,28 @@ impl Server {
                 return Ok(());
             }
         }
+    }
+
+    /// Submits what the node asks to persist; returns the newest sequence number the storage
+    /// thread made durable since the last call. Stops the node on a storage error (losing
+    /// durability silently would break Raft's promises).
+    fn persist(&mut self) -> anyhow::Result<Option<u64>> {
+        let Some(w) = self.writer.as_mut() else {
+            // Unreplicated: nothing to persist (the core asks for nothing).
+            while self.node.poll_persist().is_some() {}
+            return Ok(None);
+        };
+        let mut batch = std::mem::take(&mut self.held);
+        while let Some(req) = self.node.poll_persist() {
+            batch.push(req);
+        }
+        if batch.len() > MAX_HELD_REQUESTS {
+            w.submit_blocking(batch)
+                .with_context(|| format!("node {}", self.id))?;
+        } else if let Err(b) = w.try_submit(batch) {
+            self.held = b;
+        }
+        w.poll().with_context(|| format!("node {}", self.id))
     }
 
     fn transmit_all(&mut self) {
@@ -476,9 +538,11 @@ impl Server {
             commit_index: r.map_or(0, |r| r.commit_index()),
             applied_index: r.map_or(0, |r| r.applied_index()),
             last_index: r.map_or(0, |r| r.last_index()),
-            log_file_bytes: self.log.as_ref().map_or(0, |l| l.bytes),
+            log_file_bytes: self.writer.as_ref().map_or(0, |w| w.counters().file_bytes),
             restored_entries: self.restored_entries,
+            replay_ms: self.replay_ms,
             io: self.counters,
+            storage: self.writer.as_ref().map(Writer::counters),
             protocol: self.node.counters(),
             replica: r.map(|r| r.counters),
         }

@@ -1,6 +1,9 @@
 //! `hovercraft-node --cluster cluster.json --id I`: one replica (or the unreplicated server)
 //! of the cluster the file describes, on kernel UDP. Exit codes: 2 bad cluster file or
-//! arguments, 1 runtime failure (cannot bind, cannot write the log).
+//! arguments, 3 the node's `raft.log` is refused (damaged before its last record, another
+//! cluster's or node's, or headerless; the one-line message names the file, field or byte
+//! offset and record; repair in runtime-dpdk/src/storage.rs), 1 any other runtime failure
+//! (cannot bind, cannot write the log).
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -9,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use hovercraft_runtime::cluster::ClusterFile;
 use hovercraft_runtime::server::Server;
+use hovercraft_runtime::storage::StorageError;
 
 #[derive(Parser)]
 #[command(name = "hovercraft-node", about = "A HovercRaft node on kernel UDP")]
@@ -43,7 +47,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hovercraft-node: {e:#}");
-            ExitCode::from(1)
+            match e.downcast_ref::<StorageError>() {
+                Some(StorageError::Replay { .. }) => ExitCode::from(3),
+                _ => ExitCode::from(1),
+            }
         }
     }
 }

@@ -14,6 +14,11 @@
 //!
 //! `hovercraft-runtime-bench echo --bind ADDR [--cluster FILE]`: the raw ping-pong server (the
 //! bench starts it; on DPDK when the cluster file says so).
+//!
+//! `hovercraft-runtime-bench replay [--entries 5000,10000,...] [--dir D]`: how long a node's
+//! start-up replay of its `raft.log` takes (open, read, check, rebuild the state) for logs of
+//! that many metadata-only entries, one record each (issue 15: replay must be linear). Prints
+//! one table row per size.
 //! Exit codes: 1 a run failed (a child did not start, no leader, bad arguments).
 #![forbid(unsafe_code)]
 
@@ -79,6 +84,15 @@ enum Cmd {
         #[arg(long)]
         cluster: Option<PathBuf>,
     },
+    /// Time to replay raft.log files of N entries (one record per entry).
+    Replay {
+        #[arg(long, value_delimiter = ',', default_values_t = [5_000u64, 10_000, 20_000, 40_000, 80_000, 1_000_000])]
+        entries: Vec<u64>,
+        /// Where to write the logs (default: a scratch directory under the system temp dir,
+        /// removed afterwards).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -89,6 +103,7 @@ fn main() -> ExitCode {
             reply_bytes,
             cluster,
         }) => echo(*bind, *reply_bytes, cluster.as_deref()),
+        Some(Cmd::Replay { entries, dir }) => replay(entries, dir.as_deref()),
         None => run(&args),
     };
     match r {
@@ -98,6 +113,51 @@ fn main() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// The largest log the replay bench writes (about 60 bytes per entry on disk).
+const MAX_REPLAY_ENTRIES: u64 = 50_000_000;
+
+fn replay(sizes: &[u64], dir: Option<&Path>) -> anyhow::Result<()> {
+    use hovercraft_runtime::storage::{bench_identity, write_bench_log, LogFile};
+    if let Some(&n) = sizes.iter().find(|&&n| n > MAX_REPLAY_ENTRIES) {
+        anyhow::bail!("--entries {n}: at most {MAX_REPLAY_ENTRIES} per log");
+    }
+    let scratch = dir.is_none().then(|| {
+        std::env::temp_dir().join(format!("hovercraft-replay-bench-{}", std::process::id()))
+    });
+    let _cleanup = Guard {
+        children: Vec::new(),
+        dir: scratch.clone(),
+    };
+    let dir = dir.map_or_else(|| scratch.clone().unwrap_or_default(), Path::to_path_buf);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    println!(
+        "{:>9} {:>9} {:>10} {:>10} {:>12}",
+        "entries", "records", "file_mb", "replay_ms", "entries_per_s"
+    );
+    for &n in sizes {
+        let path = dir.join(format!("raft-{n}.log"));
+        let file_bytes = write_bench_log(&path, n)?;
+        let clock = hovercraft_runtime::clock::Clock::new();
+        let (log, state, r) = LogFile::open(&path, &bench_identity(), false)?;
+        let replay_ms = clock.now().as_ns() as f64 / 1e6;
+        drop(log);
+        anyhow::ensure!(
+            state.entries.len() as u64 == n && r.cut.is_none(),
+            "{}: replayed {} entries of {n}",
+            path.display(),
+            state.entries.len()
+        );
+        println!(
+            "{n:>9} {:>9} {:>10.1} {replay_ms:>10.1} {:>12.0}",
+            r.records,
+            file_bytes as f64 / 1e6,
+            n as f64 / (replay_ms / 1e3).max(1e-9)
+        );
+        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+    }
+    Ok(())
 }
 
 fn udp(bind: SocketAddrV4) -> UdpOptions {
