@@ -54,13 +54,14 @@ enum Command {
         seeds: String,
         /// Re-introduce a known bug (commit-previous-term, vote-not-persisted,
         /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
-        /// deposed-leader-serves-reads, no-request-dedupe; recover-by-index-only,
-        /// probe-needs-caught-up-followers and no-check-quorum, which their stories catch;
+        /// deposed-leader-serves-reads, no-request-dedupe, recover-by-index-only,
+        /// probe-needs-caught-up-followers, no-check-quorum, recovered-body-not-persisted,
         /// and the fault model's fault-double-draw).
         #[arg(long)]
         canary: Option<String>,
-        /// Distribution of worlds: gentle (what `check` must pass) or harsh (VOPR-like).
-        #[arg(long, default_value = "gentle")]
+        /// Distribution of worlds: harsh (VOPR-like fault rates, the default) or gentle (the
+        /// first round's mild faults; old gentle seeds keep their worlds there).
+        #[arg(long, default_value = "harsh")]
         profile: Profile,
         /// For each failing seed, also search for a smaller fault schedule that still fails
         /// and write it as a scenario file.
@@ -76,7 +77,7 @@ enum Command {
         seed: u64,
         #[arg(long)]
         canary: Option<String>,
-        #[arg(long, default_value = "gentle")]
+        #[arg(long, default_value = "harsh")]
         profile: Profile,
         /// Also write a trace of the run.
         #[arg(long)]
@@ -373,7 +374,7 @@ fn check_canary(canary: Option<&str>) -> anyhow::Result<()> {
 
 fn replay_command(seed: u64, opts: &SwarmOptions<'_>) -> String {
     let mut cmd = format!("hovercraft-sim replay --seed {seed}");
-    if opts.profile != Profile::Gentle {
+    if opts.profile != Profile::Harsh {
         cmd += &format!(" --profile {}", opts.profile.name());
     }
     if let Some(c) = opts.canary {
@@ -426,6 +427,44 @@ fn check(
         .filter(|o| o.panic.is_some() || !o.report.model.is_empty())
         .collect();
     let simulated_s: f64 = outcomes.iter().map(|o| o.simulated_ns as f64 / 1e9).sum();
+    // Every failing seed, one line each, and the scenario files of the first hundred (the
+    // first ten are also shown below in full).
+    let mut listed: Vec<&&hovercraft_sim::check::SeedOutcome> = safety
+        .iter()
+        .chain(liveness.iter())
+        .chain(crashes.iter())
+        .collect();
+    listed.sort_by_key(|o| o.seed);
+    listed.dedup_by_key(|o| o.seed);
+    if !listed.is_empty() {
+        std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+        let mut lines = String::new();
+        for o in &listed {
+            let (kind, what) = if let Some(p) = &o.panic {
+                ("crash", p.clone())
+            } else if let Some(m) = o.report.model.first() {
+                ("crash", m.clone())
+            } else if let Some(m) = o.report.safety.first() {
+                ("safety", m.clone())
+            } else {
+                (
+                    "liveness",
+                    o.report.liveness.first().cloned().unwrap_or_default(),
+                )
+            };
+            lines.push_str(&format!("{} {kind} {}\n", o.seed, what.replace('\n', " ")));
+        }
+        // The scenarios of the first hundred, to study a class of failures at once.
+        for o in listed.iter().take(100) {
+            let json = hovercraft_sim::check::swarm::scenario_json_with(o.seed, &opts);
+            let file = out.join(format!("seed-{}.json", o.seed));
+            std::fs::write(&file, serde_json::to_string_pretty(&json)? + "\n")
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
+        let file = out.join("failures.txt");
+        std::fs::write(&file, lines).with_context(|| format!("writing {}", file.display()))?;
+        println!("every failing seed: {}", file.display());
+    }
     for o in safety
         .iter()
         .chain(liveness.iter())

@@ -2,9 +2,10 @@
 //! What completed is durable and survives a crash; what was still pending is lost. A restart
 //! rebuilds the node from the durable image (term, vote, log).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, VecDeque};
 
 use hovercraft_core::raft::{DurableState, PersistRequest};
+use hovercraft_core::wire::Policy;
 
 /// A write in flight: the request carries the log entries `log_from..=last_index` as they
 /// were when the write began.
@@ -21,6 +22,10 @@ pub struct Storage {
     image: DurableState,
     /// A latency spike: writes that start before `until` take `latency` instead.
     spike: Option<(u64, u64)>,
+    /// Indexes of durable writes (entries every replica executes) stored without their
+    /// body: a node that acknowledges past one promised what its storage does not hold
+    /// (the persist-before-send checker looks).
+    bodiless_writes: BTreeSet<u64>,
 }
 
 impl Storage {
@@ -32,6 +37,7 @@ impl Storage {
             keep_image,
             image: DurableState::default(),
             spike: None,
+            bodiless_writes: BTreeSet::new(),
         }
     }
 
@@ -89,10 +95,18 @@ impl Storage {
         self.image.voted_for = w.req.voted_for;
         if self.keep_image {
             if let Some(from) = w.req.log_from {
-                self.image.entries.truncate(from.saturating_sub(1) as usize);
+                let from = from.max(1);
+                self.image.entries.truncate((from - 1) as usize);
+                self.bodiless_writes.split_off(&from);
+                for (i, e) in w.req.entries.iter().enumerate() {
+                    if e.policy == Policy::ReplicatedRoute && e.body.is_none() {
+                        self.bodiless_writes.insert(from + i as u64);
+                    }
+                }
                 self.image.entries.extend(w.req.entries);
             }
             self.image.entries.truncate(w.req.last_index as usize);
+            self.bodiless_writes.split_off(&(w.req.last_index + 1));
         }
     }
 
@@ -104,6 +118,11 @@ impl Storage {
 
     pub fn image(&self) -> &DurableState {
         &self.image
+    }
+
+    /// The lowest index of a durable write stored without its body (with an image).
+    pub fn first_bodiless_write(&self) -> Option<u64> {
+        self.bodiless_writes.first().copied()
     }
 }
 

@@ -6,7 +6,7 @@ use hovercraft_core::raft::Canary;
 use hovercraft_sim::check::swarm::{Profile, SwarmOptions};
 use hovercraft_sim::check::{run_checked, run_seed, run_seed_with};
 
-/// Seeds on which `check` found real bugs; each must pass now.
+/// Gentle-profile seeds on which `check` found real bugs; each must pass now.
 /// - 674: a restarted leader answered again a request it had answered before its crash.
 /// - 1959: a follower with slow storage answered an entry it had not persisted, then again
 ///   after a crash (fix: apply only what is durable locally).
@@ -14,8 +14,12 @@ use hovercraft_sim::check::{run_checked, run_seed, run_seed_with};
 ///   have (fix: recover bodies from any replica).
 #[test]
 fn regression_seeds_pass() {
+    let gentle = SwarmOptions {
+        profile: Profile::Gentle,
+        ..SwarmOptions::default()
+    };
     for seed in [399, 674, 1604, 1863, 1959] {
-        let o = run_seed(seed, None);
+        let o = run_seed_with(seed, &gentle);
         assert!(o.panic.is_none(), "seed {seed} crashed: {:?}", o.panic);
         assert!(o.report.ok(), "seed {seed}: {:?}", o.report);
     }
@@ -36,6 +40,14 @@ fn regression_seeds_pass() {
 ///   durable log) trailed commit by ~30 ms and the replies it owed timed out. The driver now
 ///   group-commits: one write in flight, the next carries everything changed meanwhile
 ///   (`sim/src/world/server.rs`, `submit_persists`).
+/// - 2434: a body that reached a follower after its entry was persisted (recovered, or a late
+///   multicast) stayed in memory only, yet the follower acknowledged the entry as durable
+///   with it; the leader compacted behind the acknowledgements, two followers of three
+///   crashed and restarted, and both waited forever for the body of a write nobody held
+///   (fix: the entry is written again with its body; canary `recovered-body-not-persisted`).
+/// - 1809, 8162, 9156: a fault-model gap: a HovercRaft++ leader isolated for good still fed
+///   the switch's aggregator, which counted its acknowledgements for the other servers
+///   (fix: a node cut off from the servers is cut off from the aggregator too).
 #[test]
 fn harsh_regression_seeds_pass() {
     let opts = SwarmOptions {
@@ -43,7 +55,8 @@ fn harsh_regression_seeds_pass() {
         ..SwarmOptions::default()
     };
     for seed in [
-        319, 422, 742, 920, 930, 1028, 1179, 1207, 1292, 2743, 3003, 3704, 3998,
+        319, 422, 742, 920, 930, 1028, 1179, 1207, 1292, 1809, 2434, 2743, 3003, 3704, 3998, 8162,
+        9156,
     ] {
         let o = run_seed_with(seed, &opts);
         assert!(
@@ -68,19 +81,43 @@ fn a_range_of_seeds_passes() {
     }
 }
 
-/// Each canary re-introduces a known bug; the checkers must catch it within seeds 0..1000,
-/// and the failing seed must fail again when replayed on its own. (`no-check-quorum` is
-/// caught by its story instead: `asymmetric_leader.rs`.)
+/// A harsh seed that catches each canary by its own harm (CI runs the whole range for every
+/// canary: `.ci/run`): the first failing seed of `check --seeds 0..2000 --canary NAME`,
+/// except `recover-by-index-only`, whose first seeds in 0..2000 (153, 1139) only perturb a
+/// marginal HovercRaft++ world into a slow switch return; 2745 shows its harm (a replier
+/// stalled on a read body nobody can give back). A change of behaviour may move these.
+const CANARY_SEEDS: [(&str, u64); 11] = [
+    ("commit-previous-term", 4),
+    ("vote-not-persisted", 0),
+    ("reply-before-commit", 0),
+    ("skip-prev-log-check", 15),
+    ("apply-twice-after-recovery", 1),
+    ("deposed-leader-serves-reads", 0),
+    ("recover-by-index-only", 2745),
+    ("probe-needs-caught-up-followers", 19),
+    ("no-check-quorum", 121),
+    ("no-request-dedupe", 0),
+    ("recovered-body-not-persisted", 1),
+];
+
+/// Each canary re-introduces a known bug: its seed fails with it (a safety or liveness
+/// finding) and passes without it.
 #[test]
 fn every_canary_is_caught_and_replays() {
-    for canary in Canary::ALL.into_iter().filter(|c| c.caught_by_swarm()) {
+    for canary in Canary::ALL {
         let name = canary.name();
-        let found = (0..1000).find(|&seed| !run_seed(seed, Some(name)).report.ok());
-        let seed = found.unwrap_or_else(|| panic!("canary {name} not caught in seeds 0..1000"));
-        let again = run_seed(seed, Some(name));
+        let &(_, seed) = CANARY_SEEDS
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("canary {name} has no seed in CANARY_SEEDS"));
+        let caught = run_seed(seed, Some(name));
+        // A canary may trip one of the core's debug assertions first (this test runs a
+        // debug build; `check` runs release, where the checkers see the harm).
         assert!(
-            !again.report.safety.is_empty() || !again.report.liveness.is_empty(),
-            "{name}: seed {seed} replays clean"
+            caught.panic.is_some()
+                || !caught.report.safety.is_empty()
+                || !caught.report.liveness.is_empty(),
+            "{name}: seed {seed} passes with the canary on"
         );
         assert!(
             run_seed(seed, None).report.ok(),

@@ -116,10 +116,13 @@ pub enum Canary {
     /// No exactly-once execution: the leader orders every copy of a request and replicas
     /// execute every entry, so a duplicated datagram runs (and is answered) twice.
     NoRequestDedupe,
+    /// A body that arrives after its entry was persisted (recovered, or a late multicast)
+    /// stays in memory only, though the follower acknowledges the entry as durable with it.
+    RecoveredBodyNotPersisted,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 10] = [
+    pub const ALL: [Canary; 11] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -130,25 +133,8 @@ impl Canary {
         Canary::ProbeNeedsCaughtUpFollowers,
         Canary::NoCheckQuorum,
         Canary::NoRequestDedupe,
+        Canary::RecoveredBodyNotPersisted,
     ];
-
-    /// Whether `hovercraft-sim check` (the swarm) catches this bug. Not yet:
-    /// - `no-check-quorum`: its harm (no progress *during* a fault) ends when the fault heals,
-    ///   where the swarm's liveness phase starts; the story
-    ///   `scenarios/faults/asymmetric-leader.json` catches it (`sim/tests/asymmetric_leader.rs`);
-    /// - `probe-needs-caught-up-followers`: the swarm's loads are far below the HovercRaft++
-    ///   maximum; `scenarios/faults/switch-reboot-under-load.json` catches it
-    ///   (`sim/tests/fault_stories.rs`);
-    /// - `recover-by-index-only`: lost bodies are rare even in the harsh profile; core's
-    ///   `replica_alone.rs` stories check each mechanism.
-    pub fn caught_by_swarm(self) -> bool {
-        !matches!(
-            self,
-            Canary::NoCheckQuorum
-                | Canary::ProbeNeedsCaughtUpFollowers
-                | Canary::RecoverByIndexOnly
-        )
-    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -162,6 +148,7 @@ impl Canary {
             Canary::ProbeNeedsCaughtUpFollowers => "probe-needs-caught-up-followers",
             Canary::NoCheckQuorum => "no-check-quorum",
             Canary::NoRequestDedupe => "no-request-dedupe",
+            Canary::RecoveredBodyNotPersisted => "recovered-body-not-persisted",
         }
     }
 }

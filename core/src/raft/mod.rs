@@ -141,6 +141,9 @@ pub struct ReplicaCounters {
     /// catch up: the leader counts it and no longer re-sends at once on each rejection
     /// (that was one AppendEntries per round trip, ~20k/s), only at the retry pace.
     pub followers_behind_compaction: u64,
+    /// Followers whose rejections proved they lost acknowledged entries (a wiped storage):
+    /// what the leader counted for them was lowered.
+    pub followers_lost_log: u64,
     /// AppendEntries unanswered for `append_retry_us`: the follower is probed again from
     /// what it acknowledged. Not in summaries while 0.
     #[serde(skip_serializing_if = "is_zero")]

@@ -54,7 +54,15 @@ pub(crate) struct Progress {
     pub reported_done: u64,
     /// Its last rejection asked for entries we compacted (counted once per episode).
     pub behind_compaction: bool,
+    /// Rejections in a row claiming less than `log_match`, with no success between.
+    pub rejections_below_match: u32,
 }
+
+/// Rejections in a row below an acknowledged match that prove a follower lost its log: a
+/// late or duplicated answer comes alone or in a short burst (a window of AppendEntries
+/// rejected behind one loss, each copy duplicated), a follower that lost its log rejects
+/// everything.
+pub(crate) const LOST_LOG_REJECTIONS: u32 = 16;
 
 impl Progress {
     pub fn new(now: Instant) -> Progress {
@@ -69,6 +77,7 @@ impl Progress {
             lagging: false,
             reported_done: 0,
             behind_compaction: false,
+            rejections_below_match: 0,
         }
     }
 
@@ -82,6 +91,7 @@ impl Progress {
         self.last_active = now;
         self.lagging = false;
         self.behind_compaction = false;
+        self.rejections_below_match = 0;
     }
 
     /// The window's bookkeeping is consistent with the leader's `last` index and `window`
@@ -114,7 +124,9 @@ impl Progress {
         debug_assert!(next_index >= 1);
         self.state = ProgressState::Probe;
         self.inflights.clear();
-        self.next_index = next_index;
+        // Never at or below what is known to match (a HovercRaft++ fall-back probes from the
+        // switch's next index, which a follower caught up directly may have passed).
+        self.next_index = next_index.max(self.log_match + 1);
     }
 
     /// The follower's log matched: stream to it from `next_index` on.
@@ -174,6 +186,27 @@ impl Progress {
     pub fn acknowledge_match(&mut self, last_log_idx: u64, last: u64) {
         self.match_index = self.match_index.max(last_log_idx.min(last));
         self.log_match = self.log_match.max(self.match_index);
+        // What matches is never sent again (a switch group reply acknowledges without
+        // passing through `acknowledge`).
+        self.next_index = self.next_index.max(self.log_match + 1);
+        self.rejections_below_match = 0;
+    }
+
+    /// One more rejection below `log_match`: whether, with those before it, it proves the
+    /// follower lost its log (see [`LOST_LOG_REJECTIONS`]).
+    pub fn proves_log_lost(&mut self) -> bool {
+        self.rejections_below_match += 1;
+        self.rejections_below_match >= LOST_LOG_REJECTIONS
+    }
+
+    /// The follower lost entries it acknowledged: know nothing of it again (as a new leader),
+    /// and probe from just after its claimed end. Commit never moves back; what we count for
+    /// it from now on is what it acknowledges again.
+    pub fn forget(&mut self, last_log_idx: u64) {
+        self.match_index = 0;
+        self.log_match = 0;
+        self.become_probe(last_log_idx + 1);
+        self.rejections_below_match = 0;
     }
 
     /// A (partial) success: the follower holds up to `last_log_idx` and its log matches ours
@@ -189,8 +222,12 @@ impl Progress {
     /// after what it says it holds (`last_log_idx`), never below index 1, and probe from
     /// there.
     pub fn back_up(&mut self, last_log_idx: u64) {
+        // Never at or below what is known to match: a "need more" answer names its last
+        // complete index, which may be exactly `log_match` (etcd's `MaybeDecrTo` keeps above
+        // `Match` the same way).
         let next = (self.next_index.saturating_sub(1))
             .min(last_log_idx + 1)
+            .max(self.log_match + 1)
             .max(1);
         self.become_probe(next);
     }
@@ -265,5 +302,25 @@ mod tests {
         p.become_replicate();
         assert!(p.stale_rejection(10));
         assert!(!p.stale_rejection(40));
+    }
+
+    #[test]
+    fn rejections_below_an_acknowledged_match_prove_a_lost_log_only_in_a_long_run() {
+        let mut p = Progress::new(t(0));
+        p.reset_for_new_leader(101, t(0));
+        p.acknowledge(100, 100, 100);
+        // A late answer, or a burst of them, is not proof.
+        for _ in 1..LOST_LOG_REJECTIONS {
+            assert!(!p.proves_log_lost());
+        }
+        // An acknowledgement between starts the count again.
+        p.acknowledge_match(100, 100);
+        for _ in 1..LOST_LOG_REJECTIONS {
+            assert!(!p.proves_log_lost());
+        }
+        assert!(p.proves_log_lost());
+        p.forget(0);
+        assert_eq!((p.match_index, p.log_match, p.next_index), (0, 0, 1));
+        assert_eq!(p.state, ProgressState::Probe);
     }
 }

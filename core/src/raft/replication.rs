@@ -334,15 +334,27 @@ impl Replica {
         // follower, flooded (~1.2M AppendEntries/s), fell ever further behind
         // (repro-catchup: sim/tests/check.rs `restarted_leader_catches_up_behind_the_switch`).
         let rejected = matches!(result, AppendResult::Failure | AppendResult::NeedMore);
+        if result != AppendResult::Failure {
+            p.rejections_below_match = 0;
+        }
         if rejected && last_log_idx < p.log_match {
-            // Older than an acknowledgement we already have (a delayed or reordered answer):
-            // the follower holds more than it claims here. Not a follower behind compaction
-            // either: the leader compacts up to what every follower acknowledged, so such
-            // late rejections asked for compacted entries (harsh seeds 198, 380, 1318 counted
-            // them as followers behind compaction).
-            self.counters.stale_rejections += 1;
-            self.maybe_commit(now);
-            return;
+            if result == AppendResult::Failure && p.proves_log_lost() {
+                // Rejection after rejection below what it acknowledged, and no other answer
+                // between: not late answers but a follower that lost its log (its storage
+                // wiped, rejoined empty). Believe it, or it is never caught up (the runtime's
+                // damaged-log story: the wiped node sat at index 0 for good).
+                p.forget(last_log_idx);
+                self.counters.followers_lost_log += 1;
+            } else {
+                // Older than an acknowledgement we already have (a delayed or reordered
+                // answer): the follower holds more than it claims here. Not a follower behind
+                // compaction either: the leader compacts up to what every follower
+                // acknowledged, so such late rejections asked for compacted entries (harsh
+                // seeds 198, 380, 1318 counted them as followers behind compaction).
+                self.counters.stale_rejections += 1;
+                self.maybe_commit(now);
+                return;
+            }
         }
         if rejected && last_log_idx + 1 < self.log.first_index() {
             // It holds nothing past `last_log_idx`, and we kept nothing before our first
@@ -683,6 +695,7 @@ impl Replica {
             return;
         }
         e.body = Some(body);
+        self.body_filled_at(log_idx);
         self.after_body_filled(now);
     }
 
@@ -708,8 +721,20 @@ impl Replica {
         if let Some(e) = self.log.get_mut(index) {
             e.body = body;
         }
+        self.body_filled_at(index);
         self.recoveries.remove(&index);
         self.after_body_filled(now);
+    }
+
+    /// An entry got its body after it was ordered: write the entry again, with the body.
+    /// Acknowledging it says "durable, with every body I must execute" (the leader compacts
+    /// behind such acknowledgements), so a body held only in memory was lost with a crash
+    /// that took every other copy: harsh seed 2434, where two restarted followers of three
+    /// waited forever for the body of a write the leader had compacted away.
+    fn body_filled_at(&mut self, index: u64) {
+        if !self.canary(super::Canary::RecoveredBodyNotPersisted) {
+            self.mark_log_from(index);
+        }
     }
 
     fn after_body_filled(&mut self, _now: Instant) {

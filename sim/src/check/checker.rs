@@ -12,6 +12,7 @@ use super::liveness::Liveness;
 use super::persist_before_send::PersistBeforeSend;
 use super::raft_safety::RaftSafety;
 use super::replies::Replies;
+use super::switch_return::SwitchReturn;
 use super::Report;
 use crate::storage::Storage;
 use crate::world::World;
@@ -59,6 +60,8 @@ pub enum Event<'a> {
     Refused { t_ns: u64, id: RequestId },
     /// The client gave up on the request; `tag` is when it was sent.
     TimedOut { t_ns: u64, id: RequestId, tag: u64 },
+    /// Server `host` restarted from its storage (a fresh node: volatile state is gone).
+    Restarted { t_ns: u64, host: usize },
 }
 
 /// A checker that runs as events happen.
@@ -108,6 +111,7 @@ pub struct Checkers {
     pub kv: KvHistory,
     pub persist_before_send: PersistBeforeSend,
     pub liveness: Liveness,
+    pub switch_return: SwitchReturn,
 }
 
 impl Checkers {
@@ -124,17 +128,19 @@ impl Checkers {
             kv: KvHistory::new(limits.kv_ops_per_key, limits.kv_ops),
             persist_before_send: PersistBeforeSend::default(),
             liveness: Liveness::new(liveness_from_ns),
+            switch_return: SwitchReturn::default(),
         }
     }
 
     /// Every checker with its name (as `run` prints it and `summary.json` records it).
-    fn all(&self) -> [(&'static str, &dyn Checker); 5] {
+    fn all(&self) -> [(&'static str, &dyn Checker); 6] {
         [
             ("raft_safety", &self.raft_safety),
             ("exactly_once_replies", &self.replies),
             ("linearizability", &self.kv),
             ("persist_before_send", &self.persist_before_send),
             ("liveness", &self.liveness),
+            ("switch_return", &self.switch_return),
         ]
     }
 
@@ -144,6 +150,7 @@ impl Checkers {
                 self.raft_safety.on_event(ev);
                 self.replies.on_event(ev);
                 self.kv.on_event(ev);
+                self.switch_return.on_event(ev);
             }
             Event::Transmit { .. } => self.persist_before_send.on_event(ev),
             Event::TimedOut { .. } => {
@@ -156,6 +163,7 @@ impl Checkers {
                 self.liveness.on_event(ev);
             }
             Event::Response { .. } | Event::Refused { .. } => self.kv.on_event(ev),
+            Event::Restarted { .. } => self.switch_return.on_event(ev),
         }
     }
 

@@ -2,7 +2,9 @@
 //! and the cluster had time to settle is answered, and at the end all live replicas applied
 //! the same log and hold the same state.
 //!
-//! The healed core is the servers up at the end: a server crashed for good is not healed.
+//! The healed core is the servers up at the end that no lasting fault cuts off
+//! (`World::core_servers`): a server crashed for good, or isolated until the end, is not
+//! healed, and the core must make progress without it.
 //! Liveness is "not checked" (never "ok") when it has nothing to prove: no request was sent
 //! in the liveness phase (it starts past the end of the run), or the servers crashed for
 //! good leave no majority up.
@@ -50,7 +52,7 @@ impl Checker for Liveness {
     }
 
     fn finish(&self, w: &World, r: &mut Report) {
-        let live = w.live_servers();
+        let live = w.core_servers();
         let majority = w.servers() / 2 + 1;
         let state: Vec<(usize, u64, u64)> = live
             .iter()
@@ -75,7 +77,7 @@ impl Checker for Liveness {
         }
         if live.len() < majority {
             r.not_checked.push(format!(
-                "only {} of {} servers are up at the end (the others crashed for good): no majority to make progress",
+                "only {} of {} servers are up and reachable at the end (the others crashed or are cut off for good): no majority to make progress",
                 live.len(),
                 w.servers()
             ));

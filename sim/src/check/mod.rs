@@ -17,6 +17,10 @@
 //!   had time to settle, every request is answered, and at the end all live replicas applied
 //!   the same log and hold the same state.
 //!
+//! - Switch return ([`switch_return`]): HovercRaft++ is back on the switch path within 10 ms
+//!   of the aggregator's return and the heal (the direct fall-back answers every request
+//!   too, so only this check sees a leader that never returns).
+//!
 //! `swarm` derives a whole world (cluster, mode, workload, fault schedule) from one seed.
 
 pub mod checker;
@@ -27,6 +31,7 @@ pub mod persist_before_send;
 pub mod raft_safety;
 pub mod replies;
 pub mod swarm;
+pub mod switch_return;
 
 use crate::world::World;
 pub use checker::{Checker, Checkers};
@@ -105,9 +110,12 @@ impl CheckVerdict {
 /// When the liveness phase starts: 60 ms (a few election timeouts) after the last fault
 /// healed.
 pub fn liveness_from_ms(scenario: &crate::Scenario) -> u64 {
+    // A fault that lasts to the end of the run does not delay liveness: the servers it
+    // cuts off are left out of the healed core instead (`World::core_servers`).
     let last_fault_ms = scenario
         .faults
         .iter()
+        .filter(|f| f.heal_ms().is_none_or(|h| h < scenario.duration_ms))
         .map(|f| f.heal_ms().unwrap_or(f.at_ms()))
         .max()
         .unwrap_or(0);

@@ -1,6 +1,7 @@
 //! Persist before send (DESIGN.md §4), online: a granted vote goes out only once storage
 //! holds that vote, and an AppendEntries acknowledgement only once storage holds the
-//! acknowledged entries (checked when the storage keeps a log image).
+//! acknowledged entries, with the body of every write among them (checked when the storage
+//! keeps a log image).
 
 use hovercraft_core::wire::raft::{AppendResult, RaftBody, RaftMessage};
 use hovercraft_core::wire::{Header, MsgType};
@@ -75,6 +76,21 @@ fn violation(storage: &Storage, payload: &[u8], host: usize) -> Option<String> {
             "node {host} acknowledged index {last_log_idx} with only {} entries durable",
             image.entries.len()
         )),
+        // An acknowledgement also promises the bodies of the writes it covers (the leader
+        // compacts behind it): harsh seed 2434 lost a write whose body was only in memory.
+        RaftBody::AppendEntriesRep {
+            result: AppendResult::Success,
+            last_log_idx,
+            ..
+        } if storage
+            .first_bodiless_write()
+            .is_some_and(|i| i <= last_log_idx) =>
+        {
+            Some(format!(
+                "node {host} acknowledged index {last_log_idx} while the write at index {} is durable without its body",
+                storage.first_bodiless_write().unwrap_or_default()
+            ))
+        }
         _ => None,
     }
 }

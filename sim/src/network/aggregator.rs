@@ -74,9 +74,17 @@ impl Network {
         tr: &mut Tracer,
     ) {
         let p = self.packets.remove(pkt);
-        let Some(agg) = self.aggregator.running.as_mut() else {
+        if self.aggregator.running.is_none() {
             self.aggregator.drops += 1;
             trace!(tr, t, "drop aggregator-down {}", p.src);
+            return;
+        }
+        let sender = self.ip_to_host.get(p.src.ip()).copied();
+        if self.aggregator_input_cut(t, sender) {
+            trace!(tr, t, "drop aggregator-cut {}", p.src);
+            return;
+        }
+        let Some(agg) = self.aggregator.running.as_mut() else {
             return;
         };
         if let Err(e) = agg.handle_datagram(p.src, &p.payload) {

@@ -23,9 +23,13 @@ pub struct Frame {
     /// the server whose datagram made the aggregator send it (so a partition between two
     /// servers also cuts what the aggregator relays between them).
     pub src: Option<usize>,
-    /// The receiving host.
+    /// The receiving host, or [`AGGREGATOR`] for a datagram into the switch's aggregator.
     pub dst: usize,
 }
+
+/// `Frame::dst` of a datagram a server sends to the switch's HovercRaft++ aggregator, which
+/// acts for the other servers: a node cut off from them is cut off from it too.
+pub const AGGREGATOR: usize = usize::MAX;
 
 /// What a rule decides about one frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +113,8 @@ impl Rule for Isolate {
             return Verdict::Pass;
         };
         let cut_in = self.inbound && f.dst == self.node;
-        let cut_out = self.outbound && src == self.node && f.dst < self.servers;
+        let cut_out =
+            self.outbound && src == self.node && (f.dst < self.servers || f.dst == AGGREGATOR);
         if cut_in || cut_out {
             Verdict::Drop
         } else {
@@ -184,6 +189,24 @@ impl Rules {
 }
 
 impl Network {
+    /// Whether a rule in force drops a datagram from `src` into the switch's aggregator
+    /// (only a cut drops it there: the aggregator sits in the switch, past every link rule
+    /// of the receiving hosts).
+    pub(super) fn aggregator_input_cut(&mut self, t: u64, src: Option<usize>) -> bool {
+        self.rules.rules.retain(|r| r.until_ns() > t);
+        let frame = Frame {
+            src,
+            dst: AGGREGATOR,
+        };
+        for r in &mut self.rules.rules {
+            if r.verdict(&frame, &mut self.rng) == Verdict::Drop {
+                self.lost_frames += 1;
+                return true;
+            }
+        }
+        false
+    }
+
     /// Applies the fault rules to a frame arriving at `host`; true if it was taken away
     /// (lost, or held back to arrive later).
     pub(super) fn apply_rules<E: From<NetEvent>>(

@@ -38,6 +38,34 @@ impl Clock {
 }
 
 impl World {
+    /// A fault that lasts to the end of the run leaves the servers it cuts off out of the
+    /// healed core (the leader an `isolate_leader` takes is added when it is known).
+    fn note_impaired_for_good(&mut self, f: &Fault) {
+        let cut: Vec<usize> = match f {
+            // Everyone outside the largest group (all of them if no group is a majority).
+            Fault::Partition { groups, .. } => {
+                let majority = self.n_servers / 2 + 1;
+                let listed: Vec<u32> = groups.iter().flatten().copied().collect();
+                let unlisted: Vec<u32> = (0..self.n_servers as u32)
+                    .filter(|n| !listed.contains(n))
+                    .collect();
+                let core = groups
+                    .iter()
+                    .chain(std::iter::once(&unlisted))
+                    .find(|g| g.len() >= majority);
+                (0..self.n_servers)
+                    .filter(|&h| !core.is_some_and(|g| g.contains(&(h as u32))))
+                    .collect()
+            }
+            Fault::OneWay { from, to, .. } => vec![*from as usize, *to as usize],
+            Fault::LinkChaos { node, .. } => vec![*node as usize],
+            _ => Vec::new(),
+        };
+        self.impaired_for_good.extend(cut);
+        self.impaired_for_good.sort_unstable();
+        self.impaired_for_good.dedup();
+    }
+
     /// Puts every fault of the scenario on the event queue at its time.
     pub(super) fn schedule_faults(&mut self) {
         for (i, f) in self.scenario.faults.iter().enumerate() {
@@ -75,6 +103,9 @@ impl World {
         }
         self.note_story(t, format!("fault: {f:?}"));
         let until_ns = f.heal_ms().map_or(u64::MAX, |h| h * 1_000_000);
+        if f.heal_ms().is_some_and(|h| h >= self.scenario.duration_ms) {
+            self.note_impaired_for_good(&f);
+        }
         match f {
             Fault::CrashNode { node, .. } => self.crash(node as usize),
             Fault::RestartNode { node, .. } => self.restart(t, node as usize),
@@ -100,6 +131,9 @@ impl World {
             }
             Fault::IsolateLeader { direction, .. } => {
                 if let Some(&(leader, _)) = self.leaders().iter().max_by_key(|(_, term)| *term) {
+                    if until_ns >= self.scenario.duration_ms * 1_000_000 {
+                        self.impaired_for_good.push(leader);
+                    }
                     trace!(self.tracer, t, "isolate h{leader} {direction:?}");
                     self.net.add_rule(Box::new(Isolate {
                         until_ns,

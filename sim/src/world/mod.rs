@@ -125,6 +125,9 @@ pub struct World {
     pending_restarts: Vec<(u64, usize)>,
     story: Vec<StoryLine>,
     leader_lost_at: Option<u64>,
+    /// Servers a fault still cuts off at the end of the run (a fault that never heals: its
+    /// `heal_ms` is at or past `duration_ms`): outside the healed core liveness looks at.
+    impaired_for_good: Vec<usize>,
     failovers_ns: Vec<u64>,
     scratch_tx: Vec<(u64, SocketAddrV4, Vec<u8>)>,
     scratch_body: Vec<u8>,
@@ -182,6 +185,7 @@ impl World {
             pending_restarts: Vec::new(),
             story: Vec::new(),
             leader_lost_at: None,
+            impaired_for_good: Vec::new(),
             failovers_ns: Vec::new(),
             scratch_tx: Vec::new(),
             scratch_body: Vec::new(),
@@ -309,6 +313,20 @@ impl World {
         (0..self.n_servers)
             .filter(|&h| !self.hosts[h].down)
             .collect()
+    }
+
+    /// The healed core: servers that are up and that no lasting fault cuts off (a fault
+    /// whose `heal_ms` is at or past the end of the run, as VOPR leaves some replicas
+    /// faulty in its liveness phase).
+    pub fn core_servers(&self) -> Vec<usize> {
+        (0..self.n_servers)
+            .filter(|&h| !self.hosts[h].down && !self.impaired_for_good.contains(&h))
+            .collect()
+    }
+
+    /// The scenario this world runs.
+    pub fn scenario(&self) -> &Scenario {
+        &self.scenario
     }
 
     /// Number of server hosts.

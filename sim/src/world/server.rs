@@ -144,6 +144,9 @@ impl World {
         s.timer_deadline = None;
         self.hosts[h].down = false;
         trace!(self.tracer, t, "restart h{h}");
+        if let Some(checks) = self.checks.as_mut() {
+            checks.on_event(&Event::Restarted { t_ns: t, host: h });
+        }
         // Arm its election timer.
         self.after_handler(t, t, h);
     }
