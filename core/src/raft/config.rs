@@ -43,9 +43,10 @@ pub struct RaftConfig {
     /// An AppendEntries with no reply after this long is sent again (the follower is probed
     /// from what it acknowledged).
     pub append_retry_us: u64,
-    /// AppendEntries in flight at once per follower that is replicating normally (etcd
-    /// `MaxInflightMsgs`); a follower being probed (after a rejection or a time-out) gets
-    /// one at a time. With several in flight, further ones go only as full batches.
+    /// AppendEntries in flight at once per follower with a backlog (etcd `MaxInflightMsgs`):
+    /// the window opens while its log trails by this × `max_entries_per_append` entries or
+    /// more; a follower being probed (after a rejection or a time-out) gets one at a time.
+    /// With several in flight, further ones go only as full batches.
     pub max_appends_in_flight: usize,
     pub max_entries_per_append: usize,
     pub replier_policy: ReplierPolicy,

@@ -111,8 +111,20 @@ impl Replica {
 
     /// Leader: sends the follower as many AppendEntries as its state and window allow.
     pub(crate) fn send_appends(&mut self, now: Instant, peer: NodeId) {
-        let window = self.cfg.max_appends_in_flight;
         let batch = self.cfg.max_entries_per_append;
+        // The window opens only for a follower with a backlog (behind by a full window or
+        // more): one that keeps up gets one AppendEntries per round trip carrying all that
+        // was proposed meanwhile. Streaming full batches to every follower cost a saturated
+        // 9-node HovercRaft leader its maximum (p99 63 µs -> 562 µs at 1.15M req/s).
+        let behind = self
+            .log
+            .last_index()
+            .saturating_sub(self.progress[peer as usize].log_match);
+        let window = if behind >= (self.cfg.max_appends_in_flight * batch) as u64 {
+            self.cfg.max_appends_in_flight
+        } else {
+            1
+        };
         // Bounded by the window; the loop stops as soon as a send made no progress.
         for _ in 0..window {
             let last = self.log.last_index();
