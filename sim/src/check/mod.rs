@@ -107,19 +107,23 @@ impl CheckVerdict {
     }
 }
 
-/// When the liveness phase starts: 60 ms (a few election timeouts) after the last fault
-/// healed.
-pub fn liveness_from_ms(scenario: &crate::Scenario) -> u64 {
-    // A fault that lasts to the end of the run does not delay liveness: the servers it
-    // cuts off are left out of the healed core instead (`World::core_servers`).
-    let last_fault_ms = scenario
+/// When the last fault healed (or, for a fault that does not heal, struck), in ms. A fault
+/// that lasts to the end of the run does not count: the servers it cuts off are left out of
+/// the healed core instead (`World::core_servers`).
+pub fn healed_ms(scenario: &crate::Scenario) -> u64 {
+    scenario
         .faults
         .iter()
         .filter(|f| f.heal_ms().is_none_or(|h| h < scenario.duration_ms))
         .map(|f| f.heal_ms().unwrap_or(f.at_ms()))
         .max()
-        .unwrap_or(0);
-    last_fault_ms + 60
+        .unwrap_or(0)
+}
+
+/// When the liveness phase starts: 60 ms (a few election timeouts) after the last fault
+/// healed.
+pub fn liveness_from_ms(scenario: &crate::Scenario) -> u64 {
+    healed_ms(scenario) + 60
 }
 
 /// The outcome of one seed.

@@ -85,7 +85,6 @@ impl Checker for SwitchReturn {
         let duration_ns = s.duration_ms * 1_000_000;
         let mut aggregator_up_ns = 0;
         let mut aggregator_up = true;
-        let mut healed_ns = 0;
         for f in &s.faults {
             match *f {
                 Fault::AggregatorDown { .. } => aggregator_up = false,
@@ -95,13 +94,8 @@ impl Checker for SwitchReturn {
                 }
                 _ => {}
             }
-            // Faults that last to the end leave their servers out of the core instead.
-            if let Some(h) = f.heal_ms().filter(|&h| h < s.duration_ms) {
-                healed_ns = healed_ns.max(h * 1_000_000);
-            } else if f.heal_ms().is_none() {
-                healed_ns = healed_ns.max(f.at_ms() * 1_000_000);
-            }
         }
+        let healed_ns = super::healed_ms(s) * 1_000_000;
         if !aggregator_up {
             r.not_checked
                 .push("the aggregator is down at the end of the run".into());
