@@ -546,6 +546,178 @@ fn a_read_nobody_holds_is_given_up_after_bounded_retries() {
     assert_eq!(r.applied_index(), 2, "the write behind it applied");
 }
 
+/// A leader that found no body for its uncommitted write anywhere steps down and tells its
+/// followers (DROP_SUFFIX): a follower lacking the body too drops its log from there (it never
+/// acknowledged it); one holding the body, or hearing it from a node that is not its leader,
+/// or about an entry it does not hold, keeps its log.
+#[test]
+fn a_follower_lacking_the_body_drops_the_suffix_its_leader_dropped() {
+    let t = Instant::ZERO;
+    let drop = |from: u8, from_idx: u64, entry_term: u64| RaftMessage {
+        from,
+        term: 1,
+        body: RaftBody::DropSuffix {
+            from_idx,
+            entry_term,
+        },
+    };
+    let setup = |with_body: bool| {
+        let mut r = hovercraft_follower();
+        if with_body {
+            r.propose(t, util::CLIENT, 2, Policy::ReplicatedRoute, b"w");
+        }
+        r.propose(t, util::CLIENT, 1, Policy::ReplicatedRoute, b"v");
+        r.step(
+            t,
+            append(
+                0,
+                1,
+                (0, 0),
+                1,
+                vec![
+                    meta(1, 1, Policy::ReplicatedRoute, 1),
+                    meta(1, 2, Policy::ReplicatedRoute, 0),
+                    meta(1, 3, Policy::ReplicatedRoute, 0),
+                ],
+            ),
+            false,
+        );
+        drain_one(&mut r, t);
+        r
+    };
+    // Lacks the body of entry 2: drops 2 and 3, keeps the committed entry 1.
+    let mut r = setup(false);
+    r.step(t, drop(2, 2, 1), false);
+    assert_eq!(r.last_index(), 3, "not from its leader: ignored");
+    r.step(t, drop(0, 2, 7), false);
+    assert_eq!(r.last_index(), 3, "another entry at that index: ignored");
+    r.step(t, drop(0, 1, 1), false);
+    assert_eq!(r.last_index(), 3, "committed: never dropped");
+    r.step(t, drop(0, 2, 1), false);
+    assert_eq!(r.last_index(), 1);
+    assert_eq!(r.counters.unrecoverable_suffixes_dropped, 1);
+    // The drop is written before anything that depends on it goes out.
+    let persist = r.poll_persist().expect("the truncation is persisted");
+    assert_eq!((persist.log_from, persist.last_index), (Some(2), 1));
+    // Holds the body of entry 2 (it may have acknowledged it): keeps everything.
+    let mut r = setup(true);
+    r.step(t, drop(0, 2, 1), false);
+    assert_eq!(r.last_index(), 3);
+}
+
+/// What a follower acknowledges on its own (bodies completed after the AppendEntries that
+/// brought their entries) stays within what is known to match its current leader's log: a
+/// suffix an old leader left, completed while the new leader backs it up, is not the new
+/// leader's (harsh seed 153: acknowledging it made the leader count entries the follower did
+/// not hold, and never catch it up). With the `ack-unmatched-suffix` canary it is
+/// acknowledged.
+#[test]
+fn a_follower_never_acknowledges_an_old_leaders_suffix_to_the_new_leader() {
+    fn run(cfg: RaftConfig) -> Vec<(Target, RaftMessage)> {
+        let mut r = Replica::new(
+            Mode::Hovercraft,
+            1,
+            util::cluster_config(3, false, None),
+            cfg,
+            1,
+            Instant::ZERO,
+            ApplyMode::OnCommit,
+        );
+        let t = Instant::ZERO;
+        r.propose(t, util::CLIENT, 1, Policy::ReplicatedRoute, b"a");
+        // Leader 0 of term 1: three writes; we hold the first body only.
+        r.step(
+            t,
+            append(
+                0,
+                1,
+                (0, 0),
+                0,
+                (1..=3)
+                    .map(|id| meta(1, id, Policy::ReplicatedRoute, 0))
+                    .collect(),
+            ),
+            false,
+        );
+        drain_one(&mut r, t);
+        // Leader 2 of term 2 holds another entry at index 2: log matching fails there.
+        r.step(t, append(2, 2, (2, 2), 0, vec![]), false);
+        drain_one(&mut r, t);
+        // The old suffix's bodies arrive late.
+        r.propose(t, util::CLIENT, 2, Policy::ReplicatedRoute, b"b");
+        r.propose(t, util::CLIENT, 3, Policy::ReplicatedRoute, b"c");
+        drain_one(&mut r, t)
+    }
+    let acks_to_new_leader = |sent: &[(Target, RaftMessage)]| {
+        sent.iter()
+            .filter(|(to, m)| {
+                *to == Target::Peer(2)
+                    && matches!(
+                        m.body,
+                        RaftBody::AppendEntriesRep {
+                            result: AppendResult::Success,
+                            last_log_idx: 2..,
+                            ..
+                        }
+                    )
+            })
+            .count()
+    };
+    assert_eq!(acks_to_new_leader(&run(RaftConfig::default())), 0);
+    #[cfg(feature = "canary")]
+    {
+        let cfg = RaftConfig {
+            canary: Some(hovercraft_core::raft::Canary::AckUnmatchedSuffix),
+            ..RaftConfig::default()
+        };
+        assert!(
+            acks_to_new_leader(&run(cfg)) > 0,
+            "the canary acknowledges it"
+        );
+    }
+}
+
+/// An uncommitted read nobody can give back is given up too: a follower that could not
+/// acknowledge past it would hold back every commit after it.
+#[test]
+fn an_uncommitted_read_nobody_holds_is_given_up() {
+    let mut r = hovercraft_follower();
+    let mut t = Instant::ZERO;
+    r.propose(t, util::CLIENT, 2, Policy::ReplicatedRoute, b"w");
+    r.step(
+        t,
+        append(
+            0,
+            1,
+            (0, 0),
+            0,
+            vec![
+                meta(1, 1, Policy::ReplicatedRouteNoSe, 1),
+                meta(1, 2, Policy::ReplicatedRoute, 1),
+            ],
+        ),
+        false,
+    );
+    drain_one(&mut r, t);
+    let mut acked = 0;
+    for _ in 0..20 {
+        t += Duration::from_ms(1);
+        r.handle_timeout(t);
+        for (_, m) in drain_one(&mut r, t) {
+            if let RaftBody::AppendEntriesRep {
+                result: AppendResult::Success,
+                last_log_idx,
+                ..
+            } = m.body
+            {
+                acked = acked.max(last_log_idx);
+            }
+        }
+    }
+    assert_eq!(r.counters.reads_abandoned, 1);
+    assert_eq!(acked, 2, "it acknowledges past the read it gave up");
+}
+
 /// Exactly-once (issue 14): copies of a request reaching the leader — while its entry is in
 /// the log, and after it was applied — are not ordered again; a refused request's copy is
 /// refused again.

@@ -56,6 +56,7 @@ enum Command {
         /// reply-before-commit, skip-prev-log-check, apply-twice-after-recovery,
         /// deposed-leader-serves-reads, no-request-dedupe, recover-by-index-only,
         /// probe-needs-caught-up-followers, no-check-quorum, recovered-body-not-persisted,
+        /// ack-unmatched-suffix, keep-unrecoverable-suffix,
         /// and the fault model's fault-double-draw).
         #[arg(long)]
         canary: Option<String>,

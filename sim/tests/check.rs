@@ -48,6 +48,18 @@ fn regression_seeds_pass() {
 /// - 1809, 8162, 9156: a fault-model gap: a HovercRaft++ leader isolated for good still fed
 ///   the switch's aggregator, which counted its acknowledgements for the other servers
 ///   (fix: a node cut off from the servers is cut off from the aggregator too).
+/// - 153: a follower backing up from an old leader's suffix completed bodies there and
+///   acknowledged that suffix, on its own, as the new leader's; the leader counted it as
+///   holding entries it did not, never caught it up, and it stayed 13k entries behind (fix:
+///   what a follower acknowledges on its own stays within what matched its leader's log;
+///   canary `ack-unmatched-suffix`).
+/// - 2363, 7088, 9464, 9620: an old leader isolated for good was the only holder of bodies
+///   of uncommitted writes its successor held as metadata: nothing after them could commit
+///   and the healed core refused every request until the end (9464: 130 ms), which the
+///   liveness checker counted as answered. Fix: a leader that finds such a body nowhere steps
+///   down and drops its log from there, and tells its followers (DROP_SUFFIX), so the next
+///   leader orders the requests again (canary `keep-unrecoverable-suffix`); liveness now also
+///   wants half of the requests served, not refused.
 #[test]
 fn harsh_regression_seeds_pass() {
     let opts = SwarmOptions {
@@ -55,8 +67,8 @@ fn harsh_regression_seeds_pass() {
         ..SwarmOptions::default()
     };
     for seed in [
-        319, 422, 742, 920, 930, 1028, 1179, 1207, 1292, 1809, 2434, 2743, 3003, 3704, 3998, 8162,
-        9156,
+        153, 319, 422, 742, 920, 930, 1028, 1179, 1207, 1292, 1809, 2363, 2434, 2743, 3003, 3704,
+        3998, 7088, 8162, 9156, 9464, 9620,
     ] {
         let o = run_seed_with(seed, &opts);
         assert!(
@@ -82,23 +94,31 @@ fn a_range_of_seeds_passes() {
 }
 
 /// A harsh seed that catches each canary by its own harm (CI runs the whole range for every
-/// canary: `.ci/run`): the first failing seed of `check --seeds 0..2000 --canary NAME`,
-/// except `recover-by-index-only`, whose first seeds in 0..2000 (153, 1139) only perturb a
-/// marginal HovercRaft++ world into a slow switch return; 2745 shows its harm (a replier
-/// stalled on a read body nobody can give back). A change of behaviour may move these.
-const CANARY_SEEDS: [(&str, u64); 11] = [
+/// canary: `.ci/run`): the first failing seed of `check --seeds 0..2000 --canary NAME`. A
+/// change of behaviour may move these.
+const CANARY_SEEDS: [(&str, u64); 12] = [
     ("commit-previous-term", 2),
     ("vote-not-persisted", 0),
     ("reply-before-commit", 0),
-    ("skip-prev-log-check", 15),
+    ("skip-prev-log-check", 0),
     ("apply-twice-after-recovery", 1),
     ("deposed-leader-serves-reads", 0),
-    ("recover-by-index-only", 2745),
-    ("probe-needs-caught-up-followers", 19),
-    ("no-check-quorum", 121),
+    ("recover-by-index-only", 333),
+    ("probe-needs-caught-up-followers", 276),
+    ("no-check-quorum", 4),
     ("no-request-dedupe", 0),
     ("recovered-body-not-persisted", 1),
+    ("keep-unrecoverable-suffix", 153),
 ];
+
+/// Canaries the swarm does not catch, and the test that does. `ack-unmatched-suffix` needs
+/// a follower to complete bodies of an old leader's suffix while a new leader backs it up:
+/// harsh seed 153 found it, but once a follower acknowledges given-up reads at once the race
+/// no longer happens there, and no seed of 0..10000 hits it.
+const CANARIES_CAUGHT_ELSEWHERE: [(&str, &str); 1] = [(
+    "ack-unmatched-suffix",
+    "core/tests/replica_alone.rs: a_follower_never_acknowledges_an_old_leaders_suffix_to_the_new_leader",
+)];
 
 /// Each canary re-introduces a known bug: its seed fails with it (a safety or liveness
 /// finding) and passes without it.
@@ -106,6 +126,10 @@ const CANARY_SEEDS: [(&str, u64); 11] = [
 fn every_canary_is_caught_and_replays() {
     for canary in Canary::ALL {
         let name = canary.name();
+        if let Some((_, test)) = CANARIES_CAUGHT_ELSEWHERE.iter().find(|(n, _)| *n == name) {
+            println!("canary {name}: no swarm seed, caught by {test}");
+            continue;
+        }
         let &(_, seed) = CANARY_SEEDS
             .iter()
             .find(|(n, _)| *n == name)
@@ -175,6 +199,26 @@ fn restarted_leader_catches_up_behind_the_switch() {
         o.panic
     );
 }
+
+/// HovercRaft++ at 60% of its maximum with 4-entry AppendEntries batches, through two
+/// aggregator failures and a crash of two followers (harsh seed 4587 before loaded worlds
+/// drew the default batch). With one switch batch in flight, a saturated leader handled a
+/// group reply once per burst of client requests, so it committed 4 entries per burst,
+/// every replier reached its bound and it refused ~70% of the requests for good, the rest
+/// waiting ~10 ms. The switch path now pipelines batches while the leader has a backlog.
+#[test]
+fn a_saturated_switch_path_pipelines_its_batches() {
+    let s = hovercraft_sim::Scenario::from_json("<switch-window>", SWITCH_WINDOW).unwrap();
+    let o = run_checked(s.seed, s);
+    assert!(
+        o.panic.is_none() && o.report.ok(),
+        "{:?} {:?}",
+        o.report,
+        o.panic
+    );
+}
+
+const SWITCH_WINDOW: &str = r#"{"bootstrap_leader":false,"clients":{"machines":2,"ports_per_machine":4,"timeout_ms":30},"cpu":{"rx_ns_per_packet":4500,"tx_ns_per_packet":2700},"duration_ms":200,"faults":[{"action":"aggregator_down","at_ms":37},{"action":"aggregator_up","at_ms":45},{"action":"link_chaos","at_ms":49,"delay_max_us":9090,"delay_min_us":4545,"duplicate":0.0,"heal_ms":94,"loss":0.0,"node":1},{"action":"aggregator_down","at_ms":52},{"action":"storage_slow","at_ms":59,"heal_ms":77,"node":0,"write_latency_ns":201002},{"action":"crash_node","at_ms":60,"node":1},{"action":"restart_node","at_ms":66,"node":1},{"action":"aggregator_up","at_ms":66},{"action":"crash_node","at_ms":67,"node":0},{"action":"crash_node","at_ms":67,"node":1},{"action":"one_way","at_ms":75,"from":1,"heal_ms":80,"to":2},{"action":"one_way","at_ms":80,"from":0,"heal_ms":83,"to":1},{"action":"restart_node","at_ms":85,"node":1},{"action":"restart_node","at_ms":98,"node":0}],"mode":"hovercraft++","name":"switch-window","nodes":5,"raft":{"max_entries_per_append":4,"switch_timeout_us":9000},"seed":4587,"storage":{"write_latency_ns":0},"warmup_ms":5,"workload":{"app":"synthetic","rate_rps":92315.0,"read_only_fraction":0.75,"reply_bytes":16,"request_bytes":16,"service_time":{"kind":"fixed","ns":1000}}}"#;
 
 /// The kv workload's client history is recorded and checked for linearizability, through a
 /// leader crash and restart.

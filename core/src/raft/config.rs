@@ -120,10 +120,16 @@ pub enum Canary {
     /// A body that arrives after its entry was persisted (recovered, or a late multicast)
     /// stays in memory only, though the follower acknowledges the entry as durable with it.
     RecoveredBodyNotPersisted,
+    /// A follower that completed bodies acknowledges its whole complete prefix on its own,
+    /// even a suffix an old leader left that the current leader's log does not share.
+    AckUnmatchedSuffix,
+    /// A leader that cannot find the body of an uncommitted write anywhere keeps leading
+    /// and keeps asking: the cluster stalls until a holder of the body comes back.
+    KeepUnrecoverableSuffix,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 11] = [
+    pub const ALL: [Canary; 13] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -135,6 +141,8 @@ impl Canary {
         Canary::NoCheckQuorum,
         Canary::NoRequestDedupe,
         Canary::RecoveredBodyNotPersisted,
+        Canary::AckUnmatchedSuffix,
+        Canary::KeepUnrecoverableSuffix,
     ];
 
     pub fn name(self) -> &'static str {
@@ -150,6 +158,8 @@ impl Canary {
             Canary::NoCheckQuorum => "no-check-quorum",
             Canary::NoRequestDedupe => "no-request-dedupe",
             Canary::RecoveredBodyNotPersisted => "recovered-body-not-persisted",
+            Canary::AckUnmatchedSuffix => "ack-unmatched-suffix",
+            Canary::KeepUnrecoverableSuffix => "keep-unrecoverable-suffix",
         }
     }
 }

@@ -46,6 +46,10 @@ impl Replica {
         // A leader stepping down in its own term knows no leader.
         let same_leader = term == was.1 && was.0 != Role::Leader;
         self.leader = leader.or(if same_leader { was.2 } else { None });
+        if (self.term, self.leader) != (was.1, was.2) {
+            // A new leader: only the committed prefix is known to match its log.
+            self.leader_match_index = self.commit_index;
+        }
         self.pre_votes = None;
         self.timers.stop(Timer::Heartbeat);
         if (self.role, self.term, self.leader) != was {
@@ -202,9 +206,9 @@ impl Replica {
             }
             Role::Follower | Role::Candidate => {
                 let from_leader = match kind {
-                    RaftType::AppendEntriesReq | RaftType::AnnounceCommitReq => {
-                        self.leader == Some(from)
-                    }
+                    RaftType::AppendEntriesReq
+                    | RaftType::AnnounceCommitReq
+                    | RaftType::DropSuffix => self.leader == Some(from),
                     RaftType::AppendEntriesRepGroup => via_switch && self.leader.is_some(),
                     _ => false,
                 };

@@ -118,6 +118,9 @@ pub struct ReplicaCounters {
     /// Committed reads given up after every replica was asked `recovery_give_up_rounds`
     /// times without an answer (their clients time out).
     pub reads_abandoned: u64,
+    /// Times this node dropped its log from an uncommitted write whose body no reachable
+    /// replica held: leading (it then stepped down), or told so by its leader.
+    pub unrecoverable_suffixes_dropped: u64,
     /// Missing write bodies still unanswered after that many rounds (asked on, counted once).
     pub recoveries_exhausted: u64,
     /// Bodies of a truncated suffix kept for the same requests ordered again.
@@ -190,6 +193,11 @@ pub struct Replica {
     applied_index: u64,
     /// Highest index up to which every entry this node must execute has its body.
     body_complete_index: u64,
+    /// Follower: the highest index its log is known to share with the current leader's (an
+    /// AppendEntries of this leader matched up to there; below the commit index every log
+    /// matches). What it acknowledges on its own, outside an AppendEntries reply, stays
+    /// within it.
+    leader_match_index: u64,
 
     votes: u64,
     /// Pre-vote grants (bit per node) while this node asks for pre-votes; `None` otherwise.
@@ -231,9 +239,10 @@ pub struct Replica {
 
     // HovercRaft++ (leader side).
     use_switch: bool,
-    /// Last index sent through the switch and not yet confirmed (its deadline is
+    /// Batches sent through the switch and not yet confirmed: (last index, sent at), oldest
+    /// first, at most `max_appends_in_flight` (the oldest one's deadline is
     /// `Timer::SwitchReply`).
-    switch_in_flight: Option<u64>,
+    switch_in_flight: VecDeque<(u64, Instant)>,
     switch_next: u64,
     last_switch_append: Instant,
 
@@ -274,6 +283,7 @@ impl Replica {
             commit_index: 0,
             applied_index: 0,
             body_complete_index: 0,
+            leader_match_index: 0,
             votes: 0,
             pre_votes: None,
             leader_heard_at: None,
@@ -304,7 +314,7 @@ impl Replica {
             sent_messages: 0,
             replay_until: 0,
             use_switch: mode == Mode::HovercraftPlusPlus,
-            switch_in_flight: None,
+            switch_in_flight: VecDeque::new(),
             switch_next: 1,
             last_switch_append: Instant::ZERO,
             leader_seen: None,
@@ -669,6 +679,10 @@ impl Replica {
             AnnounceCommitReq { commit_idx } => {
                 self.on_announce_commit(now, from, msg.term, commit_idx)
             }
+            DropSuffix {
+                from_idx,
+                entry_term,
+            } => self.on_drop_suffix(now, from, msg.term, from_idx, entry_term),
             AppendEntriesRepGroup {
                 last_log_idx,
                 commit_idx,

@@ -153,7 +153,7 @@ impl Replica {
         };
         let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
         // Keep a message within what a receiver reassembles (at least one entry goes).
-        let with_bodies = self.mode == Mode::Raft;
+        let with_bodies = self.mode == Mode::Raft || self.far_behind(next);
         let mut bytes = 0;
         let keep = entries
             .iter()
@@ -168,7 +168,7 @@ impl Replica {
             .count()
             .max(1);
         entries.truncate(keep);
-        if self.mode != Mode::Raft {
+        if !with_bodies {
             // HovercRaft orders metadata only: bodies travelled by multicast.
             for e in &mut entries {
                 e.body = None;
@@ -191,6 +191,17 @@ impl Replica {
         // Not durable: the leader may replicate before its own write completes (Raft §10.2.1);
         // its own log counts towards commit only once persisted.
         self.send(Target::Peer(peer), msg, false);
+    }
+
+    /// HovercRaft: whether a follower whose next entry is `next` is so far behind that the
+    /// bodies it lacks are long gone from its unordered buffer (which keeps the newest
+    /// arrivals, ordered or refused). It then gets bodies in its AppendEntries, as in Raft:
+    /// one packet per batch instead of one recovery round trip per body. Catching up two
+    /// followers thousands of entries behind by recovery alone cost a loaded HovercRaft++
+    /// leader a fifth of its core and never finished (swarm seed 9862).
+    fn far_behind(&self, next: u64) -> bool {
+        let lag = self.log.last_index().saturating_sub(next);
+        lag >= (self.cfg.unordered_capacity as u64 / 4).min(self.cfg.replier_max_lag)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -237,7 +248,17 @@ impl Replica {
         for (i, mut e) in entries.into_iter().enumerate() {
             let index = prev_log_idx + 1 + i as u64;
             match self.log.term_at(index) {
-                Some(t) if t == e.term => continue, // already have it
+                Some(t) if t == e.term => {
+                    // Already have it; a catch-up AppendEntries may bring a body it lacks.
+                    if e.body.is_some() && self.log.get(index).is_some_and(|o| o.body.is_none()) {
+                        if let Some(o) = self.log.get_mut(index) {
+                            o.body = e.body.take();
+                        }
+                        self.body_filled_at(index);
+                        self.recoveries.remove(&index);
+                    }
+                    continue;
+                }
                 Some(_) => {
                     // Conflict: an uncommitted suffix from an older leader. Committed entries
                     // never conflict (Leader Completeness), so this never cuts them.
@@ -248,8 +269,7 @@ impl Replica {
                     }
                     let removed = self.log.truncate_from(index);
                     self.keep_bodies(now, removed);
-                    self.body_complete_index = self.body_complete_index.min(index - 1);
-                    self.recoveries.retain(|&k, _| k < index);
+                    self.forget_from(index);
                 }
                 None => {}
             }
@@ -260,6 +280,7 @@ impl Replica {
             self.mark_log_from(index);
         }
         let matched = prev_log_idx + n_entries;
+        self.leader_match_index = self.leader_match_index.max(matched);
         self.advance_body_complete();
         self.request_missing_bodies(now, matched);
         if leader_commit > self.commit_index {
@@ -438,10 +459,16 @@ impl Replica {
     /// Leader: commit the highest index a majority holds, if it is of the current term.
     /// Entries of earlier terms are never committed by counting (Raft §5.4.2, Figure 8).
     pub(crate) fn maybe_commit(&mut self, now: Instant) {
+        // The leader counts itself like a follower: what it holds durably with every body it
+        // must execute. A new leader may hold entries of earlier terms as metadata only;
+        // counting them committed writes whose bodies maybe no majority holds, and made
+        // dropping an unrecoverable suffix (`drop_unrecoverable_suffix`) unsafe.
+        self.advance_body_complete();
+        let own = self.persisted_index.min(self.body_complete_index);
         let mut matches: Vec<u64> = (0..self.n())
             .map(|i| {
                 if i == self.id as usize {
-                    self.persisted_index
+                    own
                 } else {
                     self.progress[i].match_index
                 }
@@ -473,11 +500,9 @@ impl Replica {
                 // for 1 ms per such batch: under 1% multicast loss, hovercraft++ fell from
                 // 1.6M to 0.2M req/s within the SLO.)
                 self.announce_commit();
-                if self
-                    .switch_in_flight
-                    .is_some_and(|idx| idx <= self.commit_index)
-                {
-                    self.clear_switch_in_flight();
+                let before = self.switch_in_flight.len();
+                self.confirm_switch_in_flight(self.commit_index);
+                if self.switch_in_flight.len() < before {
                     self.send_switch_append(now);
                 }
             }
@@ -534,6 +559,7 @@ impl Replica {
         }
         let mut index = self.body_complete_index + 1;
         let mut abandoned_any = false;
+        let mut drop_from = None;
         while index <= upto && self.recoveries.len() < self.cfg.max_recoveries_in_flight {
             let missing = self
                 .log
@@ -545,17 +571,27 @@ impl Replica {
                     let attempt = self.recovery_attempts.get(&index).copied().unwrap_or(0);
                     let give_up = GIVE_UP_ROUNDS * (n - 1);
                     if attempt >= give_up && !self.canary(super::Canary::RecoverByIndexOnly) {
-                        if policy == Policy::ReplicatedRouteNoSe && index <= self.commit_index {
+                        if policy == Policy::ReplicatedRouteNoSe {
                             // Every replica was asked, several times: nobody holds this read's
-                            // body (its only holders crashed or truncated it). A read changes
-                            // nothing, so skip it: its client times out ("outcome unknown")
-                            // instead of this node stalling — and, were it the leader, flow
-                            // control refusing every request behind it.
+                            // body (its only holders crashed, truncated it or are cut off). A
+                            // read changes nothing, so skip it: its client times out ("outcome
+                            // unknown") instead of this node stalling — and, were it the
+                            // leader, flow control refusing every request behind it. An
+                            // uncommitted read too: a follower that cannot acknowledge past it
+                            // holds back every commit after it (the mark goes if the entry is
+                            // truncated away).
                             self.abandoned.insert(index);
                             self.counters.reads_abandoned += 1;
                             abandoned_any = true;
                             index += 1;
                             continue;
+                        }
+                        if self.role == Role::Leader
+                            && index > self.commit_index
+                            && !self.canary(super::Canary::KeepUnrecoverableSuffix)
+                        {
+                            drop_from = Some(index);
+                            break;
                         }
                         if attempt == give_up {
                             // A committed write is held by a majority: keep asking, but say so.
@@ -587,9 +623,85 @@ impl Replica {
             index += 1;
         }
         if abandoned_any {
-            self.advance_body_complete();
-            self.apply_committed();
+            // As if the bodies had come: apply, and acknowledge past them at once.
+            self.after_body_filled(now);
         }
+        if let Some(index) = drop_from {
+            self.drop_unrecoverable_suffix(now, index);
+        }
+    }
+
+    /// Leader: no reachable replica holds the body of the uncommitted write at `index` (its
+    /// only holders crashed or are cut off). Nobody can execute it, so nothing after it can
+    /// commit: the cluster would stall until a holder comes back, maybe never (harsh seed
+    /// 9464: an old leader isolated for good held bodies its successor had only as
+    /// metadata; the successor refused every request until the end).
+    ///
+    /// So step down and forget the log from `index` on. This is safe because this node never
+    /// counted itself as holding anything past its complete prefix (`maybe_commit`): losing
+    /// entries it never acknowledged is what a crash before persisting them does, which Raft
+    /// allows. It steps down first because a leader must never lose entries of its own term
+    /// and go on appending in that term (two different entries could then share an index
+    /// and a term). The next leader either has the body or, lacking it too, does the same,
+    /// and the term after orders the requests again from bodies clients resend.
+    fn drop_unrecoverable_suffix(&mut self, now: Instant, index: u64) {
+        debug_assert!(index > self.commit_index && index > self.body_complete_index);
+        self.counters.unrecoverable_suffixes_dropped += 1;
+        // Followers lacking the body drop it too, or the next leader, elected with the
+        // longest log, would hold it again and re-replicate it to us (seed 7088: four
+        // leaders in turn dropped the same entry and got it back from the next).
+        let msg = self.msg(RaftBody::DropSuffix {
+            from_idx: index,
+            entry_term: self.log.term_at(index).unwrap_or(0),
+        });
+        for peer in 0..self.n() as NodeId {
+            if peer != self.id {
+                self.send(Target::Peer(peer), msg.clone(), false);
+            }
+        }
+        self.become_follower(now, self.term, None);
+        let removed = self.log.truncate_from(index);
+        self.keep_bodies(now, removed);
+        self.mark_log_from(index);
+        self.forget_from(index);
+    }
+
+    /// Follower: our leader stepped down for want of the body of its uncommitted entry
+    /// (`from_idx`, `entry_term`). If we lack it too, we never acknowledged anything from
+    /// there on (acknowledgements stop at the complete prefix), so dropping it is safe, as in
+    /// `drop_unrecoverable_suffix`; a follower that holds the body keeps it (it may have
+    /// acknowledged it, and the next leader may be one that can serve it).
+    pub(crate) fn on_drop_suffix(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        from_idx: u64,
+        entry_term: u64,
+    ) {
+        if term != self.term
+            || self.role != Role::Follower
+            || self.leader != Some(from)
+            || from_idx <= self.commit_index.max(self.body_complete_index)
+            || self.log.term_at(from_idx) != Some(entry_term)
+        {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        self.counters.unrecoverable_suffixes_dropped += 1;
+        let removed = self.log.truncate_from(from_idx);
+        self.keep_bodies(now, removed);
+        self.mark_log_from(from_idx);
+        self.forget_from(from_idx);
+    }
+
+    /// Volatile per-index state of the entries from `index` on, which a truncation removed.
+    pub(crate) fn forget_from(&mut self, index: u64) {
+        self.body_complete_index = self.body_complete_index.min(index - 1);
+        self.leader_match_index = self.leader_match_index.min(index - 1);
+        self.recoveries.retain(|&k, _| k < index);
+        self.recovery_attempts.retain(|&k, _| k < index);
+        let _ = self.abandoned.split_off(&index);
     }
 
     pub(crate) fn retry_recoveries(&mut self, now: Instant) {
@@ -749,7 +861,7 @@ impl Replica {
         }
     }
 
-    fn after_body_filled(&mut self, _now: Instant) {
+    fn after_body_filled(&mut self, now: Instant) {
         let before = self.body_complete_index;
         self.advance_body_complete();
         self.apply_committed();
@@ -758,11 +870,21 @@ impl Replica {
         // AppendEntries reply reports them anyway. (Under overload, followers whose RX rings
         // overflow recover many bodies of committed entries; acknowledging each one cost the
         // saturated leader one more packet per recovery.)
-        if self.body_complete_index > before.max(self.commit_index) {
+        // Only entries known to match the leader's log: a node backing up from an old
+        // leader's suffix once completed bodies there and acknowledged that suffix as the
+        // new leader's, which then counted it as holding entries it did not (harsh seed 153:
+        // the leader's view of it never recovered and it stayed thousands of entries behind).
+        let complete = if self.canary(super::Canary::AckUnmatchedSuffix) {
+            self.body_complete_index.min(self.log.last_index())
+        } else {
+            self.body_complete_index.min(self.leader_match_index)
+        };
+        if self.role == Role::Leader {
+            // Its own complete prefix counts towards a majority.
+            self.maybe_commit(now);
+        } else if complete > before.max(self.commit_index) {
             if let Some(leader) = self.leader {
-                let last = self.log.last_index();
-                let reply =
-                    self.append_reply(AppendResult::Success, self.body_complete_index.min(last), 0);
+                let reply = self.append_reply(AppendResult::Success, complete, 0);
                 self.send(Target::Peer(leader), reply, true);
             }
         }

@@ -15,18 +15,43 @@ use crate::wire::raft::{GroupDone, NodeId, RaftBody};
 
 impl Replica {
     /// A batch up to `last` went through the switch; its group reply is due within the switch
-    /// time-out.
+    /// time-out. The timer always runs for the oldest batch in flight.
     fn set_switch_in_flight(&mut self, last: u64, now: Instant) {
-        self.switch_in_flight = Some(last);
-        self.timers.set(
-            Timer::SwitchReply,
-            now + Duration::from_us(self.cfg.switch_timeout_us),
-        );
+        if self.switch_in_flight.is_empty() {
+            self.timers.set(
+                Timer::SwitchReply,
+                now + Duration::from_us(self.cfg.switch_timeout_us),
+            );
+        }
+        self.switch_in_flight.push_back((last, now));
     }
 
     pub(crate) fn clear_switch_in_flight(&mut self) {
-        self.switch_in_flight = None;
+        self.switch_in_flight.clear();
         self.timers.stop(Timer::SwitchReply);
+    }
+
+    /// A majority holds everything up to `index`: the batches it covers are confirmed, and
+    /// the time-out moves on to the oldest one still in flight.
+    pub(crate) fn confirm_switch_in_flight(&mut self, index: u64) {
+        let before = self.switch_in_flight.len();
+        while self
+            .switch_in_flight
+            .front()
+            .is_some_and(|&(last, _)| last <= index)
+        {
+            self.switch_in_flight.pop_front();
+        }
+        if self.switch_in_flight.len() == before {
+            return;
+        }
+        match self.switch_in_flight.front() {
+            None => self.timers.stop(Timer::SwitchReply),
+            Some(&(_, sent)) => self.timers.set(
+                Timer::SwitchReply,
+                sent + Duration::from_us(self.cfg.switch_timeout_us),
+            ),
+        }
     }
 
     /// A follower the leader is catching up directly (it lags the switch path).
@@ -34,14 +59,39 @@ impl Replica {
         self.progress[peer as usize].lagging
     }
 
-    /// Leader, switch path: send the next batch to the switch unless one is in flight.
+    /// Leader, switch path: send the next batches, as many as the window allows. The window
+    /// is one batch unless the leader has a backlog (a full window of batches not yet held by
+    /// a majority), as on the direct path: with one batch per round trip, a leader whose core
+    /// is saturated handles a group reply once per burst of client requests, commits one batch
+    /// per burst and never drains (5 nodes at 60% of the maximum with 4-entry batches fell to
+    /// a fifth of the offered rate and refused the rest for good; swarm seed 4587).
     pub(crate) fn send_switch_append(&mut self, now: Instant) {
         if self.cluster.switch.is_none() {
             return;
         }
-        if self.switch_in_flight.is_some() || self.switch_next > self.log.last_index() {
-            return;
+        let batch = self.cfg.max_entries_per_append;
+        let backlog = self.log.last_index().saturating_sub(self.commit_index);
+        let window = if backlog >= (self.cfg.max_appends_in_flight * batch) as u64 {
+            self.cfg.max_appends_in_flight
+        } else {
+            1
+        };
+        // Bounded by the window: each turn sends one batch or stops.
+        for _ in 0..window {
+            if self.switch_in_flight.len() >= window || self.switch_next > self.log.last_index() {
+                return;
+            }
+            // A batch beyond the first goes only when full: a partial one would cost every
+            // node a packet for a few entries the next round trip carries anyway.
+            let unsent = self.log.last_index() + 1 - self.switch_next;
+            if !self.switch_in_flight.is_empty() && unsent < batch as u64 {
+                return;
+            }
+            self.send_one_switch_append(now);
         }
+    }
+
+    fn send_one_switch_append(&mut self, now: Instant) {
         let next = self.switch_next.max(self.log.first_index());
         let prev = next - 1;
         let Some(prev_term) = self.log.term_at(prev) else {
@@ -76,7 +126,7 @@ impl Replica {
     /// Leader: the switch path's timers — fall back when it went silent, probe to return.
     pub(crate) fn switch_timers(&mut self, now: Instant) {
         if self.via_switch() {
-            if self.switch_in_flight.is_some() && self.timers.expired(Timer::SwitchReply, now) {
+            if !self.switch_in_flight.is_empty() && self.timers.expired(Timer::SwitchReply, now) {
                 self.fall_back(now);
             }
         } else if self.mode == Mode::HovercraftPlusPlus
@@ -159,7 +209,7 @@ impl Replica {
     /// leader, however many followers). Its group reply also proves the switch alive; none
     /// within the switch timeout makes the leader fall back. Returns false if not possible.
     pub(crate) fn switch_heartbeat(&mut self, now: Instant) -> bool {
-        if self.switch_in_flight.is_some() {
+        if !self.switch_in_flight.is_empty() {
             return true; // a batch in flight already reaches every follower
         }
         let last = self.log.last_index();
@@ -237,12 +287,15 @@ impl Replica {
                         term: self.term,
                     });
                 }
-                if self.switch_in_flight.is_some_and(|idx| last_log_idx >= idx) {
-                    self.clear_switch_in_flight();
-                }
-                // The switch only counts entries of this term; check anyway, it is cheap.
+                self.confirm_switch_in_flight(last_log_idx);
+                // The switch only counts entries of this term; check anyway, it is cheap. It
+                // also counts the leader as holding the whole batch, and so everything before
+                // it: true only up to the leader's complete prefix (a new leader may hold
+                // earlier entries as metadata only, as in `maybe_commit`).
+                self.advance_body_complete();
                 if commit_idx > self.commit_index
                     && commit_idx <= self.log.last_index()
+                    && commit_idx <= self.body_complete_index
                     && self.log.term_at(commit_idx) == Some(self.term)
                 {
                     self.commit_index = commit_idx;

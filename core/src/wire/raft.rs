@@ -138,6 +138,7 @@ pub enum RaftType {
     RecoveryRep = 9,
     PreVoteRequest = 10,
     PreVoteReply = 11,
+    DropSuffix = 12,
 }
 
 impl RaftType {
@@ -154,6 +155,7 @@ impl RaftType {
             9 => RaftType::RecoveryRep,
             10 => RaftType::PreVoteRequest,
             11 => RaftType::PreVoteReply,
+            12 => RaftType::DropSuffix,
             _ => return Err(WireError::UnknownRaftType(v)),
         })
     }
@@ -166,7 +168,8 @@ impl RaftType {
             | RaftType::PreVoteRequest
             | RaftType::AppendEntriesReq
             | RaftType::AnnounceCommitReq
-            | RaftType::RecoveryReq => MsgType::RaftReq,
+            | RaftType::RecoveryReq
+            | RaftType::DropSuffix => MsgType::RaftReq,
             RaftType::VoteReply
             | RaftType::PreVoteReply
             | RaftType::AppendEntriesRep
@@ -324,6 +327,12 @@ pub enum RaftBody {
         policy: Policy,
         body: Vec<u8>,
     },
+    /// A leader stepping down: no replica it can reach holds the body of its uncommitted
+    /// entry (`from_idx`, `entry_term`); a follower that lacks it too drops its log from there.
+    DropSuffix {
+        from_idx: u64,
+        entry_term: u64,
+    },
 }
 
 impl RaftBody {
@@ -337,6 +346,7 @@ impl RaftBody {
             RaftBody::AppendEntriesRep { .. } => RaftType::AppendEntriesRep,
             RaftBody::AppendEntriesRepGroup { .. } => RaftType::AppendEntriesRepGroup,
             RaftBody::AnnounceCommitReq { .. } => RaftType::AnnounceCommitReq,
+            RaftBody::DropSuffix { .. } => RaftType::DropSuffix,
             RaftBody::AnnounceCommitRep { .. } => RaftType::AnnounceCommitRep,
             RaftBody::RecoveryReq { .. } => RaftType::RecoveryReq,
             RaftBody::RecoveryRep { .. } => RaftType::RecoveryRep,
@@ -362,6 +372,7 @@ impl RaftBody {
             RaftBody::AppendEntriesRep { .. } => 25,
             RaftBody::AppendEntriesRepGroup { dones, .. } => 17 + GROUP_DONE_LEN * dones.len(),
             RaftBody::AnnounceCommitReq { .. } => 8,
+            RaftBody::DropSuffix { .. } => 16,
             RaftBody::AnnounceCommitRep { .. } => 16,
             RaftBody::RecoveryReq { .. } => 8 + ADDR_LEN + 2,
             RaftBody::RecoveryRep { body, .. } => 8 + ADDR_LEN + 2 + 1 + BODY_LEN_LEN + body.len(),
@@ -435,6 +446,13 @@ impl RaftBody {
                 }
             }
             RaftBody::AnnounceCommitReq { commit_idx } => put_u64(out, *commit_idx),
+            RaftBody::DropSuffix {
+                from_idx,
+                entry_term,
+            } => {
+                put_u64(out, *from_idx);
+                put_u64(out, *entry_term);
+            }
             RaftBody::AnnounceCommitRep { commit_idx, done } => {
                 put_u64(out, *commit_idx);
                 put_u64(out, *done);
@@ -535,6 +553,10 @@ impl RaftBody {
             }
             RaftType::AnnounceCommitReq => RaftBody::AnnounceCommitReq {
                 commit_idx: r.u64()?,
+            },
+            RaftType::DropSuffix => RaftBody::DropSuffix {
+                from_idx: r.u64()?,
+                entry_term: r.u64()?,
             },
             RaftType::AnnounceCommitRep => RaftBody::AnnounceCommitRep {
                 commit_idx: r.u64()?,
@@ -865,6 +887,13 @@ mod tests {
                      0, 0, 0, 0, 0, 0, 0, 0x44],        // commit_idx
             ),
             (
+                RaftBody::DropSuffix { from_idx: 0x45, entry_term: 0x03 },
+                MsgType::RaftReq,
+                vec![0x0C, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
+                     0, 0, 0, 0, 0, 0, 0, 0x45,         // from_idx
+                     0, 0, 0, 0, 0, 0, 0, 0x03],        // entry_term
+            ),
+            (
                 RaftBody::AnnounceCommitRep { commit_idx: 0x44, done: 0x40 },
                 MsgType::RaftRep,
                 vec![0x07, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
@@ -975,8 +1004,8 @@ mod tests {
             Err(WireError::UnknownRaftType(0))
         );
         assert_eq!(
-            RaftMessage::decode(&[12]),
-            Err(WireError::UnknownRaftType(12))
+            RaftMessage::decode(&[13]),
+            Err(WireError::UnknownRaftType(13))
         );
         let mut b = header(0xFF);
         b.extend_from_slice(&[0; 16]);
@@ -1270,6 +1299,12 @@ mod tests {
                     }
                 }),
             any::<u64>().prop_map(|commit_idx| RaftBody::AnnounceCommitReq { commit_idx }),
+            (any::<u64>(), any::<u64>()).prop_map(|(from_idx, entry_term)| {
+                RaftBody::DropSuffix {
+                    from_idx,
+                    entry_term,
+                }
+            }),
             (any::<u64>(), any::<u64>())
                 .prop_map(|(commit_idx, done)| RaftBody::AnnounceCommitRep { commit_idx, done }),
             (any::<u64>(), arb_addr(), any::<u16>()).prop_map(|(log_idx, client, req_id)| {

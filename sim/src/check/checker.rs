@@ -162,7 +162,10 @@ impl Checkers {
                 self.kv.on_event(ev);
                 self.liveness.on_event(ev);
             }
-            Event::Response { .. } | Event::Refused { .. } => self.kv.on_event(ev),
+            Event::Response { .. } | Event::Refused { .. } => {
+                self.kv.on_event(ev);
+                self.liveness.on_event(ev);
+            }
             Event::Restarted { .. } => self.switch_return.on_event(ev),
         }
     }
