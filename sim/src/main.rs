@@ -636,8 +636,10 @@ fn bench(quick: bool) {
     println!("ratio {:.2}", r.ratio());
 }
 
-/// The git revision of the working directory, with `-dirty` if it has changes; "unknown"
-/// outside a checkout.
+/// The git revision of the working directory, with `-dirty` if a tracked file outside
+/// `results/` has changes; "unknown" outside a checkout. (`reproduce all` rewrites the
+/// committed figures under `results/` as it goes, which made every figure after the first
+/// say `-dirty` although no source file differed.)
 fn git_revision() -> String {
     let rev = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
@@ -649,7 +651,14 @@ fn git_revision() -> String {
         return "unknown".into();
     };
     let dirty = std::process::Command::new("git")
-        .args(["status", "--porcelain", "--untracked-files=no"])
+        .args([
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ":(top)",
+            ":(top,exclude)results",
+        ])
         .output()
         .ok()
         .is_some_and(|o| !o.stdout.is_empty());
