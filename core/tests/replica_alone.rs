@@ -585,16 +585,25 @@ fn a_follower_lacking_the_body_drops_the_suffix_its_leader_dropped() {
         drain_one(&mut r, t);
         r
     };
-    // Lacks the body of entry 2: drops 2 and 3, keeps the committed entry 1.
     let mut r = setup(false);
     r.step(t, drop(2, 2, 1), false);
     assert_eq!(r.last_index(), 3, "not from its leader: ignored");
-    r.step(t, drop(0, 2, 7), false);
-    assert_eq!(r.last_index(), 3, "another entry at that index: ignored");
-    r.step(t, drop(0, 1, 1), false);
-    assert_eq!(r.last_index(), 3, "committed: never dropped");
+    assert_eq!(r.leader(), Some(0));
+    // From its leader, the leader is gone (whatever the follower's log holds).
+    for (msg, why) in [
+        (drop(0, 2, 7), "another entry at that index"),
+        (drop(0, 1, 1), "committed: never dropped"),
+    ] {
+        let mut r = setup(false);
+        r.step(t, msg, false);
+        assert_eq!(r.last_index(), 3, "{why}");
+        assert_eq!(r.leader(), None, "{why}: its leader stepped down");
+    }
+    // Lacks the body of entry 2: drops 2 and 3, keeps the committed entry 1.
+    let mut r = setup(false);
     r.step(t, drop(0, 2, 1), false);
     assert_eq!(r.last_index(), 1);
+    assert_eq!(r.leader(), None);
     assert_eq!(r.counters.unrecoverable_suffixes_dropped, 1);
     // The drop is written before anything that depends on it goes out.
     let persist = r.poll_persist().expect("the truncation is persisted");

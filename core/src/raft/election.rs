@@ -206,9 +206,9 @@ impl Replica {
             }
             Role::Follower | Role::Candidate => {
                 let from_leader = match kind {
-                    RaftType::AppendEntriesReq
-                    | RaftType::AnnounceCommitReq
-                    | RaftType::DropSuffix => self.leader == Some(from),
+                    RaftType::AppendEntriesReq | RaftType::AnnounceCommitReq => {
+                        self.leader == Some(from)
+                    }
                     RaftType::AppendEntriesRepGroup => via_switch && self.leader.is_some(),
                     _ => false,
                 };

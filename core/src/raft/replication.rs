@@ -679,13 +679,22 @@ impl Replica {
         from_idx: u64,
         entry_term: u64,
     ) {
-        if term != self.term
-            || self.role != Role::Follower
-            || self.leader != Some(from)
-            || from_idx <= self.commit_index.max(self.body_complete_index)
+        if term != self.term || self.role != Role::Follower || self.leader != Some(from) {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        // It stepped down: we know no leader in this term any more, and a pre-vote for the
+        // next one need not wait out the lease of a leader that is gone.
+        self.leader = None;
+        self.leader_heard_at = None;
+        self.emit(Event::RoleChanged {
+            role: self.role,
+            term: self.term,
+            leader: None,
+        });
+        if from_idx <= self.commit_index.max(self.body_complete_index)
             || self.log.term_at(from_idx) != Some(entry_term)
         {
-            self.counters.stale_messages += 1;
             return;
         }
         self.counters.unrecoverable_suffixes_dropped += 1;
