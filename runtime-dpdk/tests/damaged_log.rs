@@ -6,26 +6,12 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{wait_for, Cluster, ClusterSpec, Launcher};
+use common::{loopback_addrs, wait_for, Cluster, ClusterSpec, Launcher};
 use serde_json::Value;
-
-fn loopback_addrs(n: usize) -> Vec<SocketAddrV4> {
-    // Hold them all at once so they differ; the race with other programs is harmless here.
-    let socks: Vec<UdpSocket> = (0..n)
-        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
-        .collect();
-    socks
-        .iter()
-        .map(|s| match s.local_addr().unwrap() {
-            std::net::SocketAddr::V4(a) => a,
-            other => panic!("not IPv4: {other}"),
-        })
-        .collect()
-}
 
 fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))

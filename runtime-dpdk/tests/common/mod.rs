@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::fs::OpenOptions;
-use std::net::SocketAddrV4;
+use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -30,6 +30,35 @@ impl Launcher {
                 c
             }
         }
+    }
+}
+
+/// `n` distinct free UDP addresses on 127.0.0.1. They are held all at once so they differ; the
+/// race with other programs between release and the nodes' bind is harmless here.
+pub fn loopback_addrs(n: usize) -> Vec<SocketAddrV4> {
+    let socks: Vec<UdpSocket> = (0..n)
+        .map(|_| UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap())
+        .collect();
+    socks
+        .iter()
+        .map(|s| match s.local_addr().unwrap() {
+            std::net::SocketAddr::V4(a) => a,
+            other => panic!("not IPv4: {other}"),
+        })
+        .collect()
+}
+
+/// Why a loopback cluster test cannot run here, if it cannot: the node and load generator
+/// binaries are missing, or this host cannot bind UDP on 127.0.0.1.
+pub fn loopback_unavailable() -> Option<String> {
+    for bin in [NODE, LOADGEN] {
+        if !Path::new(bin).is_file() {
+            return Some(format!("{bin} not built"));
+        }
+    }
+    match UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)) {
+        Ok(_) => None,
+        Err(e) => Some(format!("cannot bind UDP on 127.0.0.1 ({e})")),
     }
 }
 
