@@ -32,6 +32,24 @@ impl Replica {
     }
 
     /// Adopts `term` (if newer) as a follower of `leader` (if known).
+    /// Whether `from`, speaking as the leader of `term`, contradicts the leader this node
+    /// already knows for that term (itself included). A term has one leader; a second
+    /// claimant is a buggy or forged peer, and its message is dropped and counted, never
+    /// followed (two leaders in a term once reached the invariant checks, a panic in debug
+    /// builds, from a single datagram).
+    pub(crate) fn rival_leader(&mut self, term: u64, from: NodeId) -> bool {
+        let known = match self.term_leader {
+            Some((t, l)) if t == term => Some(l),
+            _ => None,
+        };
+        let rival = known.is_some_and(|l| l != from)
+            || (self.role == Role::Leader && term == self.term && from != self.id);
+        if rival {
+            self.counters.rival_leader_messages += 1;
+        }
+        rival
+    }
+
     pub(crate) fn become_follower(&mut self, now: Instant, term: u64, leader: Option<NodeId>) {
         let was = (self.role, self.term, self.leader);
         if term > self.term {
@@ -46,6 +64,9 @@ impl Replica {
         // A leader stepping down in its own term knows no leader.
         let same_leader = term == was.1 && was.0 != Role::Leader;
         self.leader = leader.or(if same_leader { was.2 } else { None });
+        if let Some(l) = self.leader {
+            self.term_leader = Some((self.term, l));
+        }
         if (self.term, self.leader) != (was.1, was.2) {
             // A new leader: only the committed prefix is known to match its log.
             self.leader_match_index = self.commit_index;
@@ -331,6 +352,7 @@ impl Replica {
     pub(crate) fn become_leader(&mut self, now: Instant) {
         self.role = Role::Leader;
         self.leader = Some(self.id);
+        self.term_leader = Some((self.term, self.id));
         self.pre_votes = None;
         self.counters.times_leader += 1;
         self.quorum_heard_at = now;

@@ -52,7 +52,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::time::{Duration, Instant};
 use crate::types::{Mode, NodeId};
-use crate::wire::raft::{LogEntry, RaftMessage};
+use crate::wire::raft::{LogEntry, RaftBody, RaftMessage};
 use crate::wire::Policy;
 
 pub use self::config::{Canary, ClusterConfig, RaftConfig, RaftConfigError};
@@ -130,6 +130,11 @@ pub struct ReplicaCounters {
     pub drops_no_replier: u64,
     pub drops_not_leader: u64,
     pub stale_messages: u64,
+    /// Messages dropped unread: a term or index past `MAX_WIRE_NUMBER`, or a sender that is
+    /// no member.
+    pub malformed_messages: u64,
+    /// Messages from a second node claiming to lead a term whose leader this node knows.
+    pub rival_leader_messages: u64,
     pub persists: u64,
     /// Raft datagrams this node sent (every message type, every destination).
     pub raft_packets_sent: u64,
@@ -198,6 +203,9 @@ pub struct Replica {
     /// matches). What it acknowledges on its own, outside an AppendEntries reply, stays
     /// within it.
     leader_match_index: u64,
+    /// The leader of a term, once this node knew one (kept when it forgets the leader, e.g.
+    /// after a DROP_SUFFIX, so that no other node is followed in that term).
+    term_leader: Option<(u64, NodeId)>,
 
     votes: u64,
     /// Pre-vote grants (bit per node) while this node asks for pre-votes; `None` otherwise.
@@ -284,6 +292,7 @@ impl Replica {
             applied_index: 0,
             body_complete_index: 0,
             leader_match_index: 0,
+            term_leader: None,
             votes: 0,
             pre_votes: None,
             leader_heard_at: None,
@@ -630,6 +639,18 @@ impl Replica {
 
     fn on_raft_message(&mut self, now: Instant, msg: RaftMessage, via_switch: bool) {
         let from = msg.from;
+        let member = (from as usize) < self.n();
+        // The switch originates group replies only; everything else it relays keeps its
+        // sender's id.
+        let from_switch = via_switch
+            && from == crate::switch::SWITCH_NODE_ID
+            && matches!(msg.body, RaftBody::AppendEntriesRepGroup { .. });
+        if !(member || from_switch) || !msg.numbers_in_range() {
+            // Arithmetic on these fields must never wrap, and per-peer state is indexed by
+            // the sender: neither may depend on what a datagram claims.
+            self.counters.malformed_messages += 1;
+            return;
+        }
         if self.ignore_in_lease(now, &msg) {
             return;
         }

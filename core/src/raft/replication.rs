@@ -223,6 +223,9 @@ impl Replica {
             self.send(Target::Peer(from), reply, true);
             return;
         }
+        if self.rival_leader(term, from) {
+            return;
+        }
         // A valid leader of our term: follow it.
         if self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(now, term, Some(from));
@@ -261,8 +264,10 @@ impl Replica {
                 }
                 Some(_) => {
                     // Conflict: an uncommitted suffix from an older leader. Committed entries
-                    // never conflict (Leader Completeness), so this never cuts them.
-                    debug_assert!(index > self.commit_index, "conflict below commit");
+                    // never conflict (Leader Completeness), so this never cuts them; a message
+                    // that says otherwise is not from a correct leader (forged, or corrupted
+                    // in a way the checksum missed) and is dropped, never obeyed or asserted
+                    // on (it was a debug assertion a peer could trip).
                     if index <= self.commit_index {
                         self.counters.stale_messages += 1;
                         return;
@@ -531,6 +536,9 @@ impl Replica {
     ) {
         if term != self.term || self.role == Role::Leader {
             self.counters.stale_messages += 1;
+            return;
+        }
+        if self.rival_leader(term, from) {
             return;
         }
         if self.leader != Some(from) {

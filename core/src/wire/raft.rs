@@ -586,7 +586,62 @@ pub struct RaftMessage {
     pub body: RaftBody,
 }
 
+/// The largest term or log index a message may carry (2^62): far beyond any real term or
+/// log, and far enough from `u64::MAX` that `+ 1` or `+ entries.len()` on a field never
+/// wraps. A forged term of `u64::MAX` once wrapped a node's term to 0 (`term += 1`), and
+/// `prev_log_idx = u64::MAX` overflowed `index + 1` (a panic in debug builds).
+pub const MAX_WIRE_NUMBER: u64 = 1 << 62;
+
 impl RaftMessage {
+    /// Whether every term and index in the message is at most [`MAX_WIRE_NUMBER`]. A message
+    /// that fails this is malformed: the receiver drops and counts it before looking at it.
+    pub fn numbers_in_range(&self) -> bool {
+        let ok = |v: u64| v <= MAX_WIRE_NUMBER;
+        ok(self.term)
+            && match &self.body {
+                RaftBody::VoteRequest {
+                    last_log_idx,
+                    last_log_term,
+                }
+                | RaftBody::PreVoteRequest {
+                    last_log_idx,
+                    last_log_term,
+                } => ok(*last_log_idx) && ok(*last_log_term),
+                RaftBody::VoteReply { .. } | RaftBody::PreVoteReply { .. } => true,
+                RaftBody::AppendEntriesReq {
+                    prev_log_idx,
+                    prev_log_term,
+                    leader_commit,
+                    entries,
+                } => {
+                    ok(*prev_log_idx)
+                        && ok(*prev_log_term)
+                        && ok(*leader_commit)
+                        && entries.iter().all(|e| ok(e.term))
+                }
+                RaftBody::AppendEntriesRep {
+                    last_log_idx,
+                    first_idx,
+                    done,
+                    ..
+                } => ok(*last_log_idx) && ok(*first_idx) && ok(*done),
+                RaftBody::AppendEntriesRepGroup {
+                    last_log_idx,
+                    commit_idx,
+                    dones,
+                } => ok(*last_log_idx) && ok(*commit_idx) && dones.iter().all(|d| ok(d.done)),
+                RaftBody::AnnounceCommitReq { commit_idx } => ok(*commit_idx),
+                RaftBody::AnnounceCommitRep { commit_idx, done } => ok(*commit_idx) && ok(*done),
+                RaftBody::RecoveryReq { log_idx, .. } | RaftBody::RecoveryRep { log_idx, .. } => {
+                    ok(*log_idx)
+                }
+                RaftBody::DropSuffix {
+                    from_idx,
+                    entry_term,
+                } => ok(*from_idx) && ok(*entry_term),
+            }
+    }
+
     /// Appends the encoding to `out` (existing contents are kept, so a caller can encode after
     /// a header it already wrote).
     ///
