@@ -204,7 +204,11 @@ impl<'a> Run<'a> {
                 Ok(Some((n, from))) => {
                     got += 1;
                     let now = self.clock.now();
-                    self.account_duplicate(&buf[..n]);
+                    // Exactly-once is about the cluster's answers: a datagram from any other
+                    // address is the client's to reject (`client.untrusted`), not a duplicate.
+                    if self.targets.server_index(from).is_some() {
+                        self.account_duplicate(&buf[..n]);
+                    }
                     let _ = self.client.handle_datagram(now, from, &buf[..n]);
                 }
                 Ok(None) | Err(_) => break,
@@ -307,6 +311,9 @@ pub fn run(opts: LoadgenOptions) -> anyhow::Result<LoadSummary> {
         longest_gap: Duration::ZERO,
         buf: vec![0; MAX_DATAGRAM],
     };
+    // Replies count only from the cluster's members (`client.untrusted` counts the rest).
+    run.client
+        .trust_only(cluster.nodes.iter().map(|n| n.address));
     let max_latency_ns = lg.timeout_ms.saturating_mul(2_000_000).max(1_000_000);
     // Outcomes count in ns since `start`; the window is [warm-up, duration).
     let mut outcomes = Outcomes::new(
