@@ -188,19 +188,23 @@ pub struct ClusterError {
 
 impl fmt::Display for ClusterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.field.is_empty() || self.field == "." || self.field == "?" {
-            write!(f, "{}: {}", self.file, self.reason)
+        // One line whatever the file spells (control characters escaped).
+        let (file, field, reason) = (
+            one_line(&self.file),
+            one_line(&self.field),
+            one_line(&self.reason),
+        );
+        if field.is_empty() || field == "." || field == "?" {
+            write!(f, "{file}: {reason}")
         } else {
-            write!(f, "{}: field `{}`: {}", self.file, self.field, self.reason)
+            write!(f, "{file}: field `{field}`: {reason}")
         }
     }
 }
 
 impl std::error::Error for ClusterError {}
 
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
-}
+use hovercraft_core::workload::file_error::one_line;
 
 impl ClusterFile {
     pub fn load(path: &Path) -> Result<ClusterFile, ClusterError> {

@@ -386,7 +386,7 @@ impl Scenario {
             serde_path_to_error::deserialize(de).map_err(|e| ScenarioError {
                 file: file.to_string(),
                 field: e.path().to_string(),
-                reason: one_line(&e.inner().to_string()),
+                reason: hovercraft_core::workload::file_error::one_line(&e.inner().to_string()),
             })?;
         scenario
             .validate()
@@ -595,10 +595,6 @@ impl Scenario {
         }
         Ok(())
     }
-}
-
-fn one_line(s: &str) -> String {
-    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 /// The quickstart scenario, embedded so `run` works even without the file at hand.
