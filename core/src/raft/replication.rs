@@ -272,9 +272,7 @@ impl Replica {
                         self.counters.stale_messages += 1;
                         return;
                     }
-                    let removed = self.log.truncate_from(index);
-                    self.keep_bodies(now, removed);
-                    self.forget_from(index);
+                    self.truncate_log_from(now, index);
                 }
                 None => {}
             }
@@ -668,10 +666,7 @@ impl Replica {
             }
         }
         self.become_follower(now, self.term, None);
-        let removed = self.log.truncate_from(index);
-        self.keep_bodies(now, removed);
-        self.mark_log_from(index);
-        self.forget_from(index);
+        self.truncate_log_from(now, index);
     }
 
     /// Follower: our leader stepped down for want of the body of its uncommitted entry
@@ -706,14 +701,21 @@ impl Replica {
             return;
         }
         self.counters.unrecoverable_suffixes_dropped += 1;
-        let removed = self.log.truncate_from(from_idx);
+        self.truncate_log_from(now, from_idx);
+    }
+
+    /// Removes the log from `index` on (a conflicting suffix, or one nobody can execute): its
+    /// bodies go back to the unordered buffer, the truncation is persisted, and the volatile
+    /// per-index state of the removed entries is forgotten.
+    fn truncate_log_from(&mut self, now: Instant, index: u64) {
+        let removed = self.log.truncate_from(index);
         self.keep_bodies(now, removed);
-        self.mark_log_from(from_idx);
-        self.forget_from(from_idx);
+        self.mark_log_from(index);
+        self.forget_from(index);
     }
 
     /// Volatile per-index state of the entries from `index` on, which a truncation removed.
-    pub(crate) fn forget_from(&mut self, index: u64) {
+    fn forget_from(&mut self, index: u64) {
         self.body_complete_index = self.body_complete_index.min(index - 1);
         self.leader_match_index = self.leader_match_index.min(index - 1);
         self.recoveries.retain(|&k, _| k < index);
