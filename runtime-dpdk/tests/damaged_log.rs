@@ -10,12 +10,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{loopback_addrs, wait_for, Cluster, ClusterSpec, Launcher};
+use common::{loopback_addrs, u, wait_for, Cluster, ClusterSpec, Launcher};
 use serde_json::Value;
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
-}
 
 #[test]
 fn a_damaged_log_is_refused_and_the_wiped_node_rejoins_keeping_every_acked_write() {

@@ -11,25 +11,14 @@ use std::net::{Ipv4Addr, SocketAddrV4, UdpSocket};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{loopback_addrs, loopback_unavailable, wait_for, Cluster, ClusterSpec, Launcher};
+use common::{loopback_addrs, skip_without_loopback, u, wait_for, Cluster, ClusterSpec, Launcher};
 use hovercraft_core::r2p2::server;
 use hovercraft_core::wire::{MsgType, Policy};
 use serde_json::Value;
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
-}
-
 #[test]
 fn forged_replies_sprayed_at_the_load_generator_are_never_accepted() {
-    if let Some(why) = loopback_unavailable() {
-        let msg = format!(
-            "\n!!!!!!!! SKIPPED forged_replies_sprayed_at_the_load_generator_are_never_accepted: {why} !!!!!!!!\n"
-        );
-        if std::env::var("HC_REQUIRE_LOOPBACK").is_ok_and(|v| v == "1") {
-            panic!("{msg} (HC_REQUIRE_LOOPBACK=1)");
-        }
-        eprintln!("{msg}");
+    if skip_without_loopback("forged_replies_sprayed_at_the_load_generator_are_never_accepted") {
         return;
     }
     // The load generator's port, known in advance so the forger can aim at it.

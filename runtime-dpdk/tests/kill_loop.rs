@@ -18,7 +18,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::process::{Child, Stdio};
 use std::time::Duration;
 
-use common::{loopback_addrs, loopback_unavailable, wait_for, Cluster, ClusterSpec, Launcher};
+use common::{loopback_addrs, skip_without_loopback, u, wait_for, Cluster, ClusterSpec, Launcher};
 use hovercraft_runtime::clock::Clock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -34,10 +34,6 @@ const TAIL_MS: u64 = 6_000;
 const ELECTION_BOUND: Duration = Duration::from_secs(15);
 const SETTLE_BOUND: Duration = Duration::from_secs(30);
 
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
-}
-
 fn env_u64(name: &str) -> Option<u64> {
     let v = std::env::var(name).ok()?;
     Some(
@@ -48,13 +44,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 #[test]
 fn kill_9_loop_loses_no_acknowledged_write() {
-    if let Some(why) = loopback_unavailable() {
-        let msg =
-            format!("\n!!!!!!!! SKIPPED kill_9_loop_loses_no_acknowledged_write: {why} !!!!!!!!\n");
-        if std::env::var("HC_REQUIRE_LOOPBACK").is_ok_and(|v| v == "1") {
-            panic!("{msg} (HC_REQUIRE_LOOPBACK=1)");
-        }
-        eprintln!("{msg}");
+    if skip_without_loopback("kill_9_loop_loses_no_acknowledged_write") {
         return;
     }
     let secs = env_u64("HOVERCRAFT_KILL_LOOP_SECS").unwrap_or(20);

@@ -62,6 +62,20 @@ pub fn loopback_unavailable() -> Option<String> {
     }
 }
 
+/// Whether loopback test `test` must be skipped here: prints why, in a line a reader cannot
+/// miss, or fails instead when `HC_REQUIRE_LOOPBACK=1` (a skip must never pass silently).
+pub fn skip_without_loopback(test: &str) -> bool {
+    let Some(why) = loopback_unavailable() else {
+        return false;
+    };
+    let msg = format!("\n!!!!!!!! SKIPPED {test}: {why} !!!!!!!!\n");
+    if std::env::var("HC_REQUIRE_LOOPBACK").is_ok_and(|v| v == "1") {
+        panic!("{msg} (HC_REQUIRE_LOOPBACK=1)");
+    }
+    eprintln!("{msg}");
+    true
+}
+
 /// Polls `f` every 20 ms until it returns `Some` or `timeout` passes.
 pub fn wait_for<T>(timeout: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
     let step = Duration::from_millis(20);
@@ -300,7 +314,8 @@ pub fn finish(mut child: Child, timeout: Duration) -> String {
     stdout
 }
 
-fn u(v: &Value) -> u64 {
+/// A JSON number from a summary or status file, which must be there.
+pub fn u(v: &Value) -> u64 {
     v.as_u64().unwrap_or_else(|| panic!("not a u64: {v}"))
 }
 
