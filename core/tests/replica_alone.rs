@@ -795,21 +795,27 @@ fn a_duplicate_entry_in_the_log_is_skipped_by_every_replica() {
     assert_eq!(c.replicas[follower].counters.duplicates_skipped, 1);
 }
 
-/// A follower that needs entries the leader compacted cannot catch up (no snapshots): its
-/// rejection asks for an index before the leader's first kept one. The leader counts it
-/// (`followers_behind_compaction`, once per episode) and no longer answers each rejection
-/// with the same AppendEntries at once (a storm of one per round trip); it retries at the
-/// heartbeat, no sooner than `append_retry_us`.
+/// A follower that lost everything (its storage wiped) comes back behind the leader's
+/// compaction point: its rejection asks for an index the leader no longer keeps. The leader
+/// counts it (`followers_behind_compaction`, once per episode) and sends its snapshot in
+/// chunks, one in flight: a second rejection adds nothing, an unanswered chunk goes again
+/// after `append_retry_us`, each answer brings the next chunk, and once the follower holds
+/// it all, replication continues from the log after the snapshot. (Before snapshots, the
+/// leader answered each rejection with the same AppendEntries at once: ~20k per second,
+/// forever.)
 #[test]
-fn a_follower_behind_the_compaction_point_is_counted_and_not_flooded() {
+fn a_follower_behind_the_compaction_point_gets_the_snapshot_in_chunks() {
+    let cfg = RaftConfig {
+        log_retention_entries: 0,
+        snapshot_interval_entries: 1000,
+        snapshot_chunk_bytes: 4,
+        ..RaftConfig::default()
+    };
     let mut leader = Replica::new(
         Mode::Raft,
         0,
         util::cluster_config(3, true, None),
-        RaftConfig {
-            log_retention_entries: 0,
-            ..RaftConfig::default()
-        },
+        cfg.clone(),
         1,
         Instant::ZERO,
         ApplyMode::OnCommit,
@@ -821,9 +827,9 @@ fn a_follower_behind_the_compaction_point_is_counted_and_not_flooded() {
     drain_one(&mut leader, now);
     leader.step(now, msg(1, RaftBody::VoteReply { granted: true }), false);
     assert_eq!(leader.role(), Role::Leader);
-    // Follower 1 holds everything (and frees its reply slots): the leader commits, applies
-    // and compacts.
-    for batch in 0..40u16 {
+    // Follower 1 holds everything (and frees its reply slots): the leader commits, applies,
+    // snapshots and compacts.
+    for batch in 0..80u16 {
         for req_id in batch * 30..(batch + 1) * 30 {
             leader.propose(now, util::CLIENT, req_id, Policy::ReplicatedRoute, b"w");
         }
@@ -839,29 +845,79 @@ fn a_follower_behind_the_compaction_point_is_counted_and_not_flooded() {
         drain_one(&mut leader, now);
     }
     let last = leader.last_index();
-    assert_eq!(last, 1201);
+    assert_eq!(last, 2401);
     assert_eq!(leader.commit_index(), last);
+    let snap = leader
+        .snapshot()
+        .expect("a snapshot every 1000 entries")
+        .clone();
+    // Taken at the first applied index 1000 past the previous one (batches of 30).
+    assert_eq!(snap.index, 2041);
+    assert_eq!(leader.counters.snapshots_taken, 2);
     let first = leader.log().first_index();
     assert!(
-        first > 1000,
-        "compacted to {first}, applied {}",
-        leader.applied_index()
+        first > 1000 && first <= snap.index + 1,
+        "compacted to {first}"
     );
 
     // Follower 2 holds nothing: each rejection asks for index 1.
-    let t = Instant::from_ns(10_000);
-    let step = |r: &mut Replica, at: Instant| {
-        r.step(at, reply(AppendResult::Failure, 0, 0), false);
-        appends_to(&drain_one(r, at), 2)
+    let chunks_to_2 = |sent: &[(Target, RaftMessage)]| -> Vec<(u64, u64, usize)> {
+        sent.iter()
+            .filter(|(dst, _)| *dst == Target::Peer(2))
+            .filter_map(|(_, m)| match &m.body {
+                RaftBody::InstallSnapshotReq {
+                    last_idx,
+                    offset,
+                    chunk,
+                    ..
+                } => Some((*last_idx, *offset, chunk.len())),
+                _ => None,
+            })
+            .collect()
     };
-    assert_eq!(step(&mut leader, t), vec![], "no resend at once");
-    assert_eq!(step(&mut leader, t), vec![]);
+    let t = Instant::from_ns(10_000);
+    leader.step(t, reply(AppendResult::Failure, 0, 0), false);
+    let sent = drain_one(&mut leader, t);
+    assert_eq!(
+        appends_to(&sent, 2),
+        vec![],
+        "no AppendEntries it cannot use"
+    );
+    assert_eq!(chunks_to_2(&sent), vec![(2041, 0, 4)], "the first chunk");
+    leader.step(t, reply(AppendResult::Failure, 0, 0), false);
+    assert_eq!(drain_one(&mut leader, t), vec![], "one chunk in flight");
     assert_eq!(leader.counters.followers_behind_compaction, 1);
-    // The heartbeat retries, once the retry time passed.
-    let later = t + Duration::from_us(RaftConfig::default().append_retry_us);
+    // The chunk is lost: sent again once the retry time passed.
+    let later = t + Duration::from_us(cfg.append_retry_us);
     leader.handle_timeout(later);
     assert_eq!(
-        appends_to(&drain_one(&mut leader, later), 2),
-        vec![(first - 1, 30)]
+        chunks_to_2(&drain_one(&mut leader, later)),
+        vec![(2041, 0, 4)]
     );
+    // Each answer brings the next chunk, from where the follower says it is.
+    let total = snap.data.len() as u64;
+    let mut offset = 0;
+    while offset + 4 < total {
+        offset += 4;
+        let ack = RaftBody::InstallSnapshotRep {
+            last_idx: 2041,
+            received: offset,
+        };
+        leader.step(later, msg(2, ack), false);
+        let want = (total - offset).min(4) as usize;
+        assert_eq!(
+            chunks_to_2(&drain_one(&mut leader, later)),
+            vec![(2041, offset, want)]
+        );
+    }
+    // Installed: replication continues from the log after the snapshot.
+    leader.step(later, reply(AppendResult::Success, 2041, 2041), false);
+    let sent = drain_one(&mut leader, later);
+    assert_eq!(chunks_to_2(&sent), vec![]);
+    // 360 entries behind: a full window of batches at once.
+    assert_eq!(
+        appends_to(&sent, 2),
+        vec![(2041, 30), (2071, 30), (2101, 30), (2131, 30)]
+    );
+    assert_eq!(leader.counters.snapshots_sent, 1);
 }

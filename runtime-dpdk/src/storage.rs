@@ -861,6 +861,7 @@ pub fn write_bench_log(path: &Path, entries: u64) -> Result<u64, StorageError> {
         log_from: None,
         last_index: 0,
         entries: Vec::new(),
+        snapshot: None,
     };
     log.append(&req);
     for i in 1..=entries {

@@ -94,18 +94,33 @@ impl Storage {
         self.image.term = w.req.term;
         self.image.voted_for = w.req.voted_for;
         if self.keep_image {
-            if let Some(from) = w.req.log_from {
-                let from = from.max(1);
-                self.image.entries.truncate((from - 1) as usize);
+            if let Some(s) = w.req.snapshot {
+                // Entries the snapshot covers go (all of them if it reaches past the log).
+                let drop = (s.index + 1)
+                    .saturating_sub(self.image.first_index())
+                    .min(self.image.entries.len() as u64);
+                self.image.entries.drain(..drop as usize);
+                self.bodiless_writes = self.bodiless_writes.split_off(&(s.index + 1));
+                self.image.snapshot = Some(s);
+            }
+            let base = self.image.first_index();
+            if let Some(req_from) = w.req.log_from {
+                let req_from = req_from.max(1);
+                // The request's entries may start before the snapshot's end: skip those.
+                let from = req_from.max(base);
+                self.image.entries.truncate((from - base) as usize);
                 self.bodiless_writes.split_off(&from);
-                for (i, e) in w.req.entries.iter().enumerate() {
+                let fresh = w.req.entries.into_iter().skip((from - req_from) as usize);
+                for (i, e) in fresh.enumerate() {
                     if e.policy == Policy::ReplicatedRoute && e.body.is_none() {
                         self.bodiless_writes.insert(from + i as u64);
                     }
+                    self.image.entries.push(e);
                 }
-                self.image.entries.extend(w.req.entries);
             }
-            self.image.entries.truncate(w.req.last_index as usize);
+            self.image
+                .entries
+                .truncate((w.req.last_index + 1).saturating_sub(base) as usize);
             self.bodiless_writes.split_off(&(w.req.last_index + 1));
         }
     }
@@ -145,6 +160,7 @@ mod tests {
             log_from,
             last_index,
             entries,
+            snapshot: None,
         }
     }
 

@@ -102,6 +102,9 @@ pub fn node_event(host: usize, ev: &NodeEvent) -> String {
         } => format!(
             "behind-compaction h{host} follower={follower} needs={needs} first_kept={first_kept} term={term}"
         ),
+        NodeEvent::SnapshotInstalled { index, term, bytes } => {
+            format!("snapshot-installed h{host} idx={index} term={term} bytes={bytes}")
+        }
         NodeEvent::Replied { client, req_id, .. } => {
             format!("reply h{host} {client}#{req_id}")
         }

@@ -700,6 +700,15 @@ impl KvApp {
     }
 }
 
+impl KvApp {
+    /// What copying `bytes` of snapshot costs (`per_kib_ns` per KiB, rounded up).
+    fn copy_cost_ns(&self, bytes: usize) -> u64 {
+        len_u64(bytes)
+            .div_ceil(1024)
+            .saturating_mul(self.costs.per_kib_ns)
+    }
+}
+
 /// Widens a byte count for the cost formula.
 fn len_u64(len: usize) -> u64 {
     u64::try_from(len).unwrap_or(u64::MAX)
@@ -773,6 +782,109 @@ impl StateMachine for KvApp {
             }
         }
         digest
+    }
+
+    /// ```text
+    /// tag 'K' | implicit_records u64 | n u64 | n × { key_len u16 | key | present u8 |
+    ///                                                [value_len u32 | value] if present }
+    /// ```
+    /// The overlay in key order (tombstones included), so equal states give equal bytes; the
+    /// implicit table is its record count. Costs `per_kib_ns` per KiB written.
+    fn snapshot(&mut self, out: &mut Vec<u8>) -> Execution {
+        let start = out.len();
+        out.push(super::tag::KV);
+        out.extend_from_slice(&self.implicit_records.to_be_bytes());
+        out.extend_from_slice(&len_u64(self.overlay.len()).to_be_bytes());
+        for (key, entry) in &self.overlay {
+            // Keys are at most MAX_KEY_BYTES (256) and values MAX_VALUE_BYTES (64 KiB).
+            out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+            out.extend_from_slice(key);
+            match entry {
+                Some(value) => {
+                    out.push(1);
+                    out.extend_from_slice(&(value.len() as u32).to_be_bytes());
+                    out.extend_from_slice(value);
+                }
+                None => out.push(0),
+            }
+        }
+        Execution {
+            cpu_ns: self.copy_cost_ns(out.len() - start),
+        }
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<Execution, AppError> {
+        super::check_tag(snapshot, super::tag::KV, NAME, 17)?;
+        let bad = |why| AppError::BadSnapshot { app: NAME, why };
+        let mut rest = &snapshot[1..];
+        let mut take = |n: usize| -> Result<&[u8], AppError> {
+            if rest.len() < n {
+                return Err(bad("truncated"));
+            }
+            let (head, tail) = rest.split_at(n);
+            rest = tail;
+            Ok(head)
+        };
+        let u64_at = |b: &[u8]| u64::from_be_bytes(b.try_into().unwrap_or([0; 8]));
+        let implicit_records = u64_at(take(8)?);
+        let n = u64_at(take(8)?);
+        if implicit_records > self.costs.max_keys {
+            return Err(bad("more implicit records than max_keys"));
+        }
+        let mut next = KvApp {
+            overlay: BTreeMap::new(),
+            implicit_records,
+            live_keys: implicit_records,
+            costs: self.costs,
+        };
+        for _ in 0..n {
+            let key_len = usize::from(u16::from_be_bytes(
+                take(2)?.try_into().map_err(|_| bad("key length"))?,
+            ));
+            if key_len > MAX_KEY_BYTES {
+                return Err(bad("key longer than MAX_KEY_BYTES"));
+            }
+            let key = take(key_len)?.to_vec();
+            if next
+                .overlay
+                .last_key_value()
+                .is_some_and(|(k, _)| *k >= key)
+            {
+                return Err(bad("keys not in strictly increasing order"));
+            }
+            let implicit = next.implicit_index(&key).is_some();
+            let entry = match take(1)?[0] {
+                0 if implicit => {
+                    next.live_keys -= 1;
+                    None
+                }
+                0 => return Err(bad("a tombstone for a key that is not implicit")),
+                1 => {
+                    let len =
+                        u32::from_be_bytes(take(4)?.try_into().map_err(|_| bad("value length"))?)
+                            as usize;
+                    if len > MAX_VALUE_BYTES {
+                        return Err(bad("value longer than MAX_VALUE_BYTES"));
+                    }
+                    if !implicit {
+                        next.live_keys += 1;
+                    }
+                    Some(take(len)?.to_vec())
+                }
+                _ => return Err(bad("present byte is neither 0 nor 1")),
+            };
+            if next.live_keys > self.costs.max_keys {
+                return Err(bad("more keys than max_keys"));
+            }
+            next.overlay.insert(key, entry);
+        }
+        if !rest.is_empty() {
+            return Err(bad("trailing bytes"));
+        }
+        *self = next;
+        Ok(Execution {
+            cpu_ns: self.copy_cost_ns(snapshot.len()),
+        })
     }
 }
 

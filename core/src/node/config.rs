@@ -41,6 +41,9 @@ pub enum ConfigError {
     /// A protocol constant or the cluster's addresses are out of range (names the field).
     #[error(transparent)]
     Raft(#[from] RaftConfigError),
+    /// The durable snapshot a restarting node was given cannot be loaded.
+    #[error("cannot load the durable snapshot: {0}")]
+    Snapshot(String),
 }
 
 impl NodeConfig {

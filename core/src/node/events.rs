@@ -67,13 +67,15 @@ pub enum NodeEvent {
     /// back onto (`true`) the switch.
     SwitchPath { via_switch: bool, term: u64 },
     /// A leader found follower `follower` behind its compaction point: it needs `needs`, the
-    /// leader kept entries from `first_kept` on (no snapshots: it cannot catch up).
+    /// leader kept entries from `first_kept` on (it sends a snapshot).
     FollowerBehindCompaction {
         follower: NodeId,
         needs: u64,
         first_kept: u64,
         term: u64,
     },
+    /// A follower installed its leader's snapshot (state after `index`, of `term`).
+    SnapshotInstalled { index: u64, term: u64, bytes: u64 },
     /// A leader advanced its commit index by counting replicas: `index` holds an entry of
     /// `entry_term`, committed in the leader's `term` (Raft §5.4.2 requires them equal).
     Committed {
@@ -105,6 +107,9 @@ impl From<Event> for NodeEvent {
                 term,
             },
             Event::SwitchPath { via_switch, term } => NodeEvent::SwitchPath { via_switch, term },
+            Event::SnapshotInstalled { index, term, bytes } => {
+                NodeEvent::SnapshotInstalled { index, term, bytes }
+            }
             Event::FollowerBehindCompaction {
                 follower,
                 needs,

@@ -19,7 +19,7 @@ pub mod executor;
 
 use std::net::SocketAddrV4;
 
-use crate::app::{self, StateMachine};
+use crate::app::{self, StateMachine, SNAPSHOT_NS_PER_KIB};
 use crate::r2p2::server::{Endpoint, Message};
 use crate::raft::{
     ApplyMode, ClusterConfig, Committed, DurableState, Output, PersistRequest, Refusal, Replica,
@@ -53,11 +53,30 @@ impl Node {
         now: Instant,
         durable: DurableState,
     ) -> Result<Node, ConfigError> {
-        let mut node = Self::new_at(cfg, now)?;
-        if let Some(r) = node.replica.as_mut() {
-            r.restore(durable);
+        Self::new_at(cfg, now)?.restore_from(durable)
+    }
+
+    /// Loads what storage made durable into a node that has handled no input yet (built with
+    /// [`Node::new_at`], its application possibly replaced with [`Node::with_app`]): the
+    /// snapshot's state into the application, term, vote and log into the replica. A
+    /// snapshot either cannot read is an error, and the node is not built.
+    pub fn restore_from(mut self, durable: DurableState) -> Result<Node, ConfigError> {
+        let Some(r) = self.replica.as_mut() else {
+            return Ok(self);
+        };
+        let snapshot = durable.snapshot.clone();
+        r.restore(durable)
+            .map_err(|e| ConfigError::Snapshot(e.to_string()))?;
+        if let Some(s) = snapshot {
+            let state = s
+                .app_state()
+                .map_err(|e| ConfigError::Snapshot(e.to_string()))?;
+            self.exec
+                .app
+                .restore(state)
+                .map_err(|e| ConfigError::Snapshot(e.to_string()))?;
         }
-        Ok(node)
+        Ok(self)
     }
 
     /// Replaces the application this node runs, e.g. one backed by an external process that
@@ -145,7 +164,7 @@ impl Node {
         if r.is_err() {
             self.exec.counters.rx_errors += 1;
         }
-        self.drain_replica();
+        self.drain_replica(now);
         r
     }
 
@@ -192,8 +211,30 @@ impl Node {
         }
     }
 
-    /// Turns what the replica produced into datagrams, executions and events, in its order.
-    fn drain_replica(&mut self) {
+    /// Turns what the replica produced into datagrams, executions and events, in its order;
+    /// then takes a snapshot if one is due (the application is at the applied index now).
+    fn drain_replica(&mut self, now: Instant) {
+        self.drain_outputs(now);
+        self.maybe_snapshot();
+    }
+
+    fn maybe_snapshot(&mut self) {
+        let Some(r) = self.replica.as_mut() else {
+            return;
+        };
+        if !r.snapshot_due() {
+            return;
+        }
+        let mut state = Vec::new();
+        let cost = self.exec.app.snapshot(&mut state);
+        let len = r.take_snapshot(&state);
+        // The sessions' copy costs what the apps charge for theirs.
+        let extra = (len - state.len()) as u64;
+        self.exec.call_app_cpu_ns +=
+            cost.cpu_ns + extra.div_ceil(1024).saturating_mul(SNAPSHOT_NS_PER_KIB);
+    }
+
+    fn drain_outputs(&mut self, now: Instant) {
         let Node {
             replica, exec, cfg, ..
         } = self;
@@ -232,6 +273,20 @@ impl Node {
                 }
                 Output::Apply(c) => exec.execute(&c),
                 Output::Event(e) => exec.events.push_back(e.into()),
+                Output::Restore(snapshot) => {
+                    // The application first: if it cannot load the state, nothing changes.
+                    let loaded = snapshot
+                        .app_state()
+                        .ok()
+                        .and_then(|state| exec.app.restore(state).ok());
+                    match loaded {
+                        Some(cost) => {
+                            exec.call_app_cpu_ns += cost.cpu_ns;
+                            r.snapshot_restored(now, snapshot);
+                        }
+                        None => r.snapshot_refused(snapshot),
+                    }
+                }
             }
         }
     }
@@ -241,7 +296,7 @@ impl Node {
         if let Some(r) = self.replica.as_mut() {
             if r.poll_timeout().is_some_and(|t| t <= now) {
                 r.handle_timeout(now);
-                self.drain_replica();
+                self.drain_replica(now);
             }
         }
     }
@@ -249,7 +304,7 @@ impl Node {
     /// Deferred execution: runs the next ready request on the application core and returns
     /// its CPU cost (its reply, if this node answers it, is queued as a transmit); `None` if
     /// nothing is ready.
-    pub fn execute_next(&mut self, _now: Instant) -> Option<u64> {
+    pub fn execute_next(&mut self, now: Instant) -> Option<u64> {
         let before = self.exec.call_app_cpu_ns;
         match self.replica.as_mut() {
             Some(r) => {
@@ -257,7 +312,7 @@ impl Node {
                 let index = c.index;
                 self.exec.execute(&c);
                 r.handle_applied(index);
-                self.drain_replica();
+                self.drain_replica(now);
             }
             None => {
                 let (client, req_id, policy, body) = self.exec.pending.pop_front()?;
@@ -294,7 +349,7 @@ impl Node {
     pub fn handle_persisted(&mut self, now: Instant, seq: u64) {
         if let Some(r) = self.replica.as_mut() {
             r.handle_persisted(now, seq);
-            self.drain_replica();
+            self.drain_replica(now);
         }
     }
 

@@ -10,6 +10,9 @@ use super::{ApplyMode, Canary, Committed, Output, Replica, Role};
 use crate::wire::raft::LogEntry;
 use crate::wire::Policy;
 
+/// Entries compaction waits for before it drops any (one compaction per this many).
+pub const COMPACTION_STEP: u64 = 1024;
+
 impl Replica {
     /// Whether this node must execute the entry at `index` (and so needs its body).
     pub(crate) fn must_execute(&self, index: u64, e: &LogEntry) -> bool {
@@ -162,7 +165,13 @@ impl Replica {
         self.check_invariants();
     }
 
-    fn compact(&mut self) {
+    /// Drops entries behind the applied index: those beyond the retention window (at the
+    /// leader, also those every follower acknowledged), never past the newest snapshot, and
+    /// only once `COMPACTION_STEP` entries can go.
+    pub(crate) fn compact(&mut self) {
+        let Some(snapshot_index) = self.snapshot.as_ref().map(|s| s.index) else {
+            return;
+        };
         let mut upto = self
             .applied_index
             .saturating_sub(self.cfg.log_retention_entries);
@@ -178,7 +187,8 @@ impl Replica {
                 .unwrap_or(self.applied_index);
             upto = upto.max(min_match.min(self.applied_index));
         }
-        if upto >= self.log.first_index() + 1024 {
+        let upto = upto.min(snapshot_index);
+        if upto >= self.log.first_index() + COMPACTION_STEP {
             self.log.compact_to(upto);
             let first = self.log.first_index();
             self.abandoned.retain(|&i| i >= first);

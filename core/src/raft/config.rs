@@ -4,7 +4,7 @@
 use std::net::SocketAddrV4;
 
 use super::reply_lb::ReplierPolicy;
-use crate::wire::raft::MAX_ENTRIES_PER_MESSAGE;
+use crate::wire::raft::{MAX_ENTRIES_PER_MESSAGE, MAX_ENTRY_BODY_BYTES};
 
 /// A configuration value out of its bounds. `field` is the dotted path a user writes
 /// (`raft.heartbeat_us`, `cluster.peers`), so drivers can name it with the file.
@@ -32,6 +32,11 @@ pub const MAX_RECOVERIES_IN_FLIGHT: usize = 1 << 16;
 pub const MAX_PEERS: usize = 64;
 /// Most AppendEntries in flight at once per follower.
 pub const MAX_APPENDS_IN_FLIGHT: usize = 256;
+/// Bound on the log-length settings (retention, snapshot interval, flow control): 2^40,
+/// so their sums never overflow.
+pub const MAX_LOG_BOUND: u64 = 1 << 40;
+/// Largest snapshot a follower may be configured to accept: 64 GiB.
+pub const MAX_SNAPSHOT_BYTES: u64 = 1 << 36;
 
 /// Protocol constants; defaults are the authors' values (PAPER.md).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -68,8 +73,17 @@ pub struct RaftConfig {
     pub recovery_retry_us: u64,
     /// Recovery requests in flight at once per follower.
     pub max_recoveries_in_flight: usize,
-    /// Entries kept behind the applied index (so lagging followers can catch up).
+    /// Entries kept in memory behind the applied index (so lagging followers can catch up
+    /// from the log rather than by snapshot). Never more than the newest snapshot allows.
     pub log_retention_entries: u64,
+    /// A snapshot is taken every this many applied entries (`raft/snapshot.rs`); storage
+    /// keeps only the entries after the newest one.
+    pub snapshot_interval_entries: u64,
+    /// Bytes of snapshot per INSTALL_SNAPSHOT_REQ (one chunk in flight per follower).
+    pub snapshot_chunk_bytes: usize,
+    /// Largest snapshot a follower accepts from its leader (it holds the chunks in memory
+    /// until the last one).
+    pub max_snapshot_bytes: u64,
     /// Check-quorum (etcd `CheckQuorum`): a leader that has heard from no majority (itself
     /// included) for `election_timeout_min_us` steps down; and a node that heard from its
     /// leader within that time ignores vote requests of a higher term (the leader lease).
@@ -191,6 +205,10 @@ impl Default for RaftConfig {
             recovery_retry_us: 1_000,
             max_recoveries_in_flight: 64,
             log_retention_entries: 32_768,
+            snapshot_interval_entries: 32_768,
+            // 44 packets of 1,472 bytes; within what a receiver reassembles (128 packets).
+            snapshot_chunk_bytes: 64 * 1024,
+            max_snapshot_bytes: 1 << 30,
             check_quorum: true,
             pre_vote: true,
             session_capacity: 1_024,
@@ -283,17 +301,54 @@ impl RaftConfig {
             );
         }
         // The leader compares its log length with their sum.
-        if self
-            .flow_control_threshold
-            .checked_add(self.log_retention_entries)
-            .is_none()
-        {
+        for (field, v) in [
+            ("raft.log_retention_entries", self.log_retention_entries),
+            (
+                "raft.snapshot_interval_entries",
+                self.snapshot_interval_entries,
+            ),
+            ("raft.flow_control_threshold", self.flow_control_threshold),
+        ] {
+            if v > MAX_LOG_BOUND {
+                return invalid(field, format!("at most {MAX_LOG_BOUND} (got {v})"));
+            }
+        }
+        if self.snapshot_interval_entries == 0 {
             return invalid(
-                "raft.log_retention_entries",
-                "plus raft.flow_control_threshold must fit in 64 bits".into(),
+                "raft.snapshot_interval_entries",
+                "must be at least 1".into(),
+            );
+        }
+        if self.snapshot_chunk_bytes == 0 || self.snapshot_chunk_bytes > MAX_ENTRY_BODY_BYTES {
+            return invalid(
+                "raft.snapshot_chunk_bytes",
+                format!(
+                    "must be 1..={MAX_ENTRY_BODY_BYTES} (got {})",
+                    self.snapshot_chunk_bytes
+                ),
+            );
+        }
+        if self.max_snapshot_bytes == 0 || self.max_snapshot_bytes > MAX_SNAPSHOT_BYTES {
+            return invalid(
+                "raft.max_snapshot_bytes",
+                format!(
+                    "must be 1..={MAX_SNAPSHOT_BYTES} (got {})",
+                    self.max_snapshot_bytes
+                ),
             );
         }
         Ok(())
+    }
+
+    /// Most entries a leader's log may hold before it refuses requests (flow control): what
+    /// compaction keeps behind the applied index (the retention, or back to the newest
+    /// snapshot, plus the step compaction waits for) and the unapplied entries.
+    pub fn max_log_entries(&self) -> u64 {
+        self.flow_control_threshold
+            + self
+                .log_retention_entries
+                .max(self.snapshot_interval_entries)
+            + super::apply::COMPACTION_STEP
     }
 
     fn validate_timeouts(&self) -> Result<(), RaftConfigError> {
@@ -461,6 +516,20 @@ mod tests {
                 "raft.log_retention_entries",
             ),
             (
+                |c| c.snapshot_interval_entries = 0,
+                "raft.snapshot_interval_entries",
+            ),
+            (
+                |c| c.snapshot_interval_entries = MAX_LOG_BOUND + 1,
+                "raft.snapshot_interval_entries",
+            ),
+            (|c| c.snapshot_chunk_bytes = 0, "raft.snapshot_chunk_bytes"),
+            (
+                |c| c.snapshot_chunk_bytes = MAX_ENTRY_BODY_BYTES + 1,
+                "raft.snapshot_chunk_bytes",
+            ),
+            (|c| c.max_snapshot_bytes = 0, "raft.max_snapshot_bytes"),
+            (
                 |c| c.election_timeout_min_us = 0,
                 "raft.election_timeout_min_us",
             ),
@@ -531,7 +600,10 @@ mod tests {
             unordered_capacity: MAX_UNORDERED_CAPACITY,
             unordered_expiry_us: 1,
             max_recoveries_in_flight: MAX_RECOVERIES_IN_FLIGHT,
-            log_retention_entries: u64::MAX - 1,
+            log_retention_entries: MAX_LOG_BOUND,
+            snapshot_interval_entries: MAX_LOG_BOUND,
+            snapshot_chunk_bytes: MAX_ENTRY_BODY_BYTES,
+            max_snapshot_bytes: MAX_SNAPSHOT_BYTES,
             session_capacity: MAX_SESSION_CAPACITY,
             ..RaftConfig::default()
         };

@@ -103,6 +103,13 @@ impl RaftLog {
         }
     }
 
+    /// Drops every entry: the log continues after a snapshot at `index` of `term`.
+    pub fn reset_to(&mut self, index: u64, term: u64) {
+        self.entries.clear();
+        self.first_index = index + 1;
+        self.compacted_term = term;
+    }
+
     /// Whether a log ending at (`last_index`, `last_term`) is at least as up to date as this
     /// one (Raft §5.4.1: compare last terms, then lengths).
     pub fn candidate_is_up_to_date(&self, last_index: u64, last_term: u64) -> bool {

@@ -20,6 +20,7 @@
 //! - [`switch_path`]: HovercRaft++ — AppendEntries through the switch aggregator, fall-back to
 //!   direct fan-out when it stops answering, and return when it is back.
 //! - [`apply`]: which committed entries this node executes and when; compaction.
+//! - [`snapshot`]: snapshots (taking, sending in chunks, installing) behind compaction.
 //! - `persist`, `progress`, `timers`, `invariants`: the persistence barrier, the leader's view
 //!   of each follower, the timer table, and the invariants checked after every input.
 //!
@@ -40,6 +41,7 @@ mod progress;
 pub mod replication;
 pub mod reply_lb;
 pub mod session;
+pub mod snapshot;
 pub mod switch_path;
 mod timers;
 pub mod unordered;
@@ -61,6 +63,7 @@ pub use self::output::{ApplyMode, Committed, Event, Outgoing, Output, Refusal, T
 use self::progress::Progress;
 use self::reply_lb::{ReplierPolicy, ReplyBalancer};
 use self::session::{PendingIds, Refusals, Sessions};
+pub use self::snapshot::{Snapshot, SnapshotError};
 use self::timers::{Timer, TimerTable};
 use self::unordered::UnorderedBuffer;
 
@@ -77,8 +80,22 @@ pub enum Role {
 pub struct DurableState {
     pub term: u64,
     pub voted_for: Option<NodeId>,
-    /// Log entries from index 1.
+    /// The newest durable snapshot: the state up to its index.
+    pub snapshot: Option<Snapshot>,
+    /// Log entries from the snapshot's index + 1 (from index 1 without a snapshot).
     pub entries: Vec<LogEntry>,
+}
+
+impl DurableState {
+    /// Index of `entries[0]`.
+    pub fn first_index(&self) -> u64 {
+        self.snapshot.as_ref().map_or(0, |s| s.index) + 1
+    }
+
+    /// Index of the last durable entry (the snapshot's if no entry follows it).
+    pub fn last_index(&self) -> u64 {
+        self.first_index() + self.entries.len() as u64 - 1
+    }
 }
 
 /// What the driver must make durable before the node may send what depends on it.
@@ -94,6 +111,10 @@ pub struct PersistRequest {
     /// The entries `log_from..=last_index` to write, as they are now (empty if `log_from` is
     /// `None`).
     pub entries: Vec<LogEntry>,
+    /// A snapshot to write first: once it is durable, storage may drop every entry up to its
+    /// index (installed from the leader, it replaces the whole log: `log_from` is then its
+    /// index + 1).
+    pub snapshot: Option<Snapshot>,
 }
 
 /// Replication counters reported in summaries.
@@ -152,6 +173,22 @@ pub struct ReplicaCounters {
     /// Followers whose rejections proved they lost acknowledged entries (a wiped storage):
     /// what the leader counted for them was lowered.
     pub followers_lost_log: u64,
+    /// Snapshots this node took of its own state. Not in summaries while 0 (as the four
+    /// below).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub snapshots_taken: u64,
+    /// Snapshot transfers this leader started (one per follower and snapshot).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub snapshots_sent: u64,
+    /// Snapshot bytes this leader sent (chunks, retransmissions included).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub snapshot_bytes_sent: u64,
+    /// Snapshots this follower installed from its leader.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub snapshots_installed: u64,
+    /// Snapshots refused: larger than `raft.max_snapshot_bytes`, or unreadable.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub snapshots_refused: u64,
     /// AppendEntries unanswered for `append_retry_us`: the follower is probed again from
     /// what it acknowledged. Not in summaries while 0.
     #[serde(skip_serializing_if = "is_zero")]
@@ -245,6 +282,16 @@ pub struct Replica {
     /// Entries up to here are re-executed silently (applied before a crash).
     replay_until: u64,
 
+    // Snapshots (snapshot.rs).
+    snapshot: Option<Snapshot>,
+    /// Goes to storage with the next persist request.
+    snapshot_to_persist: Option<Snapshot>,
+    /// Follower: the leader's snapshot being received.
+    incoming: Option<snapshot::Incoming>,
+    /// Follower: a received snapshot the driver is loading (the leader to answer and the
+    /// sessions it carries).
+    restoring: Option<(NodeId, Sessions)>,
+
     // HovercRaft++ (leader side).
     use_switch: bool,
     /// Batches sent through the switch and not yet confirmed: (last index, sent at), oldest
@@ -322,6 +369,10 @@ impl Replica {
             held: VecDeque::new(),
             sent_messages: 0,
             replay_until: 0,
+            snapshot: None,
+            snapshot_to_persist: None,
+            incoming: None,
+            restoring: None,
             use_switch: mode == Mode::HovercraftPlusPlus,
             switch_in_flight: VecDeque::new(),
             switch_next: 1,
@@ -343,9 +394,12 @@ impl Replica {
     /// Loads durable state after a crash: term, vote and log survive; everything else is
     /// rebuilt (commit index from the leader, application state by re-executing the log).
     /// Call it before any other input.
-    pub fn restore(&mut self, durable: DurableState) {
+    pub fn restore(&mut self, durable: DurableState) -> Result<(), SnapshotError> {
         self.term = durable.term;
         self.voted_for = durable.voted_for;
+        if let Some(s) = durable.snapshot {
+            self.restore_snapshot(s)?;
+        }
         for e in durable.entries {
             self.log.append(e);
         }
@@ -356,6 +410,7 @@ impl Replica {
         // which trusted the next leader's commit index, answering a request twice.)
         self.replay_until = self.log.last_index();
         self.check_invariants();
+        Ok(())
     }
 
     pub fn role(&self) -> Role {
@@ -505,8 +560,7 @@ impl Replica {
             return;
         }
         if self.log.last_index() - self.applied_index >= self.cfg.flow_control_threshold
-            || self.log.len() as u64
-                >= self.cfg.flow_control_threshold + self.cfg.log_retention_entries
+            || self.log.len() as u64 >= self.cfg.max_log_entries()
         {
             self.counters.drops_flow_control += 1;
             self.refuse(now, client, req_id, policy, Refusal::FlowControl);
@@ -704,6 +758,18 @@ impl Replica {
                 from_idx,
                 entry_term,
             } => self.on_drop_suffix(now, from, msg.term, from_idx, entry_term),
+            InstallSnapshotReq {
+                last_idx,
+                last_term,
+                total_len,
+                offset,
+                chunk,
+            } => self.on_install_snapshot(
+                now, from, msg.term, last_idx, last_term, total_len, offset, chunk,
+            ),
+            InstallSnapshotRep { last_idx, received } => {
+                self.on_install_snapshot_reply(now, from, msg.term, last_idx, received)
+            }
             AppendEntriesRepGroup {
                 last_log_idx,
                 commit_idx,

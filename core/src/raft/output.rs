@@ -93,9 +93,11 @@ pub enum Event {
     },
     /// HovercRaft++ leader: replication moved off (`false`) or back onto the switch.
     SwitchPath { via_switch: bool, term: u64 },
+    /// A follower installed its leader's snapshot: its state is that after `index` (of
+    /// `term`), `bytes` long.
+    SnapshotInstalled { index: u64, term: u64, bytes: u64 },
     /// A leader found a follower that needs entries it already compacted (`needs` is the
-    /// follower's next index, before `first_kept`): without snapshots it cannot catch up.
-    /// Once per episode (`ReplicaCounters::followers_behind_compaction` counts them).
+    /// follower's next index, before `first_kept`): it gets a snapshot. Once per episode (`ReplicaCounters::followers_behind_compaction` counts them).
     FollowerBehindCompaction {
         follower: NodeId,
         needs: u64,
@@ -119,6 +121,10 @@ pub enum Output {
     },
     /// With [`ApplyMode::OnCommit`]: execute this now (it already counts as applied).
     Apply(Committed<'static>),
+    /// Load this snapshot into the application (replacing its state), then report it with
+    /// [`Replica::snapshot_restored`](super::Replica::snapshot_restored), or
+    /// [`Replica::snapshot_refused`](super::Replica::snapshot_refused) if it cannot.
+    Restore(super::Snapshot),
     Event(Event),
 }
 

@@ -20,7 +20,7 @@ impl Replica {
     }
 
     fn dirty(&self) -> bool {
-        self.hard_state_dirty || self.log_dirty_from.is_some()
+        self.hard_state_dirty || self.log_dirty_from.is_some() || self.snapshot_to_persist.is_some()
     }
 
     /// The persist sequence number that will cover every change made so far.
@@ -58,6 +58,7 @@ impl Replica {
             log_from: self.log_dirty_from,
             last_index,
             entries,
+            snapshot: self.snapshot_to_persist.take(),
         };
         self.persists_in_flight.push_back((req.seq, req.last_index));
         self.hard_state_dirty = false;

@@ -56,6 +56,8 @@ pub(crate) struct Progress {
     pub behind_compaction: bool,
     /// Rejections in a row claiming less than `log_match`, with no success between.
     pub rejections_below_match: u32,
+    /// A snapshot transfer to this follower (it needs entries we no longer keep).
+    pub snapshot: Option<super::snapshot::SnapshotSend>,
 }
 
 /// Rejections in a row below an acknowledged match that prove a follower lost its log: a
@@ -78,6 +80,7 @@ impl Progress {
             reported_done: 0,
             behind_compaction: false,
             rejections_below_match: 0,
+            snapshot: None,
         }
     }
 
@@ -92,6 +95,7 @@ impl Progress {
         self.lagging = false;
         self.behind_compaction = false;
         self.rejections_below_match = 0;
+        self.snapshot = None;
     }
 
     /// The window's bookkeeping is consistent with the leader's `last` index and `window`

@@ -174,6 +174,98 @@ impl Sessions {
     pub fn is_empty(&self) -> bool {
         self.clients.is_empty()
     }
+
+    /// The table as a snapshot carries it (every replica at one applied index holds the same
+    /// table, so a follower that installs the snapshot decides duplicates as they do):
+    ///
+    /// ```text
+    /// n_clients u32, then per client, in address order:
+    ///   ip u32 | port u16 | newest u16 | last_index u64 | n_runs u32 |
+    ///   n_runs × { first u16 | len u16 }   applied req_ids, runs inside the window
+    /// ```
+    ///
+    /// Runs, not the 8 KiB bitmap: a client that sends in sequence has one or a few runs.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&(self.clients.len() as u32).to_be_bytes());
+        for (addr, s) in &self.clients {
+            crate::wire::put_addr(out, *addr);
+            out.extend_from_slice(&s.newest.to_be_bytes());
+            out.extend_from_slice(&s.last_index.to_be_bytes());
+            let n_at = out.len();
+            out.extend_from_slice(&[0; 4]);
+            let mut runs = 0u32;
+            // Walk the window from its oldest req_id to `newest`.
+            let oldest = s.newest.wrapping_sub(WINDOW - 1);
+            let mut k = 0u32;
+            while k < u32::from(WINDOW) {
+                let id = oldest.wrapping_add(k as u16);
+                if !s.bit(id) {
+                    k += 1;
+                    continue;
+                }
+                let mut len = 0u32;
+                while k + len < u32::from(WINDOW) && s.bit(oldest.wrapping_add((k + len) as u16)) {
+                    len += 1;
+                }
+                out.extend_from_slice(&id.to_be_bytes());
+                out.extend_from_slice(&(len as u16).to_be_bytes());
+                runs += 1;
+                k += len;
+            }
+            out[n_at..n_at + 4].copy_from_slice(&runs.to_be_bytes());
+        }
+    }
+
+    /// Reads a table [`Sessions::encode`] wrote; `capacity` is this node's bound. Bytes from
+    /// a peer: every count is checked against what is left, and every run against the window.
+    pub fn decode(bytes: &[u8], capacity: usize) -> Result<Sessions, crate::wire::WireError> {
+        use crate::wire::WireError;
+        let mut r = crate::wire::Reader::new(bytes);
+        let n = r.u32()? as usize;
+        // 22 bytes per client at least.
+        if n > capacity || n.saturating_mul(22) > r.remaining() {
+            return Err(WireError::Inconsistent(
+                "snapshot sessions: more clients than the capacity or the bytes allow",
+            ));
+        }
+        let mut t = Sessions::new(capacity);
+        for _ in 0..n {
+            let addr = r.addr()?;
+            let newest = r.u16()?;
+            let last_index = r.u64()?;
+            let runs = r.u32()? as usize;
+            if runs.saturating_mul(4) > r.remaining() {
+                return Err(WireError::Inconsistent("snapshot sessions: run count"));
+            }
+            let mut s = Session {
+                newest,
+                last_index,
+                applied: Box::new([0; WORDS]),
+            };
+            for _ in 0..runs {
+                let first = r.u16()?;
+                let len = r.u16()?;
+                for k in 0..len {
+                    let id = first.wrapping_add(k);
+                    if !s.in_window(id) {
+                        return Err(WireError::Inconsistent(
+                            "snapshot sessions: a run leaves the window",
+                        ));
+                    }
+                    s.set(id, true);
+                }
+            }
+            if t.by_last_index.insert(last_index, addr).is_some()
+                || t.clients.insert(addr, s).is_some()
+            {
+                return Err(WireError::Inconsistent(
+                    "snapshot sessions: a client or an index twice",
+                ));
+            }
+        }
+        r.finish()?;
+        Ok(t)
+    }
 }
 
 /// The leader's index of the requests in its log it has not applied yet (volatile; rebuilt
@@ -300,6 +392,38 @@ mod tests {
         s.record((c(1), 0), index);
         assert!(s.is_duplicate((c(1), 0)));
         assert!(!s.is_duplicate((c(1), WINDOW)), "left the window");
+    }
+
+    #[test]
+    fn sessions_survive_encoding_and_bad_bytes_are_refused() {
+        let mut s = Sessions::new(8);
+        let mut index = 0;
+        for id in (0..40_000u16).filter(|i| i % 7 != 3) {
+            index += 1;
+            s.record((c(1), id), index);
+        }
+        index += 1;
+        s.record((c(2), 9), index);
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        let t = Sessions::decode(&bytes, 8).unwrap();
+        assert_eq!(t.len(), 2);
+        for id in 0..=u16::MAX {
+            for cl in [c(1), c(2), c(3)] {
+                assert_eq!(
+                    t.is_duplicate((cl, id)),
+                    s.is_duplicate((cl, id)),
+                    "{cl} {id}"
+                );
+            }
+        }
+        let mut again = Vec::new();
+        t.encode(&mut again);
+        assert_eq!(again, bytes, "canonical");
+        assert!(Sessions::decode(&bytes, 1).is_err(), "over capacity");
+        for cut in 0..bytes.len() {
+            assert!(Sessions::decode(&bytes[..cut], 8).is_err());
+        }
     }
 
     #[test]

@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     1  raft_type   1..=11, selects the layout below
+//!      0     1  raft_type   1..=14, selects the layout below
 //!      1     1  from        NodeId of the sender
 //!      2     8  term        sender's current term
 //! ```
@@ -57,6 +57,18 @@
 //!   10  PRE_VOTE_REQUEST           RAFT_REQ       10    8 last_log_idx
 //!                                                 18    8 last_log_term        (total 26)
 //!   11  PRE_VOTE_REPLY             RAFT_REP       10    1 granted  0 | 1       (total 11)
+//!   12  DROP_SUFFIX                RAFT_REQ       10    8 from_idx
+//!                                                 18    8 entry_term           (total 26)
+//!   13  INSTALL_SNAPSHOT_REQ       RAFT_REQ       10    8 last_idx   index the snapshot covers
+//!                                                 18    8 last_term  term of that entry
+//!                                                 26    8 total_len  bytes in the snapshot
+//!                                                 34    8 offset     of this chunk
+//!                                                 42    4 chunk_len  <= 1 MiB
+//!                                                 46    . chunk          (total 46 + chunk_len)
+//!   14  INSTALL_SNAPSHOT_REP       RAFT_REP       10    8 last_idx   the snapshot answered
+//!                                                 18    8 received   bytes held from offset 0
+//!                                                                  (= total_len: installed)
+//!                                                                               (total 26)
 //! ```
 //!
 //! Pre-vote (Raft dissertation §9.6, etcd `PreVote`) asks "would you vote for me?" without
@@ -139,6 +151,8 @@ pub enum RaftType {
     PreVoteRequest = 10,
     PreVoteReply = 11,
     DropSuffix = 12,
+    InstallSnapshotReq = 13,
+    InstallSnapshotRep = 14,
 }
 
 impl RaftType {
@@ -156,6 +170,8 @@ impl RaftType {
             10 => RaftType::PreVoteRequest,
             11 => RaftType::PreVoteReply,
             12 => RaftType::DropSuffix,
+            13 => RaftType::InstallSnapshotReq,
+            14 => RaftType::InstallSnapshotRep,
             _ => return Err(WireError::UnknownRaftType(v)),
         })
     }
@@ -169,8 +185,10 @@ impl RaftType {
             | RaftType::AppendEntriesReq
             | RaftType::AnnounceCommitReq
             | RaftType::RecoveryReq
-            | RaftType::DropSuffix => MsgType::RaftReq,
+            | RaftType::DropSuffix
+            | RaftType::InstallSnapshotReq => MsgType::RaftReq,
             RaftType::VoteReply
+            | RaftType::InstallSnapshotRep
             | RaftType::PreVoteReply
             | RaftType::AppendEntriesRep
             | RaftType::AnnounceCommitRep
@@ -333,6 +351,21 @@ pub enum RaftBody {
         from_idx: u64,
         entry_term: u64,
     },
+    /// One chunk of the leader's snapshot (state up to `last_idx`, whose entry has
+    /// `last_term`), for a follower that needs entries the leader no longer keeps.
+    InstallSnapshotReq {
+        last_idx: u64,
+        last_term: u64,
+        total_len: u64,
+        offset: u64,
+        chunk: Vec<u8>,
+    },
+    /// How many bytes of snapshot `last_idx` the follower holds (from offset 0); equal to the
+    /// snapshot's length once installed and durable.
+    InstallSnapshotRep {
+        last_idx: u64,
+        received: u64,
+    },
 }
 
 impl RaftBody {
@@ -347,6 +380,8 @@ impl RaftBody {
             RaftBody::AppendEntriesRepGroup { .. } => RaftType::AppendEntriesRepGroup,
             RaftBody::AnnounceCommitReq { .. } => RaftType::AnnounceCommitReq,
             RaftBody::DropSuffix { .. } => RaftType::DropSuffix,
+            RaftBody::InstallSnapshotReq { .. } => RaftType::InstallSnapshotReq,
+            RaftBody::InstallSnapshotRep { .. } => RaftType::InstallSnapshotRep,
             RaftBody::AnnounceCommitRep { .. } => RaftType::AnnounceCommitRep,
             RaftBody::RecoveryReq { .. } => RaftType::RecoveryReq,
             RaftBody::RecoveryRep { .. } => RaftType::RecoveryRep,
@@ -373,6 +408,8 @@ impl RaftBody {
             RaftBody::AppendEntriesRepGroup { dones, .. } => 17 + GROUP_DONE_LEN * dones.len(),
             RaftBody::AnnounceCommitReq { .. } => 8,
             RaftBody::DropSuffix { .. } => 16,
+            RaftBody::InstallSnapshotReq { chunk, .. } => 32 + BODY_LEN_LEN + chunk.len(),
+            RaftBody::InstallSnapshotRep { .. } => 16,
             RaftBody::AnnounceCommitRep { .. } => 16,
             RaftBody::RecoveryReq { .. } => 8 + ADDR_LEN + 2,
             RaftBody::RecoveryRep { body, .. } => 8 + ADDR_LEN + 2 + 1 + BODY_LEN_LEN + body.len(),
@@ -456,6 +493,23 @@ impl RaftBody {
             RaftBody::AnnounceCommitRep { commit_idx, done } => {
                 put_u64(out, *commit_idx);
                 put_u64(out, *done);
+            }
+            RaftBody::InstallSnapshotReq {
+                last_idx,
+                last_term,
+                total_len,
+                offset,
+                chunk,
+            } => {
+                put_u64(out, *last_idx);
+                put_u64(out, *last_term);
+                put_u64(out, *total_len);
+                put_u64(out, *offset);
+                put_body(out, chunk);
+            }
+            RaftBody::InstallSnapshotRep { last_idx, received } => {
+                put_u64(out, *last_idx);
+                put_u64(out, *received);
             }
             RaftBody::RecoveryReq {
                 log_idx,
@@ -562,6 +616,17 @@ impl RaftBody {
                 commit_idx: r.u64()?,
                 done: r.u64()?,
             },
+            RaftType::InstallSnapshotReq => RaftBody::InstallSnapshotReq {
+                last_idx: r.u64()?,
+                last_term: r.u64()?,
+                total_len: r.u64()?,
+                offset: r.u64()?,
+                chunk: get_body(r)?,
+            },
+            RaftType::InstallSnapshotRep => RaftBody::InstallSnapshotRep {
+                last_idx: r.u64()?,
+                received: r.u64()?,
+            },
             RaftType::RecoveryReq => RaftBody::RecoveryReq {
                 log_idx: r.u64()?,
                 client: r.addr()?,
@@ -639,6 +704,16 @@ impl RaftMessage {
                     from_idx,
                     entry_term,
                 } => ok(*from_idx) && ok(*entry_term),
+                RaftBody::InstallSnapshotReq {
+                    last_idx,
+                    last_term,
+                    total_len,
+                    offset,
+                    ..
+                } => ok(*last_idx) && ok(*last_term) && ok(*total_len) && ok(*offset),
+                RaftBody::InstallSnapshotRep { last_idx, received } => {
+                    ok(*last_idx) && ok(*received)
+                }
             }
     }
 
@@ -949,6 +1024,26 @@ mod tests {
                      0, 0, 0, 0, 0, 0, 0, 0x03],        // entry_term
             ),
             (
+                RaftBody::InstallSnapshotReq {
+                    last_idx: 0x46, last_term: 0x03, total_len: 0x500, offset: 0x100,
+                    chunk: vec![0xAB, 0xCD],
+                },
+                MsgType::RaftReq,
+                vec![0x0D, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
+                     0, 0, 0, 0, 0, 0, 0, 0x46,         // last_idx
+                     0, 0, 0, 0, 0, 0, 0, 0x03,         // last_term
+                     0, 0, 0, 0, 0, 0, 0x05, 0x00,      // total_len
+                     0, 0, 0, 0, 0, 0, 0x01, 0x00,      // offset
+                     0, 0, 0, 2, 0xAB, 0xCD],           // chunk_len, chunk
+            ),
+            (
+                RaftBody::InstallSnapshotRep { last_idx: 0x46, received: 0x300 },
+                MsgType::RaftRep,
+                vec![0x0E, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
+                     0, 0, 0, 0, 0, 0, 0, 0x46,         // last_idx
+                     0, 0, 0, 0, 0, 0, 0x03, 0x00],     // received
+            ),
+            (
                 RaftBody::AnnounceCommitRep { commit_idx: 0x44, done: 0x40 },
                 MsgType::RaftRep,
                 vec![0x07, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
@@ -1059,8 +1154,8 @@ mod tests {
             Err(WireError::UnknownRaftType(0))
         );
         assert_eq!(
-            RaftMessage::decode(&[13]),
-            Err(WireError::UnknownRaftType(13))
+            RaftMessage::decode(&[15]),
+            Err(WireError::UnknownRaftType(15))
         );
         let mut b = header(0xFF);
         b.extend_from_slice(&[0; 16]);
@@ -1385,6 +1480,25 @@ mod tests {
                         body,
                     }
                 }),
+            (
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                any::<u64>(),
+                arb_bytes()
+            )
+                .prop_map(|(last_idx, last_term, total_len, offset, chunk)| {
+                    RaftBody::InstallSnapshotReq {
+                        last_idx,
+                        last_term,
+                        total_len,
+                        offset,
+                        chunk,
+                    }
+                }),
+            (any::<u64>(), any::<u64>()).prop_map(|(last_idx, received)| {
+                RaftBody::InstallSnapshotRep { last_idx, received }
+            }),
         ]
     }
 

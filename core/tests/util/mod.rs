@@ -158,7 +158,15 @@ impl Cluster {
                 Output::Apply(c) => self.applied[i].push(c),
                 Output::Refuse { req_id, why, .. } => self.refused.push((i, req_id, why)),
                 Output::Event(e) => self.events.push((i, e)),
+                // No application here: the snapshot's state is the replica's own.
+                Output::Restore(snap) => {
+                    let now = self.now;
+                    self.replicas[i].snapshot_restored(now, snap);
+                }
             }
+        }
+        if self.replicas[i].snapshot_due() {
+            self.replicas[i].take_snapshot(&[]);
         }
     }
 
@@ -255,9 +263,15 @@ pub fn drain_one(r: &mut Replica, now: Instant) -> Vec<(Target, RaftMessage)> {
         let mut any = false;
         while let Some(o) = r.poll_output() {
             any = true;
-            if let Output::Send(m) = o {
-                out.push((m.to, m.msg));
+            match o {
+                Output::Send(m) => out.push((m.to, m.msg)),
+                Output::Restore(snap) => r.snapshot_restored(now, snap),
+                _ => {}
             }
+        }
+        if r.snapshot_due() {
+            r.take_snapshot(&[]);
+            any = true;
         }
         if !any {
             return out;

@@ -31,6 +31,7 @@ fn req(
         log_from: from,
         last_index: last,
         entries,
+        snapshot: None,
     }
 }
 
