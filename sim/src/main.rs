@@ -515,7 +515,8 @@ fn check(
         .iter()
         .filter(|o| !o.report.undecided.is_empty())
         .count();
-    // Not a verdict (liveness sees a follower that never converged), but worth knowing.
+    // Not a verdict (a follower behind compaction gets a snapshot; liveness sees one that
+    // never converged), but it says how often the snapshot path ran.
     let behind: Vec<u64> = outcomes
         .iter()
         .filter(|o| o.followers_behind_compaction > 0)
@@ -523,7 +524,7 @@ fn check(
         .collect();
     if !behind.is_empty() {
         println!(
-            "a follower fell behind compaction (no snapshots: it cannot catch up) in seeds {:?}{}",
+            "a follower fell behind compaction (it needed a snapshot) in seeds {:?}{}",
             &behind[..behind.len().min(10)],
             if behind.len() > 10 { " …" } else { "" }
         );

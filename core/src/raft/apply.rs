@@ -10,7 +10,8 @@ use super::{ApplyMode, Canary, Committed, Output, Replica, Role};
 use crate::wire::raft::LogEntry;
 use crate::wire::Policy;
 
-/// Entries compaction waits for before it drops any (one compaction per this many).
+/// Entries compaction waits for before it drops any (one compaction per this many, or per
+/// snapshot interval if shorter).
 pub const COMPACTION_STEP: u64 = 1024;
 
 impl Replica {
@@ -188,7 +189,9 @@ impl Replica {
             upto = upto.max(min_match.min(self.applied_index));
         }
         let upto = upto.min(snapshot_index);
-        if upto >= self.log.first_index() + COMPACTION_STEP {
+        // Never a step longer than the snapshot interval (small intervals compact often).
+        let step = COMPACTION_STEP.min(self.cfg.snapshot_interval_entries);
+        if upto >= self.log.first_index() + step {
             self.log.compact_to(upto);
             let first = self.log.first_index();
             self.abandoned.retain(|&i| i >= first);

@@ -140,10 +140,16 @@ pub enum Canary {
     /// A leader that cannot find the body of an uncommitted write anywhere keeps leading
     /// and keeps asking: the cluster stalls until a holder of the body comes back.
     KeepUnrecoverableSuffix,
+    /// A follower acknowledges an installed snapshot before storage holds it: after a crash
+    /// it has less than it promised.
+    SnapshotAckBeforePersist,
+    /// Snapshots leave out the client sessions: a follower that installs one takes copies of
+    /// requests applied before it for fresh ones.
+    SnapshotWithoutSessions,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 13] = [
+    pub const ALL: [Canary; 15] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -157,6 +163,8 @@ impl Canary {
         Canary::RecoveredBodyNotPersisted,
         Canary::AckUnmatchedSuffix,
         Canary::KeepUnrecoverableSuffix,
+        Canary::SnapshotAckBeforePersist,
+        Canary::SnapshotWithoutSessions,
     ];
 
     pub fn name(self) -> &'static str {
@@ -174,6 +182,8 @@ impl Canary {
             Canary::RecoveredBodyNotPersisted => "recovered-body-not-persisted",
             Canary::AckUnmatchedSuffix => "ack-unmatched-suffix",
             Canary::KeepUnrecoverableSuffix => "keep-unrecoverable-suffix",
+            Canary::SnapshotAckBeforePersist => "snapshot-ack-before-persist",
+            Canary::SnapshotWithoutSessions => "snapshot-without-sessions",
         }
     }
 }

@@ -370,6 +370,16 @@ impl Replica {
             self.maybe_commit(now);
             return;
         }
+        if result == AppendResult::PartialMissing && last_log_idx + 1 < self.log.first_index() {
+            // Its log matches ours but it lacks a body of an entry we no longer keep, nor may
+            // anyone (every replica compacts behind its applied index): recovery can never
+            // complete it, only a snapshot. (Harsh seed 140, with a 32-entry retention: the
+            // follower asked for body 1004 for good while the leader heartbeated it.)
+            p.acknowledge_match(last_log_idx, last);
+            self.send_snapshot(now, from);
+            self.maybe_commit(now);
+            return;
+        }
         // Only an answer to an AppendEntries in flight frees its slot and may trigger sends.
         // Three kinds of reply answer none:
         // - NeedMore answers a batch the switch relayed, never a direct AppendEntries. Each

@@ -146,7 +146,11 @@ impl Replica {
             .term_at(index)
             .expect("the applied index is in the log or at its compacted boundary");
         let mut sessions = Vec::new();
-        self.sessions.encode(&mut sessions);
+        if self.canary(super::Canary::SnapshotWithoutSessions) {
+            Sessions::new(1).encode(&mut sessions);
+        } else {
+            self.sessions.encode(&mut sessions);
+        }
         let data: Arc<[u8]> = Snapshot::compose(&sessions, app_state).into();
         let len = data.len();
         let s = Snapshot { index, term, data };
@@ -259,9 +263,11 @@ impl Replica {
             self.become_follower(now, term, Some(from));
         }
         self.reset_election_deadline(now);
-        if last_idx <= self.commit_index {
+        if last_idx <= self.applied_index {
             // Already past it (a late chunk, or the transfer raced with AppendEntries):
-            // committed entries match the leader's, so say how far we are.
+            // committed entries match the leader's, so say how far we are. Not "committed"
+            // but "applied": a HovercRaft follower may know entries committed whose bodies
+            // it lacks and nobody keeps any more; it needs the snapshot (harsh seed 431).
             self.reply_holding_committed(from);
             return;
         }
@@ -330,25 +336,37 @@ impl Replica {
             return;
         };
         debug_assert!(
-            snap.index > self.commit_index,
+            snap.index > self.applied_index,
             "checked when the last chunk came"
         );
         let (index, term) = (snap.index, snap.term);
-        if !self.log.is_empty() {
-            let first = self.log.first_index();
-            self.truncate_log_from(now, first);
+        if self.log.term_at(index) == Some(term) && index >= self.log.first_index() {
+            // Our log holds the snapshot's last entry (we only lacked bodies before it): the
+            // entries after it match the leader's and stay (Log Matching); those it covers go.
+            self.log.compact_to(index);
+            self.body_complete_index = self.body_complete_index.max(index);
+            self.leader_match_index = self.leader_match_index.max(index);
+            self.recoveries.retain(|&k, _| k > index);
+            self.recovery_attempts.retain(|&k, _| k > index);
+            self.abandoned.retain(|&k| k > index);
+        } else {
+            if !self.log.is_empty() {
+                let first = self.log.first_index();
+                self.truncate_log_from(now, first);
+            }
+            self.log.reset_to(index, term);
+            self.mark_log_from(index + 1);
+            self.body_complete_index = index;
+            self.leader_match_index = index;
+            self.recoveries.clear();
+            self.recovery_attempts.clear();
+            self.abandoned.clear();
         }
-        self.log.reset_to(index, term);
-        self.mark_log_from(index + 1);
         self.sessions = sessions;
         self.pending_ids.clear(0);
-        self.commit_index = index;
+        // Commit never moves back (we may know a later commit index than the snapshot's).
+        self.commit_index = self.commit_index.max(index);
         self.applied_index = index;
-        self.body_complete_index = index;
-        self.leader_match_index = index;
-        self.recoveries.clear();
-        self.recovery_attempts.clear();
-        self.abandoned.clear();
         self.counters.snapshots_installed += 1;
         let bytes = snap.data.len() as u64;
         self.snapshot_to_persist = Some(snap.clone());
@@ -356,9 +374,12 @@ impl Replica {
         let id = self.id;
         self.balancer.report_applied(id, index);
         self.emit(Event::SnapshotInstalled { index, term, bytes });
+        self.advance_body_complete();
+        self.apply_committed();
         // Durable: "I hold everything up to `index`" must survive a crash.
         let reply = self.append_reply(AppendResult::Success, index, index);
-        self.send(Target::Peer(leader), reply, true);
+        let durable = !self.canary(super::Canary::SnapshotAckBeforePersist);
+        self.send(Target::Peer(leader), reply, durable);
         self.check_invariants();
     }
 

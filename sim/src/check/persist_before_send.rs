@@ -72,9 +72,9 @@ fn violation(storage: &Storage, payload: &[u8], host: usize) -> Option<String> {
             result: AppendResult::Success | AppendResult::PartialMissing,
             last_log_idx,
             ..
-        } if storage.keeps_image() && (image.entries.len() as u64) < last_log_idx => Some(format!(
-            "node {host} acknowledged index {last_log_idx} with only {} entries durable",
-            image.entries.len()
+        } if storage.keeps_image() && image.last_index() < last_log_idx => Some(format!(
+            "node {host} acknowledged index {last_log_idx} with storage holding up to {}",
+            image.last_index()
         )),
         // An acknowledgement also promises the bodies of the writes it covers (the leader
         // compacts behind it): harsh seed 2434 lost a write whose body was only in memory.

@@ -399,7 +399,34 @@ fn harsh(seed: u64) -> Value {
     let mut json = world.json(&mut rng, faults);
     // Drawn last, so the worlds above keep their draws.
     lasting_and_loaded(&mut rng, mode, &mut json);
+    snapshots_and_long_outages(&mut rng, &mut json);
     json
+}
+
+/// Harsh profile, drawn after everything else: in 40% of the worlds, snapshots every few
+/// hundred entries with a short in-memory log (so a run of a few thousand entries takes,
+/// sends and installs several), small chunks (so a transfer spans many, and losses hit
+/// it), and one node cut off for a long outage (20–90 ms, both ways) while load goes on, so
+/// it comes back behind the leader's compaction point and needs a snapshot.
+fn snapshots_and_long_outages(rng: &mut impl Rng, json: &mut Value) {
+    if !rng.gen_bool(0.4) {
+        return;
+    }
+    json["raft"]["snapshot_interval_entries"] =
+        json!(*[64u64, 256, 1024].choose(rng).expect("non-empty"));
+    json["raft"]["log_retention_entries"] = json!(*[0u64, 32, 256].choose(rng).expect("non-empty"));
+    json["raft"]["snapshot_chunk_bytes"] =
+        json!(*[256u64, 4096, 65_536].choose(rng).expect("non-empty"));
+    let nodes = json["nodes"].as_u64().unwrap_or(3);
+    let node = rng.gen_range(0..nodes);
+    let at = rng.gen_range(FAULTS_FROM_MS..30);
+    let heal = (at + rng.gen_range(20..=90)).min(HEAL_BY_MS);
+    let rest: Vec<u64> = (0..nodes).filter(|&n| n != node).collect();
+    let mut faults: Vec<Value> = json["faults"].as_array().cloned().unwrap_or_default();
+    faults.push(json!({ "action": "partition", "at_ms": at, "heal_ms": heal,
+                        "groups": [[node], rest] }));
+    faults.sort_by_key(|f| f["at_ms"].as_u64());
+    json["faults"] = Value::Array(faults);
 }
 
 /// Harsh profile, last draws: a fault that never heals (the leader of the moment isolated
