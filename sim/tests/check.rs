@@ -67,6 +67,13 @@ fn regression_seeds_pass() {
 ///   it" because its commit index was, though its applied index was not (431). Fix: a
 ///   partial success below the leader's first kept index gets the snapshot, and a follower
 ///   takes any snapshot past its applied index, keeping its log after it when it matches.
+/// - 7165, 9105: a follower that installed a snapshot keeping its log after it never wrote
+///   those entries (the persist request started below the snapshot), yet acknowledged them.
+/// - 8635: HovercRaft++: a new leader holding inherited entries as metadata only went on the
+///   switch path, which counted it as holding them: followers applied entries whose bodies
+///   only one replica held, and the leader, finding them nowhere, dropped them. Fix: such a
+///   leader replicates directly until it holds every body (and a replica asked for a body it
+///   compacted says so, RECOVERY_COMPACTED: the entry is committed, never "unrecoverable").
 #[test]
 fn harsh_regression_seeds_pass() {
     let opts = SwarmOptions {
@@ -75,7 +82,7 @@ fn harsh_regression_seeds_pass() {
     };
     for seed in [
         140, 153, 319, 422, 431, 742, 920, 930, 1028, 1179, 1207, 1292, 1809, 2363, 2434, 2743,
-        3003, 3704, 3998, 7088, 8162, 9156, 9464, 9620,
+        3003, 3704, 3998, 7088, 7165, 8162, 8635, 9105, 9156, 9464, 9620,
     ] {
         let o = run_seed_with(seed, &opts);
         assert!(

@@ -88,6 +88,12 @@ impl Replica {
 
     /// The election timer fired: ask for pre-votes first (if on), else stand at once.
     pub(crate) fn campaign(&mut self, now: Instant) {
+        if self.applied_index < self.needs_snapshot_upto {
+            // It lacks state a peer holds only as a snapshot: as leader it could not apply,
+            // so it waits for a leader that can send it.
+            self.reset_election_deadline(now);
+            return;
+        }
         if self.cfg.pre_vote && self.n() > 1 {
             self.start_pre_vote(now);
         } else {
@@ -369,6 +375,15 @@ impl Replica {
         // so the switch only ever counts entries of the current term.
         self.switch_next = self.log.last_index() + 1;
         self.clear_switch_in_flight();
+        if self.mode == crate::types::Mode::HovercraftPlusPlus
+            && self.body_complete_index < self.log.last_index()
+        {
+            // It holds earlier entries as metadata only: the switch would count it as
+            // holding them, and tell followers they are committed while a majority may not
+            // hold their bodies (harsh seed 8635: followers applied entries this leader then
+            // dropped as unrecoverable). The direct path until it holds them all.
+            self.start_on_direct_path(now);
+        }
         self.emit(Event::RoleChanged {
             role: Role::Leader,
             term: self.term,

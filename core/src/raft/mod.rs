@@ -189,6 +189,9 @@ pub struct ReplicaCounters {
     /// Snapshots refused: larger than `raft.max_snapshot_bytes`, or unreadable.
     #[serde(skip_serializing_if = "is_zero")]
     pub snapshots_refused: u64,
+    /// Recovery requests answered "compacted, my snapshot covers it" (by or to this node).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub recoveries_compacted: u64,
     /// AppendEntries unanswered for `append_retry_us`: the follower is probed again from
     /// what it acknowledged. Not in summaries while 0.
     #[serde(skip_serializing_if = "is_zero")]
@@ -291,6 +294,9 @@ pub struct Replica {
     /// Follower: a received snapshot the driver is loading (the leader to answer and the
     /// sessions it carries).
     restoring: Option<(NodeId, Sessions)>,
+    /// Entries up to here are committed but only a snapshot can bring their effect (a peer
+    /// answered RECOVERY_COMPACTED): until this node applied them, it does not campaign.
+    needs_snapshot_upto: u64,
 
     // HovercRaft++ (leader side).
     use_switch: bool,
@@ -373,6 +379,7 @@ impl Replica {
             snapshot_to_persist: None,
             incoming: None,
             restoring: None,
+            needs_snapshot_upto: 0,
             use_switch: mode == Mode::HovercraftPlusPlus,
             switch_in_flight: VecDeque::new(),
             switch_next: 1,
@@ -770,6 +777,11 @@ impl Replica {
             InstallSnapshotRep { last_idx, received } => {
                 self.on_install_snapshot_reply(now, from, msg.term, last_idx, received)
             }
+            RecoveryCompacted {
+                log_idx,
+                snapshot_idx,
+                snapshot_term,
+            } => self.on_recovery_compacted(now, log_idx, snapshot_idx, snapshot_term),
             AppendEntriesRepGroup {
                 last_log_idx,
                 commit_idx,

@@ -40,7 +40,14 @@ impl Replica {
         self.persist_seq += 1;
         self.counters.persists += 1;
         let last_index = self.log.last_index();
-        let entries = match self.log_dirty_from {
+        // Changed entries a snapshot has since covered are not written (the snapshot goes
+        // with this request); the ones after it are. An installed snapshot that kept our log
+        // after it left `log_dirty_from` below the new first index, and the entries after the
+        // snapshot were never written though acknowledged (harsh seed 7165).
+        let log_from = self
+            .log_dirty_from
+            .map(|from| from.max(self.log.first_index()));
+        let entries = match log_from {
             Some(from) => self
                 .log
                 .slice(from, (last_index + 1).saturating_sub(from) as usize),
@@ -55,7 +62,7 @@ impl Replica {
             } else {
                 self.voted_for
             },
-            log_from: self.log_dirty_from,
+            log_from,
             last_index,
             entries,
             snapshot: self.snapshot_to_persist.take(),

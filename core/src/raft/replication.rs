@@ -834,6 +834,24 @@ impl Replica {
         // fact about (client, req_id), checked by the asker against its own entry.
         let _ = term;
         let Some((body, policy)) = self.find_body(log_idx, client, req_id) else {
+            if let Some(s) = self
+                .snapshot
+                .as_ref()
+                .filter(|s| log_idx < self.log.first_index() && s.index >= log_idx)
+            {
+                // Compacted: we applied it (so it is committed), and our snapshot holds its
+                // effect. Saying so keeps the asker from taking "nobody holds the body" for
+                // "never committed" (harsh seed 8635: a new leader dropped committed entries
+                // whose bodies every other replica had compacted).
+                let msg = self.msg(RaftBody::RecoveryCompacted {
+                    log_idx,
+                    snapshot_idx: s.index,
+                    snapshot_term: s.term,
+                });
+                self.counters.recoveries_compacted += 1;
+                self.send(Target::Peer(from), msg, false);
+                return;
+            }
             self.counters.stale_messages += 1;
             return;
         };
@@ -869,6 +887,39 @@ impl Replica {
         e.body = Some(body);
         self.body_filled_at(log_idx);
         self.after_body_filled(now);
+    }
+
+    /// A peer no longer holds the body of entry `log_idx`: its snapshot at `snapshot_idx` (of
+    /// `snapshot_term`) covers it. If our log holds that entry, Log Matching makes our log up
+    /// to it the peer's, all applied there, so committed: we learn the commit index, and that
+    /// only a snapshot brings the state (recovery never will). A leader steps down so that a
+    /// node holding the state leads, and does not campaign until it has it; as a follower it
+    /// gets the snapshot from its leader (a partial success below the leader's first kept
+    /// index asks for one).
+    pub(crate) fn on_recovery_compacted(
+        &mut self,
+        now: Instant,
+        log_idx: u64,
+        snapshot_idx: u64,
+        snapshot_term: u64,
+    ) {
+        self.recoveries.remove(&log_idx);
+        if snapshot_idx <= self.applied_index
+            || log_idx > snapshot_idx
+            || self.log.term_at(snapshot_idx) != Some(snapshot_term)
+        {
+            self.counters.stale_messages += 1;
+            return;
+        }
+        self.counters.recoveries_compacted += 1;
+        self.needs_snapshot_upto = self.needs_snapshot_upto.max(snapshot_idx);
+        if snapshot_idx > self.commit_index {
+            self.commit_index = snapshot_idx;
+            self.apply_committed();
+        }
+        if self.role == Role::Leader {
+            self.become_follower(now, self.term, None);
+        }
     }
 
     /// Follower: a multicast body arrived; it may complete an entry ordered before it came.

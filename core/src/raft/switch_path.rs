@@ -97,6 +97,10 @@ impl Replica {
         let Some(prev_term) = self.log.term_at(prev) else {
             return;
         };
+        if self.body_complete_index < prev {
+            // As in `send_entry_via_switch`: not while we lack a body before the batch.
+            return;
+        }
         let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
         for e in &mut entries {
             e.body = None;
@@ -133,6 +137,24 @@ impl Replica {
             && self.timers.expired(Timer::SwitchProbe, now)
         {
             self.probe_switch(now);
+        }
+    }
+
+    /// A new leader lacking bodies of entries it inherited starts on the direct path; the
+    /// switch probe brings it back once it holds them (`send_entry_via_switch`).
+    pub(crate) fn start_on_direct_path(&mut self, now: Instant) {
+        let was = self.use_switch;
+        self.use_switch = false;
+        self.timers.set(
+            Timer::SwitchProbe,
+            now + Duration::from_us(self.cfg.switch_probe_us),
+        );
+        if was {
+            self.counters.switch_fallbacks += 1;
+            self.emit(Event::SwitchPath {
+                via_switch: false,
+                term: self.term,
+            });
         }
     }
 
@@ -228,6 +250,10 @@ impl Replica {
             return false;
         }
         if index == 0 || self.log.term_at(index) != Some(self.term) {
+            return false;
+        }
+        if self.body_complete_index + 1 < index {
+            // The switch would count us as holding every entry before `index`, bodies too.
             return false;
         }
         let Some(prev_term) = self.log.term_at(index - 1) else {

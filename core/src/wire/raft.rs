@@ -12,7 +12,7 @@
 //!
 //! ```text
 //! offset  size  field
-//!      0     1  raft_type   1..=14, selects the layout below
+//!      0     1  raft_type   1..=15, selects the layout below
 //!      1     1  from        NodeId of the sender
 //!      2     8  term        sender's current term
 //! ```
@@ -69,6 +69,9 @@
 //!                                                 18    8 received   bytes held from offset 0
 //!                                                                  (= total_len: installed)
 //!                                                                               (total 26)
+//!   15  RECOVERY_COMPACTED         RAFT_REP       10    8 log_idx      the body asked for
+//!                                                 18    8 snapshot_idx its snapshot covers it
+//!                                                 26    8 snapshot_term              (total 34)
 //! ```
 //!
 //! Pre-vote (Raft dissertation §9.6, etcd `PreVote`) asks "would you vote for me?" without
@@ -153,6 +156,7 @@ pub enum RaftType {
     DropSuffix = 12,
     InstallSnapshotReq = 13,
     InstallSnapshotRep = 14,
+    RecoveryCompacted = 15,
 }
 
 impl RaftType {
@@ -172,6 +176,7 @@ impl RaftType {
             12 => RaftType::DropSuffix,
             13 => RaftType::InstallSnapshotReq,
             14 => RaftType::InstallSnapshotRep,
+            15 => RaftType::RecoveryCompacted,
             _ => return Err(WireError::UnknownRaftType(v)),
         })
     }
@@ -189,6 +194,7 @@ impl RaftType {
             | RaftType::InstallSnapshotReq => MsgType::RaftReq,
             RaftType::VoteReply
             | RaftType::InstallSnapshotRep
+            | RaftType::RecoveryCompacted
             | RaftType::PreVoteReply
             | RaftType::AppendEntriesRep
             | RaftType::AnnounceCommitRep
@@ -366,6 +372,14 @@ pub enum RaftBody {
         last_idx: u64,
         received: u64,
     },
+    /// "I no longer hold entry `log_idx`: my snapshot at `snapshot_idx` (whose entry has
+    /// `snapshot_term`) covers it". The answer to a RECOVERY_REQ for a compacted entry: it
+    /// was applied, so committed, and only a snapshot can bring its effect back.
+    RecoveryCompacted {
+        log_idx: u64,
+        snapshot_idx: u64,
+        snapshot_term: u64,
+    },
 }
 
 impl RaftBody {
@@ -382,6 +396,7 @@ impl RaftBody {
             RaftBody::DropSuffix { .. } => RaftType::DropSuffix,
             RaftBody::InstallSnapshotReq { .. } => RaftType::InstallSnapshotReq,
             RaftBody::InstallSnapshotRep { .. } => RaftType::InstallSnapshotRep,
+            RaftBody::RecoveryCompacted { .. } => RaftType::RecoveryCompacted,
             RaftBody::AnnounceCommitRep { .. } => RaftType::AnnounceCommitRep,
             RaftBody::RecoveryReq { .. } => RaftType::RecoveryReq,
             RaftBody::RecoveryRep { .. } => RaftType::RecoveryRep,
@@ -410,6 +425,7 @@ impl RaftBody {
             RaftBody::DropSuffix { .. } => 16,
             RaftBody::InstallSnapshotReq { chunk, .. } => 32 + BODY_LEN_LEN + chunk.len(),
             RaftBody::InstallSnapshotRep { .. } => 16,
+            RaftBody::RecoveryCompacted { .. } => 24,
             RaftBody::AnnounceCommitRep { .. } => 16,
             RaftBody::RecoveryReq { .. } => 8 + ADDR_LEN + 2,
             RaftBody::RecoveryRep { body, .. } => 8 + ADDR_LEN + 2 + 1 + BODY_LEN_LEN + body.len(),
@@ -510,6 +526,15 @@ impl RaftBody {
             RaftBody::InstallSnapshotRep { last_idx, received } => {
                 put_u64(out, *last_idx);
                 put_u64(out, *received);
+            }
+            RaftBody::RecoveryCompacted {
+                log_idx,
+                snapshot_idx,
+                snapshot_term,
+            } => {
+                put_u64(out, *log_idx);
+                put_u64(out, *snapshot_idx);
+                put_u64(out, *snapshot_term);
             }
             RaftBody::RecoveryReq {
                 log_idx,
@@ -627,6 +652,11 @@ impl RaftBody {
                 last_idx: r.u64()?,
                 received: r.u64()?,
             },
+            RaftType::RecoveryCompacted => RaftBody::RecoveryCompacted {
+                log_idx: r.u64()?,
+                snapshot_idx: r.u64()?,
+                snapshot_term: r.u64()?,
+            },
             RaftType::RecoveryReq => RaftBody::RecoveryReq {
                 log_idx: r.u64()?,
                 client: r.addr()?,
@@ -714,6 +744,11 @@ impl RaftMessage {
                 RaftBody::InstallSnapshotRep { last_idx, received } => {
                     ok(*last_idx) && ok(*received)
                 }
+                RaftBody::RecoveryCompacted {
+                    log_idx,
+                    snapshot_idx,
+                    snapshot_term,
+                } => ok(*log_idx) && ok(*snapshot_idx) && ok(*snapshot_term),
             }
     }
 
@@ -1044,6 +1079,14 @@ mod tests {
                      0, 0, 0, 0, 0, 0, 0x03, 0x00],     // received
             ),
             (
+                RaftBody::RecoveryCompacted { log_idx: 0x47, snapshot_idx: 0x50, snapshot_term: 0x03 },
+                MsgType::RaftRep,
+                vec![0x0F, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
+                     0, 0, 0, 0, 0, 0, 0, 0x47,         // log_idx
+                     0, 0, 0, 0, 0, 0, 0, 0x50,         // snapshot_idx
+                     0, 0, 0, 0, 0, 0, 0, 0x03],        // snapshot_term
+            ),
+            (
                 RaftBody::AnnounceCommitRep { commit_idx: 0x44, done: 0x40 },
                 MsgType::RaftRep,
                 vec![0x07, 0x01, 0, 0, 0, 0, 0, 0, 0, 7,
@@ -1154,8 +1197,8 @@ mod tests {
             Err(WireError::UnknownRaftType(0))
         );
         assert_eq!(
-            RaftMessage::decode(&[15]),
-            Err(WireError::UnknownRaftType(15))
+            RaftMessage::decode(&[16]),
+            Err(WireError::UnknownRaftType(16))
         );
         let mut b = header(0xFF);
         b.extend_from_slice(&[0; 16]);
@@ -1499,6 +1542,13 @@ mod tests {
             (any::<u64>(), any::<u64>()).prop_map(|(last_idx, received)| {
                 RaftBody::InstallSnapshotRep { last_idx, received }
             }),
+            (any::<u64>(), any::<u64>(), any::<u64>()).prop_map(
+                |(log_idx, snapshot_idx, snapshot_term)| RaftBody::RecoveryCompacted {
+                    log_idx,
+                    snapshot_idx,
+                    snapshot_term
+                }
+            ),
         ]
     }
 

@@ -373,7 +373,10 @@ impl World {
                     ..
                 } => d.story.push(format!(
                     "node {host} finds follower {follower} behind compaction (it needs {needs}, \
-                     entries are kept from {first_kept}): it cannot catch up without a snapshot"
+                     entries are kept from {first_kept}): it sends its snapshot"
+                )),
+                NodeEvent::SnapshotInstalled { index, bytes, .. } => d.story.push(format!(
+                    "node {host} installs the leader's snapshot at index {index} ({bytes} bytes)"
                 )),
                 _ => {}
             }
