@@ -78,8 +78,9 @@
 //! post-mortem), and restart it: it starts empty and catches up from the leader. A node that
 //! lost durable state must not vote until it has caught up (it may have voted in the current
 //! term, and with an empty log it would vote for a candidate missing committed entries). The
-//! core has no such "no vote until caught up" mode yet — TODO(issue 15). Until then, rejoin a wiped node only while all other nodes are up and a leader is
-//! serving, and wipe one node at a time. A wiped node has also forgotten which replies it
+//! core has no such "no vote until caught up" mode yet — TODO(issue 15). Until then, rejoin
+//! a wiped node only while all other nodes are up and a leader is serving, and wipe one node
+//! at a time. A wiped node has also forgotten which replies it
 //! sent, so while catching up it answers again the requests it was the designated replier of
 //! (clients see duplicates: 354 of 5996 requests in `tests/damaged_log.rs`); the same core
 //! mode should hold its replies up to the commit index it first learns (TODO(issue 15)).
@@ -92,13 +93,13 @@
 //!
 //! # Growth
 //!
-//! The log grows with the entries since the last snapshot (about 60 bytes per
-//! metadata-only HovercRaft entry in its own record, less when records carry several; plus
-//! the body where the node held it when the entry was persisted) and with rewritten
-//! suffixes; each snapshot cuts it back to the entries after it (`raft.snapshot_interval_entries`
-//! bounds them). Disk use is then about one snapshot (the application's state and the
-//! sessions) plus one interval of log, and a restart replays no more than that. Replay
-//! reads both files into memory (the state it rebuilds is held in memory anyway).
+//! The log grows with the entries since the last snapshot (about 60 bytes per metadata-only
+//! HovercRaft entry in its own record, less when records carry several; plus the body where
+//! the node held it when the entry was persisted) and with rewritten suffixes; each snapshot
+//! cuts it back to the entries after it (`raft.snapshot_interval_entries` bounds them). Disk
+//! use is then about one snapshot (the application's state and the sessions) plus one
+//! interval of log, and a restart replays no more than that. Replay reads both files into
+//! memory (the state it rebuilds is held in memory anyway).
 #![forbid(unsafe_code)]
 
 pub mod snapshot;

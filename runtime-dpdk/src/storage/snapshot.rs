@@ -90,7 +90,10 @@ pub fn decode(data: &[u8], want: &LogIdentity) -> Result<SnapshotFile, ReplayErr
     if crc32fast::hash(&data[..end]) != u32::from_le_bytes(crc) {
         let held = (data.len() - min) as u64;
         return Err(damaged(if held < data_len {
-            format!("checksum mismatch; it declares {data_len} bytes of data and holds {held} (truncated)")
+            format!(
+                "checksum mismatch; it declares {data_len} bytes of data and holds {held} \
+                 (truncated)"
+            )
         } else {
             format!("checksum mismatch over its {} bytes", data.len())
         }));
