@@ -3,8 +3,9 @@
 //! 1 000 behind the applied index; a follower is stopped while the load goes on, so the
 //! leader's log no longer holds what it needs; restarted, it installs the leader's snapshot,
 //! catches up, and `hovercraft-loadgen --verify` reads back every acknowledged write. Then
-//! the follower restarts once more, now from its own snapshot and bounded log. Prints the
-//! catch-up time and the snapshot's size.
+//! the follower restarts once more, now from its own snapshot and bounded log; with its
+//! snapshot damaged it refuses to start (exit 3). Prints the catch-up time and the snapshot's
+//! size.
 //!
 //! `HC_REQUIRE_LOOPBACK=1` makes a missing prerequisite a failure instead of a skip.
 
@@ -229,4 +230,34 @@ fn steps(c: &mut Cluster) {
         again["restored_snapshot_index"], again["restored_entries"], again["replay_ms"]
     );
     assert!(u(&again["restored_snapshot_index"]) > 0, "{again}");
+
+    // 6. A damaged snapshot stops the node (exit 3, one line naming the file); put back, the
+    //    node starts again.
+    c.kill(f);
+    let snap = c.dir.join("data").join(format!("node{f}")).join("snapshot");
+    let good = std::fs::read(&snap).unwrap();
+    let mut bad = good.clone();
+    let at = bad.len() / 2;
+    bad[at] ^= 0x10;
+    std::fs::write(&snap, &bad).unwrap();
+    c.start(f);
+    let child = c.nodes[f].as_mut().unwrap();
+    let status = wait_for(Duration::from_secs(10), || child.try_wait().unwrap())
+        .expect("the node with a damaged snapshot did not stop within 10 s");
+    c.nodes[f] = None;
+    assert_eq!(status.code(), Some(3), "{}", c.stderr(f));
+    let err = c.stderr(f);
+    let line = err
+        .lines()
+        .rfind(|l| l.contains("damaged snapshot"))
+        .unwrap_or_else(|| panic!("no refusal in:\n{err}"));
+    assert!(line.contains(&format!("{}: ", snap.display())), "{line}");
+    println!("refused: {line}");
+    std::fs::write(&snap, &good).unwrap();
+    c.start(f);
+    wait_for(CATCH_UP_BOUND, || {
+        let s = fresh_status(c, f)?;
+        (s["leader"] != Value::Null).then_some(())
+    })
+    .unwrap_or_else(|| panic!("follower {f} did not start again: {:?}", c.stderr(f)));
 }
