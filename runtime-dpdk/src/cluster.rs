@@ -127,7 +127,7 @@ pub struct NodeEntry {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// Each node keeps `<dir>/node<id>/raft.log` and `status.json` here.
+    /// Each node keeps `<dir>/node<id>/raft.log`, `snapshot` and `status.json` here.
     pub dir: PathBuf,
     /// `false` skips fsync (microbenchmarks only: a power loss then loses acknowledged
     /// state; the node warns at start).

@@ -8,8 +8,9 @@
 //! - [`redis`]: the Redis application backend (each replica applies to its own redis-server).
 //! - [`ycsb_check`]: YCSB-E scans checked against the inserts acknowledged before them.
 //! - [`storage`]: the append-only Raft log file (header with the cluster and node identity,
-//!   checksummed numbered records, linear replay that cuts only a torn last write) and its
-//!   storage thread (`storage::writer`: group-committed fsync off the event loop).
+//!   checksummed numbered records, linear replay that cuts only a torn last write), the
+//!   durable snapshot beside it (the log is rewritten behind each one), and the storage
+//!   thread (`storage::writer`: group-committed fsync off the event loop).
 //! - [`server`]: the node's event loop (`hovercraft-node`).
 //! - [`bench`]: the runtime bench — raw R2P2 ping-pong against the cluster, same backend.
 //! - [`loadgen`]: the open-loop load generator (`hovercraft-loadgen`), its summary and the

@@ -30,7 +30,7 @@ use crate::cluster::ClusterFile;
 use crate::io::{self as backend, Io, UdpOptions, MAX_DATAGRAM};
 use crate::redis::{self, FatalSlot, RedisApp};
 use crate::storage::writer::{StorageCounters, Writer, MAX_HELD_REQUESTS};
-use crate::storage::{LogFile, LogIdentity};
+use crate::storage::{self, LogFile, LogIdentity};
 
 /// Datagrams handled per turn before the node's outputs are drained.
 pub const RX_BATCH: usize = 64;
@@ -65,6 +65,8 @@ pub struct Status {
     pub last_index: u64,
     pub log_file_bytes: u64,
     pub restored_entries: u64,
+    /// Index of the snapshot the node restarted from (0: none).
+    pub restored_snapshot_index: u64,
     /// Time the start-up replay of the log took.
     pub replay_ms: f64,
     pub io: IoCounters,
@@ -121,6 +123,7 @@ pub struct Server {
     counters: IoCounters,
     spin_service_time: bool,
     restored_entries: u64,
+    restored_snapshot_index: u64,
     replay_ms: f64,
     last_heard: Vec<Instant>,
     silence_warned: bool,
@@ -181,8 +184,11 @@ impl Server {
         })?;
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
+        let mut restored_snapshot_index = 0;
         let mut replay_ms = 0.0;
-        let (mut node, writer) = if cluster.mode.is_replicated() {
+        // Storage first (its refusal is the most specific error), then the application, then
+        // the node: the application that runs is the one the snapshot is loaded into.
+        let (durable, writer) = if cluster.mode.is_replicated() {
             if !cluster.storage.fsync {
                 eprintln!(
                     "node {id}: warning: storage.fsync is off: acknowledged state is lost on \
@@ -206,8 +212,18 @@ impl Server {
                     cut.reason
                 );
             }
-            let node = if replay.records > 0 {
-                restored_entries = durable.entries.len() as u64;
+            restored_entries = durable.entries.len() as u64;
+            if let Some(s) = &durable.snapshot {
+                restored_snapshot_index = s.index;
+                eprintln!(
+                    "node {id}: restored snapshot at index {} (term {}, {} bytes) from {}",
+                    s.index,
+                    s.term,
+                    replay.snapshot_file_bytes,
+                    storage::snapshot::snapshot_path(&path).display()
+                );
+            }
+            if replay.records > 0 {
                 eprintln!(
                     "node {id}: restored term {} vote {:?} and {} log entries ({} records) \
                      from {} in {replay_ms:.1} ms",
@@ -217,18 +233,15 @@ impl Server {
                     replay.records,
                     path.display()
                 );
-                Node::restored(cfg, clock.now(), durable)
-            } else {
-                Node::new_at(cfg, clock.now())
             }
-            .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
             let writer = Writer::start(log)
                 .with_context(|| format!("node {id}: cannot start the storage thread"))?;
-            (node, Some(writer))
+            (Some(durable), Some(writer))
         } else {
-            let node = Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("{e}"))?;
-            (node, None)
+            (None, None)
         };
+        let mut node =
+            Node::new_at(cfg, clock.now()).map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
         let mut app_fatal = None;
         if let Some(r) = &cluster.redis {
             let socket = redis::socket_for(&r.socket, id);
@@ -250,6 +263,11 @@ impl Server {
             );
             app_fatal = Some(app.fatal());
             node = node.with_app(Box::new(app));
+        }
+        if let Some(durable) = durable {
+            node = node
+                .restore_from(durable)
+                .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
         }
         eprintln!(
             "node {id}: {} mode, app {:?}, {}, listening on {}{}",
@@ -281,6 +299,7 @@ impl Server {
             held: Vec::new(),
             counters: IoCounters::default(),
             restored_entries,
+            restored_snapshot_index,
             replay_ms,
             silence_warned: false,
             bad_rx: RateLimited::new(),
@@ -417,13 +436,30 @@ impl Server {
             self.check_app()?;
             self.transmit_all();
             while let Some(ev) = self.node.poll_event() {
-                if let NodeEvent::RoleChanged { role, term, leader } = ev {
-                    eprintln!(
+                match ev {
+                    NodeEvent::RoleChanged { role, term, leader } => eprintln!(
                         "node {}: {:?} in term {term}, leader {}",
                         self.id,
                         role,
                         leader.map_or("unknown".to_string(), |l| l.to_string())
-                    );
+                    ),
+                    // Rare (once per laggard and transfer): worth a line each.
+                    NodeEvent::FollowerBehindCompaction {
+                        follower,
+                        needs,
+                        first_kept,
+                        term,
+                    } => eprintln!(
+                        "node {}: follower {follower} needs index {needs}, the log starts at \
+                         {first_kept} (term {term}): sending it a snapshot",
+                        self.id
+                    ),
+                    NodeEvent::SnapshotInstalled { index, term, bytes } => eprintln!(
+                        "node {}: installed the leader's snapshot at index {index} (term \
+                         {term}, {bytes} bytes)",
+                        self.id
+                    ),
+                    _ => {}
                 }
             }
             if persisted.is_none() {
@@ -540,6 +576,7 @@ impl Server {
             last_index: r.map_or(0, |r| r.last_index()),
             log_file_bytes: self.writer.as_ref().map_or(0, |w| w.counters().file_bytes),
             restored_entries: self.restored_entries,
+            restored_snapshot_index: self.restored_snapshot_index,
             replay_ms: self.replay_ms,
             io: self.counters,
             storage: self.writer.as_ref().map(Writer::counters),

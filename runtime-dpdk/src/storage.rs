@@ -1,11 +1,19 @@
-//! The replica's durable state on disk: one append-only log file per node
-//! (`<storage.dir>/node<id>/raft.log`), replayed into a `DurableState` for `Node::restored`.
+//! The replica's durable state on disk: per node (`<storage.dir>/node<id>/`) an append-only
+//! log file `raft.log` and the newest snapshot `snapshot` ([`snapshot`] module), replayed
+//! into a `DurableState` for `Node::restore_from`.
 //!
 //! Every persist request of the core (term, vote, and the log entries that changed) becomes
-//! one record. The event loop hands batches of requests to the storage thread
-//! ([`writer::Writer`]), which writes and fsyncs them (unless `fsync: false`) and only then
-//! reports them persisted, so `Node::handle_persisted` — and everything the core holds back
-//! until then — happens after the fsync (persist before send).
+//! one record; a request that carries a snapshot has it written first (atomically: a
+//! temporary file, synced and renamed). The event loop hands batches of requests to the
+//! storage thread ([`writer::Writer`]), which writes and fsyncs them (unless `fsync: false`)
+//! and only then reports them persisted, so `Node::handle_persisted` — and everything the
+//! core holds back until then — happens after the fsync (persist before send).
+//!
+//! After each snapshot the storage thread rewrites the log behind it ([`LogFile::rewrite`]):
+//! a new file holding only the term, the vote and the entries after the snapshot's index,
+//! synced and renamed over the old one. A crash anywhere leaves the old snapshot and the old
+//! log, the new snapshot and the old log (replay applies the snapshot where it was written,
+//! so entries it covers are skipped), or the new snapshot and the new log.
 //!
 //! # Format (version 1)
 //!
@@ -22,8 +30,13 @@
 //! (little endian). `index` numbers records from 0, so swapped, repeated or foreign records
 //! are structure errors; the header checksum covers the length, so a damaged length is caught
 //! before it is trusted. Payload (big-endian integers): `term u64 | has_vote u8 | vote u8 |
-//! has_from u8 | from u64 | last_index u64 | n u32 | n × entry`, entry: `term u64 | client ip
-//! u32 | port u16 | req_id u16 | policy u8 | replier u8 | has_body u8 | [len u32 | body]`.
+//! kind u8 | from u64 | last_index u64 | [base_term u64] | n u32 | n × entry`, entry: `term
+//! u64 | client ip u32 | port u16 | req_id u16 | policy u8 | replier u8 | has_body u8 | [len
+//! u32 | body]`. `kind` 0: the log did not change (bar a truncation to `last_index`); 1: the
+//! entries from `from` on changed; 2 (only as the first record of a log rewritten behind a
+//! snapshot, and only there): the log restarts after index `from - 1`, whose entry (held by
+//! the snapshot) has term `base_term`. Logs without kind 2 are those written before
+//! snapshots, read unchanged.
 //!
 //! # What replay accepts
 //!
@@ -50,15 +63,24 @@
 //! can, on some file systems, persist a later page before an earlier one; that shows as
 //! damage with a valid record after it and is refused too (safe: nothing is lost silently).
 //!
+//! With a snapshot: it is read first and refused on any damage (it was renamed into place
+//! whole, so it cannot be torn) or another identity, like the log; a leftover
+//! `snapshot.tmp` is ignored. Replay applies it before the record it was written before
+//! (`log_records`), or — in a log rewritten behind it — at the start. Refused as well, with
+//! one line: a log rewritten behind a snapshot other than the one beside it, or with none
+//! beside it; a log shorter than the records the snapshot follows (they were synced first);
+//! a snapshot without a log (the term and vote would be lost); a record that truncates the
+//! log behind its start. Replay stays one pass (applying the snapshot drops entries once).
+//!
 //! # Repair
 //!
 //! Stop the node, move its storage dir away (`<storage.dir>/node<id>`; keep it for a
 //! post-mortem), and restart it: it starts empty and catches up from the leader. A node that
 //! lost durable state must not vote until it has caught up (it may have voted in the current
 //! term, and with an empty log it would vote for a candidate missing committed entries). The
-//! core has no such "no vote until caught up" mode yet — TODO(issue 15): pending on core
-//! snapshots. Until then, rejoin a wiped node only while all other nodes are up and a leader is
-//! serving, and wipe one node at a time. A wiped node has also forgotten which replies it
+//! core has no such "no vote until caught up" mode yet — TODO(issue 15). Until then, rejoin
+//! a wiped node only while all other nodes are up and a leader is serving, and wipe one node
+//! at a time. A wiped node has also forgotten which replies it
 //! sent, so while catching up it answers again the requests it was the designated replier of
 //! (clients see duplicates: 354 of 5996 requests in `tests/damaged_log.rs`); the same core
 //! mode should hold its replies up to the commit index it first learns (TODO(issue 15)).
@@ -71,13 +93,16 @@
 //!
 //! # Growth
 //!
-//! The file grows with the log (about 60 bytes per metadata-only HovercRaft entry in its own
-//! record, less when records carry several; plus the body where the node held it when the
-//! entry was persisted) and with rewritten suffixes. The core has no snapshots yet, so the
-//! file is never cut: a restart replays all of it. Replay reads the whole file into memory
-//! (the state it rebuilds is held in memory anyway).
+//! The log grows with the entries since the last snapshot (about 60 bytes per metadata-only
+//! HovercRaft entry in its own record, less when records carry several; plus the body where
+//! the node held it when the entry was persisted) and with rewritten suffixes; each snapshot
+//! cuts it back to the entries after it (`raft.snapshot_interval_entries` bounds them). Disk
+//! use is then about one snapshot (the application's state and the sessions) plus one
+//! interval of log, and a restart replays no more than that. Replay reads both files into
+//! memory (the state it rebuilds is held in memory anyway).
 #![forbid(unsafe_code)]
 
+pub mod snapshot;
 pub mod writer;
 
 use std::fs::{File, OpenOptions};
@@ -87,10 +112,11 @@ use std::path::{Path, PathBuf};
 
 use hovercraft_core::app::AppKind;
 use hovercraft_core::node::{Mode, NodeId};
-use hovercraft_core::raft::{DurableState, PersistRequest};
+use hovercraft_core::raft::{DurableState, PersistRequest, Snapshot};
 use hovercraft_core::wire::raft::LogEntry;
 use hovercraft_core::wire::Policy;
 
+use self::snapshot::SnapshotFile;
 use crate::cluster::ClusterFile;
 
 pub const MAGIC: [u8; 8] = *b"HCRFTLOG";
@@ -178,8 +204,13 @@ fn app_name(code: u8) -> String {
 }
 
 pub fn encode_header(id: &LogIdentity) -> [u8; HEADER_BYTES] {
+    encode_header_for(&MAGIC, id)
+}
+
+/// The identity header with `magic` (the log's, or the snapshot file's).
+fn encode_header_for(magic: &[u8; 8], id: &LogIdentity) -> [u8; HEADER_BYTES] {
     let mut h = [0u8; HEADER_BYTES];
-    h[0..8].copy_from_slice(&MAGIC);
+    h[0..8].copy_from_slice(magic);
     h[8..12].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
     h[12..16].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
     h[16..24].copy_from_slice(&id.cluster_id.to_le_bytes());
@@ -209,10 +240,10 @@ pub enum ReplayError {
     )]
     Headerless,
     #[error(
-        "not a raft log of this runtime ({reason}); refusing to start: move this node's \
+        "not a {file} of this runtime ({reason}); refusing to start: move this node's \
          storage dir away and restart it empty"
     )]
-    BadHeader { reason: String },
+    BadHeader { file: &'static str, reason: String },
     #[error(
         "format version {found}, this runtime reads version {FORMAT_VERSION}; start this node \
          on a fresh storage dir"
@@ -238,6 +269,12 @@ pub enum ReplayError {
         record: u64,
         reason: String,
     },
+    /// A damaged snapshot file, or a log and snapshot that do not fit together.
+    #[error(
+        "{reason}; refusing to start (repair: move this node's storage dir away and restart \
+         it empty so it catches up from the leader; see runtime-dpdk/src/storage.rs)"
+    )]
+    Snapshot { reason: String },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -268,6 +305,8 @@ pub struct Replay {
     /// Length of the valid prefix (header and whole records).
     pub good_bytes: u64,
     pub cut: Option<Cut>,
+    /// Bytes of the snapshot file replay started from (0: none).
+    pub snapshot_file_bytes: u64,
 }
 
 impl Replay {
@@ -288,28 +327,37 @@ fn le_u64(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(a)
 }
 
-/// Checks the header of a non-empty file against `want`.
+/// Checks the header of a non-empty log file against `want`.
 fn check_header(data: &[u8], want: &LogIdentity) -> Result<(), ReplayError> {
-    if data.len() < MAGIC.len() || data[..MAGIC.len()] != MAGIC {
+    check_header_for(data, want, &MAGIC, "raft log")
+}
+
+/// Checks the identity header (magic `magic`, of a `file`) of a file against `want`.
+fn check_header_for(
+    data: &[u8],
+    want: &LogIdentity,
+    magic: &[u8; 8],
+    file: &'static str,
+) -> Result<(), ReplayError> {
+    let bad = |reason: String| ReplayError::BadHeader { file, reason };
+    if data.len() < magic.len() || data[..magic.len()] != *magic {
         // A pre-header log starts with a record `len u32 | crc u32 | payload`.
-        if data.len() >= 8 {
+        if *magic == MAGIC && data.len() >= 8 {
             let len = le_u32(data, 0) as usize;
             if len <= data.len() - 8 && crc32fast::hash(&data[8..8 + len]) == le_u32(data, 4) {
                 return Err(ReplayError::Headerless);
             }
         }
-        let bad = |reason: &str| ReplayError::BadHeader {
-            reason: reason.into(),
-        };
-        return Err(bad("no \"HCRFTLOG\" magic at byte 0"));
+        return Err(bad(format!(
+            "no {:?} magic at byte 0",
+            String::from_utf8_lossy(magic)
+        )));
     }
     if data.len() < HEADER_BYTES {
-        return Err(ReplayError::BadHeader {
-            reason: format!(
-                "the file ({} bytes) ends inside the {HEADER_BYTES}-byte header",
-                data.len()
-            ),
-        });
+        return Err(bad(format!(
+            "the file ({} bytes) ends inside the {HEADER_BYTES}-byte header",
+            data.len()
+        )));
     }
     let h = &data[..HEADER_BYTES];
     let version = le_u32(h, 8);
@@ -319,9 +367,7 @@ fn check_header(data: &[u8], want: &LogIdentity) -> Result<(), ReplayError> {
     if crc32fast::hash(&h[..HEADER_BYTES - 4]) != le_u32(h, HEADER_BYTES - 4)
         || le_u32(h, 12) as usize != HEADER_BYTES
     {
-        return Err(ReplayError::BadHeader {
-            reason: "header checksum mismatch".into(),
-        });
+        return Err(bad("header checksum mismatch".into()));
     }
     let name_len = usize::from(h[28]).min(NAME_BYTES);
     let name = String::from_utf8_lossy(&h[32..32 + name_len]).into_owned();
@@ -469,8 +515,20 @@ fn valid_frame_after(data: &[u8], from: usize, index: u64) -> Option<(usize, u64
 /// Replays a log file's bytes (non-empty: an empty file is a new log) into the state it
 /// describes, checking the header against `want`. Never panics on any input.
 pub fn replay(data: &[u8], want: &LogIdentity) -> Result<(DurableState, Replay), ReplayError> {
+    replay_with(data, want, None)
+}
+
+/// [`replay`] of a log with the snapshot file beside it: the snapshot takes effect at its place
+/// in the sequence of records ([`snapshot`] module doc), or — in a log rewritten behind it —
+/// before the record that restarts the log after its index.
+pub fn replay_with(
+    data: &[u8],
+    want: &LogIdentity,
+    snap: Option<&SnapshotFile>,
+) -> Result<(DurableState, Replay), ReplayError> {
     check_header(data, want)?;
-    let mut state = DurableState::default();
+    let mut state = LogState::default();
+    let mut pending = snap;
     let mut pos = HEADER_BYTES;
     let mut index = 0u64;
     let corrupt = |pos: usize, index: u64, reason: String| ReplayError::Corrupt {
@@ -478,11 +536,54 @@ pub fn replay(data: &[u8], want: &LogIdentity) -> Result<(DurableState, Replay),
         record: index,
         reason,
     };
+    let mismatch = |reason: String| ReplayError::Snapshot { reason };
     let mut cut = None;
     while pos < data.len() {
+        if let Some(sf) = pending.filter(|sf| sf.log_records == index) {
+            state
+                .apply_snapshot(&sf.snapshot)
+                .map_err(|r| mismatch(format!("before record {index} at byte {pos}: {r}")))?;
+            pending = None;
+        }
         match frame_at(data, pos, index) {
             Frame::Good { payload, end } => {
-                apply(&mut state, payload).map_err(|r| corrupt(pos, index, r))?;
+                apply(&mut state, payload, index == 0).map_err(|r| corrupt(pos, index, r))?;
+                if index == 0 && state.snapshot.is_none() && state.base_index > 0 {
+                    // A log rewritten behind a snapshot: the one beside it, or a newer one
+                    // written since (applied at its place later).
+                    match pending {
+                        Some(sf) if sf.snapshot.index == state.base_index => {
+                            if sf.snapshot.term != state.base_term {
+                                return Err(mismatch(format!(
+                                    "record 0 restarts the log after index {} of term {}, but \
+                                     the snapshot beside it at that index has term {}",
+                                    state.base_index, state.base_term, sf.snapshot.term
+                                )));
+                            }
+                            state.snapshot = Some(sf.snapshot.clone());
+                            pending = None;
+                        }
+                        Some(sf) if sf.snapshot.index < state.base_index => {
+                            return Err(mismatch(format!(
+                                "record 0 restarts the log after index {} (it was rewritten \
+                                 behind a snapshot at that index), but the snapshot beside it \
+                                 is at index {}: entries {}..={} are in neither",
+                                state.base_index,
+                                sf.snapshot.index,
+                                sf.snapshot.index + 1,
+                                state.base_index
+                            )))
+                        }
+                        Some(_) => {}
+                        None => {
+                            return Err(mismatch(format!(
+                                "record 0 restarts the log after index {} (it was rewritten \
+                                 behind a snapshot), but there is no snapshot file beside it",
+                                state.base_index
+                            )))
+                        }
+                    }
+                }
                 pos = end;
                 index += 1;
             }
@@ -504,6 +605,21 @@ pub fn replay(data: &[u8], want: &LogIdentity) -> Result<(DurableState, Replay),
             }
         }
     }
+    if let Some(sf) = pending {
+        // Written after every record the log holds (the record after it did not reach the
+        // disk), or the log lost records the snapshot followed: those were synced before the
+        // snapshot was written, so that is damage.
+        if sf.log_records != index {
+            return Err(mismatch(format!(
+                "the snapshot beside the log was written after its first {} records, but the \
+                 log holds {index}: records synced before the snapshot are missing",
+                sf.log_records
+            )));
+        }
+        state
+            .apply_snapshot(&sf.snapshot)
+            .map_err(|r| mismatch(format!("after the last record: {r}")))?;
+    }
     let cut = cut.map(|(reason, at)| Cut {
         offset: at as u64,
         record: index,
@@ -511,13 +627,69 @@ pub fn replay(data: &[u8], want: &LogIdentity) -> Result<(DurableState, Replay),
         reason,
     });
     Ok((
-        state,
+        DurableState {
+            term: state.term,
+            voted_for: state.voted_for,
+            snapshot: state.snapshot,
+            entries: state.entries,
+        },
         Replay {
             records: index,
             good_bytes: pos as u64,
             cut,
+            snapshot_file_bytes: snap.map_or(0, SnapshotFile::file_bytes),
         },
     ))
+}
+
+/// The log as replay rebuilds it: the hard state, and the entries after `base_index` (the
+/// snapshot's index, or 0), whose entry had `base_term`.
+#[derive(Default)]
+struct LogState {
+    term: u64,
+    voted_for: Option<NodeId>,
+    base_index: u64,
+    base_term: u64,
+    entries: Vec<LogEntry>,
+    /// The snapshot the entries follow, once replay reached it.
+    snapshot: Option<Snapshot>,
+}
+
+impl LogState {
+    fn last_index(&self) -> u64 {
+        self.base_index + self.entries.len() as u64
+    }
+
+    /// The term of the entry at `index`, if the log holds it (or it is the base).
+    fn term_at(&self, index: u64) -> Option<u64> {
+        if index == self.base_index {
+            return Some(self.base_term);
+        }
+        let i = index.checked_sub(self.base_index + 1)?;
+        self.entries.get(i as usize).map(|e| e.term)
+    }
+
+    /// The snapshot takes effect here: the entries it covers go; those after it stay if the
+    /// log holds its last entry with its term, else they conflict with it and go too (Raft
+    /// §7: a follower that installed a leader's snapshot may have crashed before the record
+    /// that dropped its old suffix reached the disk).
+    fn apply_snapshot(&mut self, s: &Snapshot) -> Result<(), String> {
+        if s.index < self.base_index {
+            return Err(format!(
+                "the snapshot (index {}) is older than the log, which starts after index {}",
+                s.index, self.base_index
+            ));
+        }
+        if self.term_at(s.index) == Some(s.term) {
+            self.entries.drain(..(s.index - self.base_index) as usize);
+        } else {
+            self.entries.clear();
+        }
+        self.base_index = s.index;
+        self.base_term = s.term;
+        self.snapshot = Some(s.clone());
+        Ok(())
+    }
 }
 
 struct Cursor<'a>(&'a [u8]);
@@ -599,19 +771,83 @@ fn decode_entry(c: &mut Cursor<'_>) -> Result<LogEntry, &'static str> {
     })
 }
 
+/// What a record says about the log (its `log_from` byte).
+const LOG_UNCHANGED: u8 = 0;
+/// Entries from `from` on changed.
+const LOG_FROM: u8 = 1;
+/// The log restarts after `from - 1`, which a snapshot holds (a log rewritten behind a
+/// snapshot starts with this record; nowhere else).
+const LOG_RESTART: u8 = 2;
+
 /// Encodes one persist request as a record payload (`entries` are `log_from..=last_index`).
 pub fn encode_payload(req: &PersistRequest, out: &mut Vec<u8>) {
-    out.extend_from_slice(&req.term.to_be_bytes());
-    out.push(req.voted_for.is_some() as u8);
-    out.push(req.voted_for.unwrap_or(0));
-    out.push(req.log_from.is_some() as u8);
-    out.extend_from_slice(&req.log_from.unwrap_or(0).to_be_bytes());
-    out.extend_from_slice(&req.last_index.to_be_bytes());
     let entries: &[LogEntry] = if req.log_from.is_some() {
         &req.entries
     } else {
         &[]
     };
+    let kind = if req.log_from.is_some() {
+        LOG_FROM
+    } else {
+        LOG_UNCHANGED
+    };
+    encode_record(
+        req.term,
+        req.voted_for,
+        kind,
+        req.log_from.unwrap_or(0),
+        req.last_index,
+        0,
+        entries,
+        out,
+    );
+}
+
+/// Encodes the record that starts a log rewritten behind snapshot (`base_index`,
+/// `base_term`): the hard state and the entries after the snapshot (or the first of them).
+pub fn encode_restart(
+    term: u64,
+    voted_for: Option<NodeId>,
+    base_index: u64,
+    base_term: u64,
+    entries: &[LogEntry],
+    out: &mut Vec<u8>,
+) {
+    let last = base_index + entries.len() as u64;
+    encode_record(
+        term,
+        voted_for,
+        LOG_RESTART,
+        base_index + 1,
+        last,
+        base_term,
+        entries,
+        out,
+    );
+}
+
+/// `term u64 | has_vote u8 | vote u8 | kind u8 | from u64 | last_index u64 | [base_term u64,
+/// LOG_RESTART only] | n u32 | n × entry`.
+#[allow(clippy::too_many_arguments)]
+fn encode_record(
+    term: u64,
+    voted_for: Option<NodeId>,
+    kind: u8,
+    from: u64,
+    last_index: u64,
+    base_term: u64,
+    entries: &[LogEntry],
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(&term.to_be_bytes());
+    out.push(voted_for.is_some() as u8);
+    out.push(voted_for.unwrap_or(0));
+    out.push(kind);
+    out.extend_from_slice(&from.to_be_bytes());
+    out.extend_from_slice(&last_index.to_be_bytes());
+    if kind == LOG_RESTART {
+        out.extend_from_slice(&base_term.to_be_bytes());
+    }
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for e in entries {
         encode_entry(e, out);
@@ -619,15 +855,16 @@ pub fn encode_payload(req: &PersistRequest, out: &mut Vec<u8>) {
 }
 
 /// Applies one record's payload to `state` in place, after checking that the writer could
-/// have produced it; on `Err` the state is unchanged.
-fn apply(state: &mut DurableState, payload: &[u8]) -> Result<(), String> {
+/// have produced it (`first`: it is the file's first record); on `Err` the state is unchanged.
+fn apply(state: &mut LogState, payload: &[u8], first: bool) -> Result<(), String> {
     let mut c = Cursor(payload);
     let term = c.u64()?;
     let has_vote = c.flag()?;
     let vote = c.u8()?;
-    let has_from = c.flag()?;
+    let kind = c.u8()?;
     let from = c.u64()?;
     let last_index = c.u64()?;
+    let base_term = if kind == LOG_RESTART { c.u64()? } else { 0 };
     let n = c.u32()? as usize;
     let mut entries = Vec::with_capacity(n.min(payload.len() / MIN_ENTRY_BYTES));
     for _ in 0..n {
@@ -646,65 +883,136 @@ fn apply(state: &mut DurableState, payload: &[u8]) -> Result<(), String> {
             state.voted_for
         ));
     }
-    let held = state.entries.len() as u64;
-    let kept = if has_from {
-        if from == 0 || from - 1 > held {
-            return Err(format!(
-                "a gap: entries from index {from} while the log ends at {held}"
-            ));
+    let held = state.last_index();
+    // Entries the record carries at or before the log's start (a snapshot holds them), the
+    // index they follow, and its term.
+    let (skip, kept, mut prev) = match kind {
+        LOG_UNCHANGED => {
+            if n > 0 {
+                return Err(format!("{n} entries without a start index"));
+            }
+            (0, held, 0)
         }
-        from - 1
-    } else {
-        if n > 0 {
-            return Err(format!("{n} entries without a start index"));
+        LOG_FROM => {
+            if from == 0 || from - 1 > held {
+                return Err(format!(
+                    "a gap: entries from index {from} while the log ends at {held}"
+                ));
+            }
+            let kept = (from - 1).max(state.base_index);
+            let prev = state.term_at(kept).unwrap_or(0);
+            (((kept + 1 - from) as usize).min(n), kept, prev)
         }
-        held
+        LOG_RESTART => {
+            if !first {
+                return Err(format!(
+                    "the log restarts after index {} in the middle of the file (only a \
+                     rewritten log's first record does)",
+                    from.saturating_sub(1)
+                ));
+            }
+            if from == 0 {
+                return Err("the log restarts after index -1".into());
+            }
+            let base = from - 1;
+            if let Some(s) = &state.snapshot {
+                if (s.index, s.term) != (base, base_term) {
+                    return Err(format!(
+                        "the log restarts after index {base} (term {base_term}), but the \
+                         snapshot before it is at index {} (term {})",
+                        s.index, s.term
+                    ));
+                }
+            }
+            (0, base, base_term)
+        }
+        k => return Err(format!("unknown log change kind {k}")),
     };
-    let mut prev = match kept {
-        0 => 0,
-        k => state.entries[k as usize - 1].term,
-    };
-    for (i, e) in entries.iter().enumerate() {
+    for (i, e) in entries.iter().enumerate().skip(skip) {
         if e.term < prev || e.term > term {
             return Err(format!(
                 "entry {} has term {} (previous entry {prev}, record term {term})",
-                kept + 1 + i as u64,
+                from + i as u64,
                 e.term
             ));
         }
         prev = e.term;
     }
-    if last_index > kept + n as u64 {
+    let end = kept + (n - skip) as u64;
+    if last_index > end {
         return Err(format!(
-            "last index {last_index} beyond the {} entries the log holds",
-            kept + n as u64
+            "last index {last_index} beyond the {end} entries the log holds"
+        ));
+    }
+    let base = if kind == LOG_RESTART {
+        kept
+    } else {
+        state.base_index
+    };
+    if last_index < base {
+        return Err(format!(
+            "last index {last_index} before the log's start after index {base} (a snapshot \
+             holds those entries; they are never rewritten)"
         ));
     }
     state.term = term;
     state.voted_for = vote;
-    if has_from {
-        state.entries.truncate(kept as usize);
-        state.entries.extend(entries);
+    match kind {
+        LOG_FROM => {
+            state.entries.truncate((kept - state.base_index) as usize);
+            state.entries.extend(entries.into_iter().skip(skip));
+        }
+        LOG_RESTART => {
+            state.base_index = kept;
+            state.base_term = base_term;
+            state.entries = entries;
+        }
+        _ => {}
     }
-    state.entries.truncate(last_index as usize);
+    state
+        .entries
+        .truncate((last_index - state.base_index) as usize);
     Ok(())
 }
 
-/// The open log: replayed, positioned at its end, appending whole records.
+/// Largest record a rewrite writes (more entries go into further records): keeps one record's
+/// buffer, and what a damaged record takes with it, small.
+const REWRITE_RECORD_BYTES: usize = 1 << 20;
+
+/// The open log: replayed, positioned at its end, appending whole records; and the snapshot
+/// beside it.
 pub struct LogFile {
     file: File,
     path: PathBuf,
+    identity: LogIdentity,
     fsync: bool,
     pending: Vec<u8>,
     record: Vec<u8>,
     next_record: u64,
     /// Bytes in the file (after the last flush).
     bytes: u64,
+    /// The newest durable snapshot.
+    snapshot: Option<SnapshotFile>,
+    /// A snapshot was written since the log was last rewritten behind one.
+    rewrite_due: bool,
+    rewrites: u64,
+    /// The log's last index once what was appended is written.
+    last_index: u64,
+}
+
+fn lock_error(e: std::fs::TryLockError) -> io::Error {
+    match e {
+        std::fs::TryLockError::WouldBlock => io::Error::new(
+            io::ErrorKind::WouldBlock,
+            "another process (a node with the same id?) holds it",
+        ),
+        std::fs::TryLockError::Error(e) => e,
+    }
 }
 
 impl LogFile {
     /// Opens the log at `path` (creating it with `identity`'s header if it is missing or
-    /// empty), replays it, and cuts a torn last write.
+    /// empty) and the snapshot beside it, replays them, and cuts a torn last write.
     pub fn open(
         path: &Path,
         identity: &LogIdentity,
@@ -713,6 +1021,10 @@ impl LogFile {
         let err = |op: &'static str| {
             let path = path.display().to_string();
             move |source| StorageError::Io { path, op, source }
+        };
+        let refused = |p: &Path, error| StorageError::Replay {
+            path: p.display().to_string(),
+            error,
         };
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(err("create its directory"))?;
@@ -724,27 +1036,45 @@ impl LogFile {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(err("open")(e)),
         }
+        // A leftover `snapshot.tmp` (a crash while writing one) is not read: the rename that
+        // would have made it the snapshot never happened.
+        let snap_path = snapshot::snapshot_path(path);
+        let snap = match std::fs::read(&snap_path) {
+            Ok(d) => Some(snapshot::decode(&d, identity).map_err(|e| refused(&snap_path, e))?),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(StorageError::Io {
+                    path: snap_path.display().to_string(),
+                    op: "read",
+                    source: e,
+                })
+            }
+        };
         if data.is_empty() {
+            if snap.is_some() {
+                // The log is only ever replaced by a rename, never emptied: its term and
+                // vote are lost, and the node must not vote as if it had never voted.
+                return Err(refused(
+                    path,
+                    ReplayError::Snapshot {
+                        reason: "the log is missing or empty, but a snapshot file is beside it: \
+                                 the term and vote the log held are lost"
+                            .into(),
+                    },
+                ));
+            }
             create(path, identity).map_err(err("create"))?;
             data.extend_from_slice(&encode_header(identity));
         }
-        let (state, replay) = replay(&data, identity).map_err(|error| StorageError::Replay {
-            path: path.display().to_string(),
-            error,
-        })?;
+        let (state, replay) =
+            replay_with(&data, identity, snap.as_ref()).map_err(|e| refused(path, e))?;
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .open(path)
             .map_err(err("open"))?;
         // Two processes appending to one log would interleave records: the second one stops.
-        file.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => err("lock")(io::Error::new(
-                io::ErrorKind::WouldBlock,
-                "another process (a node with the same id?) holds it",
-            )),
-            std::fs::TryLockError::Error(e) => err("lock")(e),
-        })?;
+        file.try_lock().map_err(|e| err("lock")(lock_error(e)))?;
         if replay.cut.is_some() {
             file.set_len(replay.good_bytes)
                 .map_err(err("cut the torn tail of"))?;
@@ -756,11 +1086,16 @@ impl LogFile {
             LogFile {
                 file,
                 path: path.to_path_buf(),
+                identity: identity.clone(),
                 fsync,
                 pending: Vec::new(),
                 record: Vec::new(),
                 next_record: replay.records,
                 bytes: replay.good_bytes,
+                snapshot: snap,
+                rewrite_due: false,
+                rewrites: 0,
+                last_index: state.last_index(),
             },
             state,
             replay,
@@ -776,19 +1111,21 @@ impl LogFile {
         self.bytes
     }
 
-    /// Queues one persist request as a record (written by the next [`LogFile::flush`]).
+    /// The newest durable snapshot: its index and the bytes of its file (0, 0 without one).
+    pub fn snapshot_stats(&self) -> (u64, u64) {
+        self.snapshot
+            .as_ref()
+            .map_or((0, 0), |s| (s.snapshot.index, s.file_bytes()))
+    }
+
+    /// Queues one persist request as a record (written by the next [`LogFile::flush`]). Its
+    /// snapshot, if any, must have been written first ([`LogFile::write_snapshot`]).
     pub fn append(&mut self, req: &PersistRequest) {
         self.record.clear();
         encode_payload(req, &mut self.record);
-        let mut frame = [0u8; FRAME_BYTES];
-        frame[0..4].copy_from_slice(&(self.record.len() as u32).to_le_bytes());
-        frame[4..12].copy_from_slice(&self.next_record.to_le_bytes());
-        frame[12..16].copy_from_slice(&crc32fast::hash(&self.record).to_le_bytes());
-        let hcrc = crc32fast::hash(&frame[..16]);
-        frame[16..20].copy_from_slice(&hcrc.to_le_bytes());
-        self.pending.extend_from_slice(&frame);
-        self.pending.extend_from_slice(&self.record);
+        push_frame(self.next_record, &self.record, &mut self.pending);
         self.next_record += 1;
+        self.last_index = req.last_index;
     }
 
     /// Writes what was queued and, with fsync on, waits until it is on stable storage.
@@ -806,6 +1143,177 @@ impl LogFile {
         self.pending.shrink_to(1 << 20);
         Ok(())
     }
+
+    /// Makes `req`'s snapshot (if any) the durable snapshot, at this point of the log: what
+    /// was queued is written (and synced) first, then the snapshot file (atomically,
+    /// `snapshot` module doc). Call it before [`LogFile::append`] of the same request:
+    /// records appended after it follow the snapshot. The log is rewritten behind it by the
+    /// next [`LogFile::rewrite`].
+    pub fn write_snapshot(&mut self, req: &PersistRequest) -> io::Result<()> {
+        let Some(snap) = &req.snapshot else {
+            return Ok(());
+        };
+        // The log's records may depend on the snapshot beside it (those after an installed
+        // one continue the log after its index), and replay knows only the snapshot in the
+        // file: before it is replaced, the log is rewritten behind it. So the log always
+        // depends on the current snapshot only.
+        self.rewrite()?;
+        // The request's term and vote first, in a record of their own (persisted a moment
+        // early, which is always safe): a crash between the snapshot and the request's record
+        // then never leaves a snapshot of a term above the durable one (one that arrived in
+        // the message that raised the term). And a snapshot always follows a record: a log
+        // that lost every record beside a snapshot is damage, never a node that wrote nothing.
+        let hard = PersistRequest {
+            log_from: None,
+            last_index: self.last_index,
+            entries: Vec::new(),
+            snapshot: None,
+            ..*req
+        };
+        self.append(&hard);
+        // Replay places the snapshot after the records before it: they must be durable
+        // before it is (the order a crash can leave).
+        self.flush()?;
+        let sf = SnapshotFile {
+            log_records: self.next_record,
+            snapshot: snap.clone(),
+        };
+        snapshot::write(&self.path, &self.identity, &sf, self.fsync)?;
+        self.snapshot = Some(sf);
+        self.rewrite_due = true;
+        Ok(())
+    }
+
+    /// Rewrites of the log behind a snapshot since it was opened.
+    pub fn rewrites(&self) -> u64 {
+        self.rewrites
+    }
+
+    /// Whether a snapshot was written that the log was not yet rewritten behind.
+    pub fn rewrite_due(&self) -> bool {
+        self.rewrite_due
+    }
+
+    /// Rewrites the log behind the newest snapshot, if one was written since the last rewrite:
+    /// a new file with only the hard state and the entries after the snapshot's index, synced
+    /// and renamed over the log (the directory synced). A crash before the rename leaves the
+    /// old log, which replays with the new snapshot the same way. Returns whether it rewrote.
+    ///
+    /// The new log is what replay makes of the old one and the snapshot, read back from the
+    /// disk: it holds exactly what a restart would have restored.
+    pub fn rewrite(&mut self) -> io::Result<bool> {
+        if !self.rewrite_due {
+            return Ok(false);
+        }
+        self.flush()?;
+        let Some(sf) = self.snapshot.clone() else {
+            return Ok(false);
+        };
+        let data = std::fs::read(&self.path)?;
+        let (state, r) = replay_with(&data, &self.identity, Some(&sf)).map_err(|e| {
+            io::Error::other(format!("replay of the log as written refused it: {e}"))
+        })?;
+        if let Some(cut) = r.cut {
+            return Err(io::Error::other(format!(
+                "the log as written ends in a torn record at byte {}: {}",
+                cut.offset, cut.reason
+            )));
+        }
+        drop(data);
+        let s = &sf.snapshot;
+        let tmp = self.path.with_extension("log.new");
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        // Locked before it becomes the log: no moment in which the log is unlocked.
+        file.try_lock().map_err(lock_error)?;
+        let mut out = io::BufWriter::new(file);
+        out.write_all(&encode_header(&self.identity))?;
+        let mut bytes = HEADER_BYTES as u64;
+        let mut records = 0u64;
+        let mut payload = Vec::new();
+        let mut frame = Vec::new();
+        let mut rest = &state.entries[..];
+        loop {
+            let take = record_chunk(rest);
+            payload.clear();
+            if records == 0 {
+                encode_restart(
+                    state.term,
+                    state.voted_for,
+                    s.index,
+                    s.term,
+                    &rest[..take],
+                    &mut payload,
+                );
+            } else {
+                let from = s.index + 1 + (state.entries.len() - rest.len()) as u64;
+                encode_record(
+                    state.term,
+                    state.voted_for,
+                    LOG_FROM,
+                    from,
+                    from + take as u64 - 1,
+                    0,
+                    &rest[..take],
+                    &mut payload,
+                );
+            }
+            frame.clear();
+            push_frame(records, &payload, &mut frame);
+            out.write_all(&frame)?;
+            bytes += frame.len() as u64;
+            records += 1;
+            rest = &rest[take..];
+            if rest.is_empty() {
+                break;
+            }
+        }
+        let mut file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        if self.fsync {
+            file.sync_all()?;
+        }
+        std::fs::rename(&tmp, &self.path)?;
+        if self.fsync {
+            snapshot::sync_dir(&self.path)?;
+        }
+        file.seek(SeekFrom::Start(bytes))?;
+        // The old file (and its lock) closes here.
+        self.file = file;
+        self.next_record = records;
+        self.bytes = bytes;
+        self.last_index = s.index + state.entries.len() as u64;
+        self.rewrite_due = false;
+        self.rewrites += 1;
+        Ok(true)
+    }
+}
+
+/// How many of `entries` (at least one, if any) the next rewritten record takes.
+fn record_chunk(entries: &[LogEntry]) -> usize {
+    let mut bytes = 0;
+    for (i, e) in entries.iter().enumerate() {
+        bytes += MIN_ENTRY_BYTES + e.body.as_ref().map_or(0, |b| 4 + b.len());
+        if bytes > REWRITE_RECORD_BYTES && i > 0 {
+            return i;
+        }
+    }
+    entries.len()
+}
+
+/// Appends record number `record` holding `payload`, framed, to `out`.
+fn push_frame(record: u64, payload: &[u8], out: &mut Vec<u8>) {
+    let mut frame = [0u8; FRAME_BYTES];
+    frame[0..4].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame[4..12].copy_from_slice(&record.to_le_bytes());
+    frame[12..16].copy_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    let hcrc = crc32fast::hash(&frame[..16]);
+    frame[16..20].copy_from_slice(&hcrc.to_le_bytes());
+    out.extend_from_slice(&frame);
+    out.extend_from_slice(payload);
 }
 
 /// Creates a log holding only the header, atomically: a crash leaves either no log or a
@@ -817,10 +1325,7 @@ fn create(path: &Path, identity: &LogIdentity) -> io::Result<()> {
     f.sync_all()?;
     drop(f);
     std::fs::rename(&tmp, path)?;
-    if let Some(dir) = path.parent() {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
+    snapshot::sync_dir(path)
 }
 
 // ---- the replay benchmark (`hovercraft-runtime-bench replay`, and a test) ----

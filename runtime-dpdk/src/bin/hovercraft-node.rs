@@ -1,8 +1,9 @@
 //! `hovercraft-node --cluster cluster.json --id I`: one replica (or the unreplicated server)
 //! of the cluster the file describes, on kernel UDP. Exit codes: 2 bad cluster file or
-//! arguments, 3 the node's `raft.log` is refused (damaged before its last record, another
-//! cluster's or node's, or headerless; the one-line message names the file, field or byte
-//! offset and record; repair in runtime-dpdk/src/storage.rs), 1 any other runtime failure
+//! arguments, 3 the node's `raft.log` or `snapshot` is refused (damaged — the log before its
+//! last record —, another cluster's or node's, headerless, or a log and snapshot that do not
+//! fit together; the one-line message names the file, field or byte offset and record;
+//! repair in runtime-dpdk/src/storage.rs), 1 any other runtime failure
 //! (cannot bind, cannot write the log).
 #![forbid(unsafe_code)]
 

@@ -15,10 +15,12 @@
 //! `hovercraft-runtime-bench echo --bind ADDR [--cluster FILE]`: the raw ping-pong server (the
 //! bench starts it; on DPDK when the cluster file says so).
 //!
-//! `hovercraft-runtime-bench replay [--entries 5000,10000,...] [--dir D]`: how long a node's
-//! start-up replay of its `raft.log` takes (open, read, check, rebuild the state) for logs of
-//! that many metadata-only entries, one record each (issue 15: replay must be linear). Prints
-//! one table row per size.
+//! `hovercraft-runtime-bench replay [--entries 5000,10000,...] [--dir D] [--snapshot-bytes B]
+//! [--fsync]`: how long a node's start-up replay of its `raft.log` takes (open, read, check,
+//! rebuild the state) for logs of that many metadata-only entries, one record each (issue 15:
+//! replay must be linear); then, unless `--snapshot-bytes 0`, writes a snapshot at half the
+//! entries, rewrites the log behind it (the storage thread's pause per snapshot; `--fsync`
+//! syncs as a node does) and replays again. Prints one table row per size.
 //! Exit codes: 1 a run failed (a child did not start, no leader, bad arguments).
 #![forbid(unsafe_code)]
 
@@ -92,6 +94,14 @@ enum Cmd {
         /// removed afterwards).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Then a snapshot of this many bytes at half the log's entries: time to write it
+        /// and rewrite the log behind it (the storage thread's pause per snapshot), and the
+        /// replay after (0: skip).
+        #[arg(long, default_value_t = 1 << 20)]
+        snapshot_bytes: usize,
+        /// Sync the snapshot and the rewritten log as a node with `storage.fsync` does.
+        #[arg(long)]
+        fsync: bool,
     },
 }
 
@@ -103,7 +113,12 @@ fn main() -> ExitCode {
             reply_bytes,
             cluster,
         }) => echo(*bind, *reply_bytes, cluster.as_deref()),
-        Some(Cmd::Replay { entries, dir }) => replay(entries, dir.as_deref()),
+        Some(Cmd::Replay {
+            entries,
+            dir,
+            snapshot_bytes,
+            fsync,
+        }) => replay(entries, dir.as_deref(), *snapshot_bytes, *fsync),
         None => run(&args),
     };
     match r {
@@ -118,7 +133,13 @@ fn main() -> ExitCode {
 /// The largest log the replay bench writes (about 60 bytes per entry on disk).
 const MAX_REPLAY_ENTRIES: u64 = 50_000_000;
 
-fn replay(sizes: &[u64], dir: Option<&Path>) -> anyhow::Result<()> {
+fn replay(
+    sizes: &[u64],
+    dir: Option<&Path>,
+    snapshot_bytes: usize,
+    fsync: bool,
+) -> anyhow::Result<()> {
+    use hovercraft_core::raft::{PersistRequest, Snapshot};
     use hovercraft_runtime::storage::{bench_identity, write_bench_log, LogFile};
     if let Some(&n) = sizes.iter().find(|&&n| n > MAX_REPLAY_ENTRIES) {
         anyhow::bail!("--entries {n}: at most {MAX_REPLAY_ENTRIES} per log");
@@ -132,30 +153,88 @@ fn replay(sizes: &[u64], dir: Option<&Path>) -> anyhow::Result<()> {
     };
     let dir = dir.map_or_else(|| scratch.clone().unwrap_or_default(), Path::to_path_buf);
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    println!(
+    let ms = |clock: &hovercraft_runtime::clock::Clock| clock.now().as_ns() as f64 / 1e6;
+    print!(
         "{:>9} {:>9} {:>10} {:>10} {:>12}",
         "entries", "records", "file_mb", "replay_ms", "entries_per_s"
     );
+    if snapshot_bytes > 0 {
+        print!(
+            " | {:>8} {:>10} {:>10} {:>12} {:>16}",
+            "snap_mb", "snap_ms", "rewrite_ms", "log_after_mb", "replay_after_ms"
+        );
+    }
+    println!();
     for &n in sizes {
-        let path = dir.join(format!("raft-{n}.log"));
+        // One directory per log: the snapshot file sits beside the log it belongs to.
+        let node_dir = dir.join(format!("n{n}"));
+        let path = node_dir.join("raft.log");
         let file_bytes = write_bench_log(&path, n)?;
         let clock = hovercraft_runtime::clock::Clock::new();
-        let (log, state, r) = LogFile::open(&path, &bench_identity(), false)?;
-        let replay_ms = clock.now().as_ns() as f64 / 1e6;
-        drop(log);
+        let (log, state, r) = LogFile::open(&path, &bench_identity(), fsync)?;
+        let replay_ms = ms(&clock);
         anyhow::ensure!(
             state.entries.len() as u64 == n && r.cut.is_none(),
             "{}: replayed {} entries of {n}",
             path.display(),
             state.entries.len()
         );
-        println!(
+        print!(
             "{n:>9} {:>9} {:>10.1} {replay_ms:>10.1} {:>12.0}",
             r.records,
             file_bytes as f64 / 1e6,
             n as f64 / (replay_ms / 1e3).max(1e-9)
         );
-        std::fs::remove_file(&path).with_context(|| format!("cannot remove {}", path.display()))?;
+        if snapshot_bytes > 0 {
+            let mut log = log;
+            let req = PersistRequest {
+                seq: n + 2,
+                term: state.term,
+                voted_for: state.voted_for,
+                log_from: None,
+                last_index: n,
+                entries: Vec::new(),
+                snapshot: Some(Snapshot {
+                    index: n / 2,
+                    term: state.term,
+                    data: vec![0x5a; snapshot_bytes].into(),
+                }),
+            };
+            let shown = path.display().to_string();
+            let io = |op: &'static str| {
+                let shown = shown.clone();
+                move |e| anyhow::anyhow!("{shown}: {op}: {e}")
+            };
+            let clock = hovercraft_runtime::clock::Clock::new();
+            log.write_snapshot(&req).map_err(io("snapshot"))?;
+            log.append(&req);
+            log.flush().map_err(io("write"))?;
+            let snap_ms = ms(&clock);
+            let clock = hovercraft_runtime::clock::Clock::new();
+            log.rewrite().map_err(io("rewrite"))?;
+            let rewrite_ms = ms(&clock);
+            let log_after = log.bytes();
+            drop(log);
+            let clock = hovercraft_runtime::clock::Clock::new();
+            let (_, after, _) = LogFile::open(&path, &bench_identity(), fsync)?;
+            let replay_after_ms = ms(&clock);
+            anyhow::ensure!(
+                after.entries.len() as u64 == n - n / 2 && after.snapshot.is_some(),
+                "{}: replayed {} entries after the snapshot",
+                path.display(),
+                after.entries.len()
+            );
+            print!(
+                " | {:>8.1} {snap_ms:>10.1} {rewrite_ms:>10.1} {:>12.2} {replay_after_ms:>16.1}",
+                snapshot_bytes as f64 / 1e6,
+                log_after as f64 / 1e6
+            );
+        } else {
+            drop(log);
+        }
+        println!();
+        std::fs::remove_dir_all(&node_dir)
+            .with_context(|| format!("cannot remove {}", node_dir.display()))?;
     }
     Ok(())
 }

@@ -621,3 +621,596 @@ fn random_damage_never_panics_and_never_shortens_the_log_silently() {
         );
     }
 }
+
+// ---- snapshots: the log bounded behind them, every crash point, the corruption matrix ----
+
+use super::snapshot::{decode, snapshot_path, SnapshotFile, SNAPSHOT_FILE};
+
+fn snap(index: u64, term: u64) -> Snapshot {
+    let data: Vec<u8> = format!("sessions and state up to {index}; ")
+        .bytes()
+        .cycle()
+        .take(300 + index as usize)
+        .collect();
+    Snapshot {
+        index,
+        term,
+        data: data.into(),
+    }
+}
+
+fn with_snapshot(mut r: PersistRequest, s: Snapshot) -> PersistRequest {
+    r.snapshot = Some(s);
+    r
+}
+
+/// What storage must hold after `reqs`: the simulator's storage semantics (`sim/src/storage.rs`).
+fn model(reqs: &[PersistRequest]) -> DurableState {
+    let mut img = DurableState::default();
+    for r in reqs {
+        img.term = r.term;
+        img.voted_for = r.voted_for;
+        if let Some(s) = &r.snapshot {
+            let drop = (s.index + 1)
+                .saturating_sub(img.first_index())
+                .min(img.entries.len() as u64);
+            img.entries.drain(..drop as usize);
+            img.snapshot = Some(s.clone());
+        }
+        let base = img.first_index();
+        if let Some(f) = r.log_from {
+            let from = f.max(base);
+            img.entries.truncate((from - base) as usize);
+            img.entries
+                .extend(r.entries.iter().skip((from - f) as usize).cloned());
+        }
+        img.entries
+            .truncate((r.last_index + 1).saturating_sub(base) as usize);
+    }
+    img
+}
+
+/// The state a crash leaves between request `reqs[k]`'s snapshot and its record: the state
+/// before it with the request's term and vote (written just before the snapshot) and the
+/// snapshot installed by Raft's rule (entries after it stay only if the log holds its last
+/// entry with its term).
+fn model_between(reqs: &[PersistRequest], k: usize) -> DurableState {
+    let mut img = model(&reqs[..k]);
+    img.term = reqs[k].term;
+    img.voted_for = reqs[k].voted_for;
+    let s = reqs[k].snapshot.clone().unwrap();
+    let first = img.first_index();
+    let at = |i: u64| -> Option<u64> {
+        if i + 1 == first {
+            img.snapshot.as_ref().map(|s| s.term).or(Some(0))
+        } else {
+            i.checked_sub(first)
+                .and_then(|o| img.entries.get(o as usize))
+                .map(|e| e.term)
+        }
+    };
+    if at(s.index) == Some(s.term) {
+        img.entries.drain(..(s.index + 1 - first) as usize);
+    } else {
+        img.entries.clear();
+    }
+    img.snapshot = Some(s);
+    img
+}
+
+/// A follower's life: votes, appends, a new leader's rewrite, snapshots it takes, and one it
+/// installs from a leader over a log that conflicts with it; then appends after it.
+fn life() -> Vec<PersistRequest> {
+    let mut reqs = vec![req(1, 1, Some(0), None, 0, vec![])];
+    let mut seq = 2;
+    let mut push = |reqs: &mut Vec<PersistRequest>, r: PersistRequest| {
+        let mut r = r;
+        r.seq = seq;
+        seq += 1;
+        reqs.push(r);
+    };
+    let body = |i: u64| i.is_multiple_of(3).then_some(&b"SET k v"[..]);
+    for i in 1..=40 {
+        push(
+            &mut reqs,
+            req(0, 1, Some(0), Some(i), i, vec![entry(1, i as u16, body(i))]),
+        );
+    }
+    // Taken at the applied index 30, in the request that also appends 41.
+    push(
+        &mut reqs,
+        with_snapshot(
+            req(0, 1, Some(0), Some(41), 41, vec![entry(1, 41, None)]),
+            snap(30, 1),
+        ),
+    );
+    for i in 42..=60 {
+        push(
+            &mut reqs,
+            req(0, 1, Some(0), Some(i), i, vec![entry(1, i as u16, body(i))]),
+        );
+    }
+    // A leader of term 2 rewrites 55..=60.
+    let es: Vec<LogEntry> = (55..=60).map(|i| entry(2, i as u16 + 500, None)).collect();
+    push(&mut reqs, req(0, 2, None, Some(55), 60, es));
+    // Taken at 58 with nothing else changed; its request starts before it (entries 57..=60
+    // were re-persisted in the same turn).
+    let es: Vec<LogEntry> = (57..=60).map(|i| entry(2, i as u16 + 500, None)).collect();
+    push(
+        &mut reqs,
+        with_snapshot(req(0, 2, None, Some(57), 60, es), snap(58, 2)),
+    );
+    // A deposed leader's entries 61..=70 of term 3 that the next leader never had.
+    let es: Vec<LogEntry> = (61..=70).map(|i| entry(3, i as u16, None)).collect();
+    push(&mut reqs, req(0, 3, Some(1), Some(61), 70, es));
+    // Term 4's leader installs its snapshot at 100 (its entry 65 has term 4: the old suffix
+    // conflicts); the log restarts after it.
+    push(
+        &mut reqs,
+        with_snapshot(req(0, 4, None, Some(101), 100, vec![]), snap(100, 4)),
+    );
+    for i in 101..=110 {
+        push(
+            &mut reqs,
+            req(0, 4, None, Some(i), i, vec![entry(4, i as u16, body(i))]),
+        );
+    }
+    // And one more taken snapshot that matches the log.
+    push(
+        &mut reqs,
+        with_snapshot(req(0, 4, None, None, 110, vec![]), snap(105, 4)),
+    );
+    reqs
+}
+
+/// Copies a node's storage files (`raft.log`, `snapshot`) into a fresh dir: what a crash
+/// at this moment leaves.
+fn image(from: &Path, name: &str) -> PathBuf {
+    let d = dir(name);
+    std::fs::create_dir_all(&d).unwrap();
+    for f in ["raft.log", SNAPSHOT_FILE] {
+        if from.join(f).exists() {
+            std::fs::copy(from.join(f), d.join(f)).unwrap();
+        }
+    }
+    d.join("raft.log")
+}
+
+fn reopen(log: &Path) -> (DurableState, Replay) {
+    let (_, s, r) = LogFile::open(log, &ident(), false)
+        .unwrap_or_else(|e| panic!("{}: refused: {e}", log.display()));
+    (s, r)
+}
+
+/// Every crash point of the life: after each snapshot file (before its record), after each
+/// record, after each rewrite (and a rewrite's leftover half-written `raft.log.new`): replay
+/// gives the state the requests made durable — old snapshot + old log, new snapshot + old
+/// log, new snapshot + new log.
+#[test]
+fn every_crash_point_around_a_snapshot_replays_to_what_was_durable() {
+    let reqs = life();
+    let path = dir("life").join("raft.log");
+    let node = path.parent().unwrap().to_path_buf();
+    let (mut log, _, _) = LogFile::open(&path, &ident(), true).unwrap();
+    let mut peak_bytes = 0;
+    let mut rewrites = 0;
+    for (k, r) in reqs.iter().enumerate() {
+        if r.snapshot.is_some() {
+            log.write_snapshot(r).unwrap();
+            let (s, _) = reopen(&image(&node, "life-between"));
+            assert_eq!(
+                s,
+                model_between(&reqs, k),
+                "crash after snapshot {k}, before its record"
+            );
+        }
+        log.append(r);
+        log.flush().unwrap();
+        peak_bytes = peak_bytes.max(log.bytes());
+        let want = model(&reqs[..=k]);
+        let (s, r2) = reopen(&image(&node, "life-after"));
+        assert_eq!(s, want, "crash after record {k}");
+        assert_eq!(r2.cut, None);
+        if log.rewrite_due() {
+            // A crash mid-rewrite: the half-written new log is ignored.
+            let img = image(&node, "life-mid-rewrite");
+            std::fs::write(img.with_extension("log.new"), b"HCRFTLOG half a header").unwrap();
+            assert_eq!(reopen(&img).0, want, "crash during the rewrite after {k}");
+            let before = log.bytes();
+            assert!(log.rewrite().unwrap());
+            rewrites += 1;
+            assert!(log.bytes() < before, "{} -> {}", before, log.bytes());
+            let (s, r3) = reopen(&image(&node, "life-rewritten"));
+            assert_eq!(s, want, "crash after the rewrite after {k}");
+            assert_eq!(r3.records, 1, "one record: the hard state and the entries");
+            assert_eq!(
+                std::fs::read(snapshot_path(&path)).unwrap().len() as u64,
+                r3.snapshot_file_bytes
+            );
+        }
+    }
+    assert_eq!(rewrites, 4);
+    // Appends continue after a rewrite; the node reopens to the model.
+    drop(log);
+    let (s, r) = reopen(&path);
+    assert_eq!(s, model(&reqs));
+    assert_eq!(s.snapshot.as_ref().unwrap().index, 105);
+    assert_eq!(s.first_index(), 106);
+    assert_eq!(s.last_index(), 110);
+    assert!(
+        r.good_bytes < peak_bytes / 4,
+        "{} vs {peak_bytes}",
+        r.good_bytes
+    );
+    for d in [
+        "life",
+        "life-between",
+        "life-after",
+        "life-mid-rewrite",
+        "life-rewritten",
+    ] {
+        let _ = std::fs::remove_dir_all(dir(d));
+    }
+}
+
+/// A rewritten log holds more than one record when its entries do not fit in one.
+#[test]
+fn a_large_rewrite_is_split_into_records_and_appends_continue() {
+    let path = dir("big-rewrite").join("raft.log");
+    let (mut log, _, _) = LogFile::open(&path, &ident(), false).unwrap();
+    let mut reqs = vec![req(1, 1, Some(2), None, 0, vec![])];
+    let body = vec![7u8; 4000];
+    for i in 1..=1000u64 {
+        reqs.push(req(
+            i + 1,
+            1,
+            Some(2),
+            Some(i),
+            i,
+            vec![entry(1, i as u16, Some(&body))],
+        ));
+    }
+    reqs.push(with_snapshot(
+        req(1002, 1, Some(2), None, 1000, vec![]),
+        snap(10, 1),
+    ));
+    for r in &reqs {
+        log.write_snapshot(r).unwrap();
+        log.append(r);
+    }
+    log.flush().unwrap();
+    assert!(log.rewrite().unwrap());
+    let r = req(1003, 1, Some(2), Some(1001), 1001, vec![entry(1, 1, None)]);
+    log.append(&r);
+    reqs.push(r);
+    log.flush().unwrap();
+    drop(log);
+    let (s, rep) = reopen(&path);
+    assert_eq!(s, model(&reqs));
+    assert!(rep.records >= 4 && rep.records <= 6, "{rep:?}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// The node's files after the life, rewritten behind snapshot 105, plus appends; and the
+/// same life's log before the last rewrite.
+fn life_files(name: &str) -> (PathBuf, Vec<u8>, Vec<u8>) {
+    let reqs = life();
+    let path = dir(name).join("raft.log");
+    let (mut log, _, _) = LogFile::open(&path, &ident(), false).unwrap();
+    for r in &reqs {
+        log.write_snapshot(r).unwrap();
+        log.append(r);
+        log.flush().unwrap();
+    }
+    let old_log = std::fs::read(&path).unwrap();
+    log.rewrite().unwrap();
+    log.append(&req(99, 4, None, Some(111), 111, vec![entry(4, 111, None)]));
+    log.flush().unwrap();
+    drop(log);
+    (
+        path.clone(),
+        old_log,
+        std::fs::read(snapshot_path(&path)).unwrap(),
+    )
+}
+
+fn expect_refused(path: &Path, file: &Path, want: &str) -> String {
+    let e = LogFile::open(path, &ident(), false)
+        .err()
+        .unwrap_or_else(|| panic!("{want}: accepted"));
+    let msg = e.to_string();
+    assert!(
+        matches!(e, StorageError::Replay { .. }),
+        "{want}: not a refusal (exit 3): {msg}"
+    );
+    assert!(
+        msg.starts_with(&format!("{}: ", file.display())) && !msg.contains('\n'),
+        "{want}: names {}: {msg}",
+        file.display()
+    );
+    assert!(msg.contains(want), "{want}: {msg}");
+    println!("{msg}");
+    msg
+}
+
+#[test]
+fn a_bit_flip_anywhere_in_the_snapshot_file_is_refused() {
+    let (path, _, good) = life_files("snap-flip");
+    let sp = snapshot_path(&path);
+    // Every byte: the header, the frame, the data, the checksum.
+    for at in 0..good.len() {
+        let mut d = good.clone();
+        d[at] ^= 0x04;
+        let e = decode(&d, &ident()).expect_err("a flipped byte is refused");
+        let msg = e.to_string();
+        assert!(
+            !msg.contains('\n')
+                && (msg.contains("damaged snapshot")
+                    || msg.contains("snapshot of this runtime")
+                    || msg.contains("belongs to")
+                    || msg.contains("format version")),
+            "byte {at}: {msg}"
+        );
+    }
+    for (at, want) in [
+        (3, "no \"HCRFTSNP\" magic"),
+        (40, "header checksum mismatch"),
+        (HEADER_BYTES + 9, "damaged snapshot: checksum mismatch"),
+        (good.len() / 2, "damaged snapshot: checksum mismatch"),
+        (good.len() - 1, "damaged snapshot: checksum mismatch"),
+    ] {
+        let mut d = good.clone();
+        d[at] ^= 0x40;
+        std::fs::write(&sp, &d).unwrap();
+        expect_refused(&path, &sp, want);
+    }
+    // Refusing changed nothing.
+    let mut d = good.clone();
+    d[good.len() - 1] ^= 0x40;
+    assert_eq!(std::fs::read(&sp).unwrap(), d);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn a_truncated_snapshot_is_refused() {
+    let (path, _, good) = life_files("snap-trunc");
+    let sp = snapshot_path(&path);
+    for keep in [
+        0,
+        50,
+        HEADER_BYTES,
+        HEADER_BYTES + 20,
+        good.len() / 2,
+        good.len() - 1,
+    ] {
+        std::fs::write(&sp, &good[..keep]).unwrap();
+        let msg = expect_refused(&path, &sp, "");
+        assert!(
+            msg.contains("truncated") || msg.contains("ends inside") || msg.contains("magic"),
+            "{keep} bytes: {msg}"
+        );
+    }
+    // Bytes after its end are damage too (it is written whole, then renamed).
+    let mut long = good.clone();
+    long.extend_from_slice(&[0; 10]);
+    std::fs::write(&sp, &long).unwrap();
+    expect_refused(&path, &sp, "damaged snapshot");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn another_clusters_or_nodes_snapshot_is_refused_naming_the_field() {
+    let (path, _, _) = life_files("snap-identity");
+    let sp = snapshot_path(&path);
+    let other_cluster = LogIdentity {
+        cluster_id: ident().cluster_id ^ 1,
+        cluster_name: "other".into(),
+        ..ident()
+    };
+    let other_node = LogIdentity {
+        node_id: 0,
+        ..ident()
+    };
+    for (who, field) in [(other_cluster, "cluster_id"), (other_node, "node_id")] {
+        let sf = SnapshotFile {
+            log_records: 3,
+            snapshot: snap(105, 4),
+        };
+        snapshot::write(&path, &who, &sf, false).unwrap();
+        let msg = expect_refused(&path, &sp, &format!("header field `{field}`"));
+        assert!(msg.contains("belongs to another"), "{msg}");
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn a_leftover_snapshot_tmp_is_ignored() {
+    let (path, _, good) = life_files("snap-tmp");
+    let want = reopen(&path).0;
+    let tmp = path.with_file_name("snapshot.tmp");
+    // A crash while writing a newer snapshot: half of one, or garbage.
+    for d in [&good[..good.len() / 2], &b"garbage"[..], &[][..]] {
+        std::fs::write(&tmp, d).unwrap();
+        assert_eq!(reopen(&path).0, want);
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// New snapshot + old log: a crash after the snapshot's rename, before the rewrite (entries
+/// it covers are skipped on replay).
+#[test]
+fn a_crash_between_the_snapshot_rename_and_the_log_rewrite_replays_fine() {
+    let (path, old_log, _) = life_files("snap-norewrite");
+    let reqs = life();
+    std::fs::write(&path, &old_log).unwrap();
+    let (s, r) = reopen(&path);
+    assert_eq!(s, model(&reqs));
+    // The old log: rewritten behind snapshot 100 (entries 101..=110), then the term and
+    // vote of the request that carried snapshot 105, and its record; 101..=105 are skipped.
+    assert_eq!(r.records, 3);
+    assert_eq!(s.first_index(), 106);
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+#[test]
+fn a_log_rewritten_behind_another_snapshot_is_refused() {
+    let (path, _, good) = life_files("snap-behind");
+    let sp = snapshot_path(&path);
+    // The log was rewritten behind snapshot 105; the snapshot beside it is an older one (a
+    // restored backup, or another copy of the dir).
+    let older = SnapshotFile {
+        log_records: 50,
+        snapshot: snap(58, 2),
+    };
+    snapshot::write(&path, &ident(), &older, false).unwrap();
+    expect_refused(&path, &path, "entries 59..=105 are in neither");
+    // Same index, another term.
+    let other = SnapshotFile {
+        log_records: 50,
+        snapshot: snap(105, 3),
+    };
+    snapshot::write(&path, &ident(), &other, false).unwrap();
+    expect_refused(&path, &path, "has term 3");
+    // No snapshot at all.
+    std::fs::remove_file(&sp).unwrap();
+    expect_refused(&path, &path, "no snapshot file beside it");
+    // A snapshot without a log: the term and vote are gone.
+    std::fs::write(&sp, &good).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    expect_refused(&path, &path, "term and vote the log held are lost");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// The records a snapshot follows were synced before it was written: a log that lost them
+/// (shorter than the snapshot says) is damage, not a torn write.
+#[test]
+fn a_log_missing_records_the_snapshot_follows_is_refused() {
+    let (path, old_log, _) = life_files("snap-short");
+    let f = frames(&old_log);
+    // Snapshot 105 was written after the old log's first two records (its restart behind
+    // 100, and the term and vote of the request that carried 105).
+    assert_eq!(f.len(), 3);
+    std::fs::write(&path, &old_log[..f[2].0]).unwrap();
+    assert_eq!(reopen(&path).0.snapshot.unwrap().index, 105);
+    // Without them (gone, or cut as if torn: they were synced, so they cannot be).
+    for keep in [
+        HEADER_BYTES,
+        HEADER_BYTES + 5,
+        f[1].0 - 1,
+        f[1].0,
+        f[2].0 - 1,
+    ] {
+        std::fs::write(&path, &old_log[..keep]).unwrap();
+        expect_refused(
+            &path,
+            &path,
+            "records synced before the snapshot are missing",
+        );
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// A restart record anywhere but first, and an impossible truncation behind the log's start.
+#[test]
+fn impossible_records_around_a_restart_are_refused() {
+    let mut payload = Vec::new();
+    encode_restart(3, None, 10, 2, &[entry(3, 1, None)], &mut payload);
+    let mut data = encode_header(&ident()).to_vec();
+    let mut first = Vec::new();
+    encode_payload(&req(1, 3, None, None, 0, vec![]), &mut first);
+    push_frame(0, &first, &mut data);
+    push_frame(1, &payload, &mut data);
+    let msg = expect_corrupt(&data, 1, frames(&data)[1].0, "restart in the middle");
+    assert!(msg.contains("in the middle of the file"), "{msg}");
+
+    let sf = SnapshotFile {
+        log_records: 0,
+        snapshot: snap(10, 2),
+    };
+    let mut data = encode_header(&ident()).to_vec();
+    push_frame(0, &payload, &mut data);
+    let mut cut = Vec::new();
+    encode_payload(&req(2, 3, None, None, 9, vec![]), &mut cut);
+    push_frame(1, &cut, &mut data);
+    match replay_with(&data, &ident(), Some(&sf)) {
+        Err(ReplayError::Corrupt {
+            record: 1, reason, ..
+        }) => {
+            assert!(reason.contains("before the log's start"), "{reason}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // Without that record it replays: the snapshot, then the log after it.
+    let (s, _) = replay_with(&data[..frames(&data)[1].0], &ident(), Some(&sf)).unwrap();
+    assert_eq!((s.first_index(), s.last_index(), s.term), (11, 11, 3));
+}
+
+/// The storage thread writes the snapshot before the request's record, reports the request
+/// after both, and then rewrites the log behind it.
+#[test]
+fn the_storage_thread_writes_snapshots_and_bounds_the_log() {
+    let path = dir("writer-snap").join("raft.log");
+    let (log, _, _) = LogFile::open(&path, &ident(), true).unwrap();
+    let mut w = Writer::start(log).unwrap();
+    let mut all = Vec::new();
+    let mut batch = Vec::new();
+    for i in 1..=3000u64 {
+        let mut r = req(i, 1, Some(1), Some(i), i, vec![entry(1, i as u16, None)]);
+        if i % 1000 == 0 {
+            r.snapshot = Some(snap(i - 500, 1));
+        }
+        batch.push(r.clone());
+        all.push(r);
+        if i % 7 == 0 {
+            let b = std::mem::take(&mut batch);
+            if let Err(b) = w.try_submit(b) {
+                w.submit_blocking(b).unwrap();
+            }
+        }
+    }
+    w.submit_blocking(batch).unwrap();
+    let mut seen = 0;
+    for _ in 0..2000 {
+        if let Some(s) = w.poll().unwrap() {
+            seen = s;
+        }
+        if !w.in_flight() {
+            break;
+        }
+        w.wake().wait(std::time::Duration::from_millis(10)).unwrap();
+        w.wake().clear();
+    }
+    assert_eq!(seen, 3000);
+    drop(w);
+    let (s, r) = reopen(&path);
+    assert_eq!(s, model(&all));
+    assert_eq!(s.snapshot.as_ref().unwrap().index, 2500);
+    // Behind snapshot 2500: a restart record with 500 entries, then a few appends.
+    assert!(r.records < 100, "{r:?}");
+    assert!(r.good_bytes < 60_000, "{r:?}");
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}
+
+/// A rewritten log's first record holds the term, the vote and every entry after the
+/// snapshot, and it was synced before the rename: damage to it is refused even when it is
+/// the file's only record (never cut as a torn write).
+#[test]
+fn damage_to_a_rewritten_logs_first_record_is_refused() {
+    let (path, _, _) = life_files("restart-damage");
+    let data = std::fs::read(&path).unwrap();
+    let f = frames(&data);
+    assert_eq!(f.len(), 2, "restart record, one append");
+    let only = &data[..f[1].0];
+    for at in HEADER_BYTES..only.len() {
+        for (d, what) in [(only, "alone"), (&data[..], "with an append after it")] {
+            let mut d = d.to_vec();
+            d[at] ^= 0x20;
+            std::fs::write(&path, &d).unwrap();
+            let e = LogFile::open(&path, &ident(), false)
+                .err()
+                .unwrap_or_else(|| panic!("byte {at} ({what}): accepted"));
+            assert!(matches!(e, StorageError::Replay { .. }), "byte {at}: {e}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(path.parent().unwrap());
+}

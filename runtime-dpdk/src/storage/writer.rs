@@ -17,6 +17,15 @@
 //! alone produce new state), it blocks in `submit_blocking` until the thread takes it: memory
 //! stays bounded whatever the disk does.
 //!
+//! Snapshots: a persist request's snapshot is written (atomically, synced) before its record
+//! and after every record before it, so its sequence number is reported only once both are
+//! durable. After the report — nothing waits for it — the thread rewrites the log behind the
+//! newest snapshot written in that commit (`LogFile::rewrite`), once per snapshot (a
+//! second snapshot in one commit rewrites the log behind the first before it replaces it). The next
+//! commit waits for the rewrite: a pause of the storage thread (reading, replaying and
+//! rewriting a log of about `raft.snapshot_interval_entries` entries, plus two syncs) once
+//! per snapshot, never of the event loop.
+//!
 //! A write or fsync error is final: the thread records it and stops; the loop stops the node
 //! (continuing without durability would break Raft's promises).
 #![forbid(unsafe_code)]
@@ -29,7 +38,10 @@ use std::thread::JoinHandle;
 use hovercraft_core::raft::PersistRequest;
 use serde::Serialize;
 
+use hovercraft_core::time::Instant;
+
 use super::LogFile;
+use crate::clock::Clock;
 use crate::io::{wake_pair, Wake, Waker};
 
 /// Batches (one per event-loop turn at most) queued between the loop and the thread.
@@ -44,6 +56,12 @@ struct Shared {
     file_bytes: AtomicU64,
     commits: AtomicU64,
     records: AtomicU64,
+    snapshot_index: AtomicU64,
+    snapshot_file_bytes: AtomicU64,
+    snapshots_written: AtomicU64,
+    log_rewrites: AtomicU64,
+    last_snapshot_write_us: AtomicU64,
+    last_rewrite_us: AtomicU64,
     /// The first write or fsync error; the thread stops after it.
     failed: Mutex<Option<String>>,
 }
@@ -55,6 +73,16 @@ pub struct StorageCounters {
     /// Group commits (one write and one fsync each).
     pub commits: u64,
     pub records: u64,
+    /// The newest durable snapshot's index and its file's size (0 without one).
+    pub snapshot_index: u64,
+    pub snapshot_file_bytes: u64,
+    /// Snapshots written, and rewrites of the log behind one, since the node started.
+    pub snapshots_written: u64,
+    pub log_rewrites: u64,
+    /// How long the last snapshot write (file, sync, rename, directory sync) and the last
+    /// rewrite of the log took on the storage thread.
+    pub last_snapshot_write_ms: f64,
+    pub last_rewrite_ms: f64,
     /// Turns in which the queue was full and the loop stopped receiving.
     pub queue_full_turns: u64,
     /// Times the loop blocked because even its held-back batch was full.
@@ -81,6 +109,9 @@ impl Writer {
         let (tx, rx) = mpsc::sync_channel(QUEUE_BATCHES);
         let shared = Arc::new(Shared::default());
         shared.file_bytes.store(log.bytes(), Ordering::Relaxed);
+        let (index, bytes) = log.snapshot_stats();
+        shared.snapshot_index.store(index, Ordering::Relaxed);
+        shared.snapshot_file_bytes.store(bytes, Ordering::Relaxed);
         let path = log.path().display().to_string();
         let s = Arc::clone(&shared);
         let thread = std::thread::Builder::new()
@@ -175,6 +206,12 @@ impl Writer {
             file_bytes: self.shared.file_bytes.load(Ordering::Relaxed),
             commits: self.shared.commits.load(Ordering::Relaxed),
             records: self.shared.records.load(Ordering::Relaxed),
+            snapshot_index: self.shared.snapshot_index.load(Ordering::Relaxed),
+            snapshot_file_bytes: self.shared.snapshot_file_bytes.load(Ordering::Relaxed),
+            snapshots_written: self.shared.snapshots_written.load(Ordering::Relaxed),
+            log_rewrites: self.shared.log_rewrites.load(Ordering::Relaxed),
+            last_snapshot_write_ms: ms(&self.shared.last_snapshot_write_us),
+            last_rewrite_ms: ms(&self.shared.last_rewrite_us),
             queue_full_turns: self.queue_full_turns,
             blocked_submits: self.blocked_submits,
         }
@@ -192,7 +229,20 @@ impl Drop for Writer {
     }
 }
 
+fn ms(us: &AtomicU64) -> f64 {
+    us.load(Ordering::Relaxed) as f64 / 1e3
+}
+
+fn fail(shared: &Shared, waker: &Waker, e: String) {
+    if let Ok(mut f) = shared.failed.lock() {
+        *f = Some(e);
+    }
+    waker.wake();
+}
+
 fn run(mut log: LogFile, rx: Receiver<Vec<PersistRequest>>, shared: &Shared, waker: &Waker) {
+    let clock = Clock::new();
+    let since_us = |t: Instant| (clock.now() - t).as_ns() / 1_000;
     while let Ok(first) = rx.recv() {
         let mut last = 0;
         let mut records = 0;
@@ -202,6 +252,19 @@ fn run(mut log: LogFile, rx: Receiver<Vec<PersistRequest>>, shared: &Shared, wak
         // with the drain cannot grow one commit's buffer without end.
         while let Some(b) = batch {
             for req in &b {
+                if let Some(s) = &req.snapshot {
+                    let t = clock.now();
+                    if let Err(e) = log.write_snapshot(req) {
+                        return fail(shared, waker, format!("writing snapshot {}: {e}", s.index));
+                    }
+                    shared
+                        .last_snapshot_write_us
+                        .store(since_us(t), Ordering::Relaxed);
+                    shared.snapshots_written.fetch_add(1, Ordering::Relaxed);
+                    let (index, bytes) = log.snapshot_stats();
+                    shared.snapshot_index.store(index, Ordering::Relaxed);
+                    shared.snapshot_file_bytes.store(bytes, Ordering::Relaxed);
+                }
                 log.append(req);
                 last = req.seq;
                 records += 1;
@@ -214,16 +277,26 @@ fn run(mut log: LogFile, rx: Receiver<Vec<PersistRequest>>, shared: &Shared, wak
             };
         }
         if let Err(e) = log.flush() {
-            if let Ok(mut f) = shared.failed.lock() {
-                *f = Some(e.to_string());
-            }
-            waker.wake();
-            return;
+            return fail(shared, waker, e.to_string());
         }
         shared.file_bytes.store(log.bytes(), Ordering::Relaxed);
         shared.commits.fetch_add(1, Ordering::Relaxed);
         shared.records.fetch_add(records, Ordering::Relaxed);
         shared.persisted_seq.store(last, Ordering::Release);
         waker.wake();
+        if log.rewrite_due() {
+            let t = clock.now();
+            if let Err(e) = log.rewrite() {
+                let index = log.snapshot_stats().0;
+                return fail(
+                    shared,
+                    waker,
+                    format!("rewriting the log behind snapshot {index}: {e}"),
+                );
+            }
+            shared.last_rewrite_us.store(since_us(t), Ordering::Relaxed);
+            shared.log_rewrites.store(log.rewrites(), Ordering::Relaxed);
+            shared.file_bytes.store(log.bytes(), Ordering::Relaxed);
+        }
     }
 }
