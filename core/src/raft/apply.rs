@@ -187,6 +187,22 @@ impl Replica {
                 .min()
                 .unwrap_or(self.applied_index);
             upto = upto.max(min_match.min(self.applied_index));
+            // Nor what a follower must still answer as designated replier: it catches up from
+            // the log and replies, where a snapshot would skip those entries and their
+            // clients would time out (harsh seeds 4587, 6149, with 0–256 entries kept). As
+            // far back as the retention or the snapshot interval, whichever is longer.
+            let bound = self.applied_index.saturating_sub(
+                self.cfg
+                    .log_retention_entries
+                    .max(self.cfg.snapshot_interval_entries),
+            );
+            let owed = (0..self.n() as crate::types::NodeId)
+                .filter(|&i| i != self.id)
+                .filter_map(|i| self.balancer.oldest_owed(i))
+                .min();
+            if let Some(owed) = owed {
+                upto = upto.min((owed - 1).max(bound));
+            }
         }
         let upto = upto.min(snapshot_index);
         // Never a step longer than the snapshot interval (small intervals compact often).

@@ -375,15 +375,8 @@ impl Replica {
         // so the switch only ever counts entries of the current term.
         self.switch_next = self.log.last_index() + 1;
         self.clear_switch_in_flight();
-        if self.mode == crate::types::Mode::HovercraftPlusPlus
-            && self.body_complete_index < self.log.last_index()
-        {
-            // It holds earlier entries as metadata only: the switch would count it as
-            // holding them, and tell followers they are committed while a majority may not
-            // hold their bodies (harsh seed 8635: followers applied entries this leader then
-            // dropped as unrecoverable). The direct path until it holds them all.
-            self.start_on_direct_path(now);
-        }
+        // HovercRaft++: a leader holding inherited entries as metadata only sends nothing
+        // through the switch until it holds their bodies (`send_one_switch_append`).
         self.emit(Event::RoleChanged {
             role: Role::Leader,
             term: self.term,

@@ -76,6 +76,11 @@ impl ReplyBalancer {
         self.bound
     }
 
+    /// The oldest index assigned to `node` that it has not reported applied.
+    pub fn oldest_owed(&self, node: NodeId) -> Option<u64> {
+        self.outstanding[node as usize].front().copied()
+    }
+
     /// Records that `node` applied everything up to `applied_index`.
     pub fn report_applied(&mut self, node: NodeId, applied_index: u64) {
         let i = node as usize;

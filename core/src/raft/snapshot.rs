@@ -24,11 +24,19 @@
 //! Persist before send: the snapshot goes to storage with the next persist request, and the
 //! AppendEntries success that tells the leader "I hold everything up to here" waits for it.
 //!
-//! HovercRaft: a snapshot carries no request bodies (every entry it covers is applied), so
-//! the unordered buffer is untouched; bodies of requests it covers expire there. Entries it
-//! covers for which the follower was designated replier are not answered by it (their
-//! clients time out and retry; sessions make the retry a duplicate or a fresh request
-//! exactly as on every other replica).
+//! HovercRaft specifics:
+//! - A snapshot carries no request bodies (every entry it covers is applied), so the
+//!   unordered buffer is untouched; bodies of requests it covers expire there.
+//! - Designated repliers: a follower that installs a snapshot does not answer the entries it
+//!   covers. So the leader does not compact past the oldest entry a follower still owes an
+//!   answer for (back to the retention or the snapshot interval, whichever is longer,
+//!   `apply.rs`): a replier that lags catches up from the log and answers. Only one that
+//!   falls further behind skips them; its clients time out, as when a replier fails.
+//! - Bodies: a follower may know entries committed but lack a body every replica has
+//!   compacted away; recovery cannot complete it (peers answer RECOVERY_COMPACTED), and a
+//!   partial success below the leader's first kept index gets it a snapshot.
+//! - HovercRaft++: the switch path is unaffected (the switch counts entries of the current
+//!   term only); a follower being sent a snapshot is caught up directly, as a laggard.
 //!
 //! # Snapshot data (what storage keeps and the wire carries, opaque to both)
 //!

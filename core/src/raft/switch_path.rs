@@ -98,7 +98,12 @@ impl Replica {
             return;
         };
         if self.body_complete_index < prev {
-            // As in `send_entry_via_switch`: not while we lack a body before the batch.
+            // The switch counts the leader as holding the batch and everything before it,
+            // and tells followers what a majority so holds is committed. A new leader may
+            // hold inherited entries as metadata only: counted anyway, followers applied
+            // entries whose bodies only one replica held, and this leader, finding them
+            // nowhere, dropped them (harsh seed 8635). So the batch waits until we hold every
+            // body before it (recovery is under way); heartbeats go direct meanwhile.
             return;
         }
         let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
@@ -137,24 +142,6 @@ impl Replica {
             && self.timers.expired(Timer::SwitchProbe, now)
         {
             self.probe_switch(now);
-        }
-    }
-
-    /// A new leader lacking bodies of entries it inherited starts on the direct path; the
-    /// switch probe brings it back once it holds them (`send_entry_via_switch`).
-    pub(crate) fn start_on_direct_path(&mut self, now: Instant) {
-        let was = self.use_switch;
-        self.use_switch = false;
-        self.timers.set(
-            Timer::SwitchProbe,
-            now + Duration::from_us(self.cfg.switch_probe_us),
-        );
-        if was {
-            self.counters.switch_fallbacks += 1;
-            self.emit(Event::SwitchPath {
-                via_switch: false,
-                term: self.term,
-            });
         }
     }
 
