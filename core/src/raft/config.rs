@@ -146,10 +146,14 @@ pub enum Canary {
     /// Snapshots leave out the client sessions: a follower that installs one takes copies of
     /// requests applied before it for fresh ones.
     SnapshotWithoutSessions,
+    /// A replica asked for the body of an entry it compacted stays silent (no
+    /// RECOVERY_COMPACTED): a new leader lacking it takes "nobody holds it" for "never
+    /// committed" and drops committed entries.
+    SilentAboutCompactedBodies,
 }
 
 impl Canary {
-    pub const ALL: [Canary; 15] = [
+    pub const ALL: [Canary; 16] = [
         Canary::CommitPreviousTerm,
         Canary::VoteNotPersisted,
         Canary::ReplyBeforeCommit,
@@ -165,6 +169,7 @@ impl Canary {
         Canary::KeepUnrecoverableSuffix,
         Canary::SnapshotAckBeforePersist,
         Canary::SnapshotWithoutSessions,
+        Canary::SilentAboutCompactedBodies,
     ];
 
     pub fn name(self) -> &'static str {
@@ -184,6 +189,7 @@ impl Canary {
             Canary::KeepUnrecoverableSuffix => "keep-unrecoverable-suffix",
             Canary::SnapshotAckBeforePersist => "snapshot-ack-before-persist",
             Canary::SnapshotWithoutSessions => "snapshot-without-sessions",
+            Canary::SilentAboutCompactedBodies => "silent-about-compacted-bodies",
         }
     }
 }

@@ -834,10 +834,11 @@ impl Replica {
         // fact about (client, req_id), checked by the asker against its own entry.
         let _ = term;
         let Some((body, policy)) = self.find_body(log_idx, client, req_id) else {
+            let silent = self.canary(super::Canary::SilentAboutCompactedBodies);
             if let Some(s) = self
                 .snapshot
                 .as_ref()
-                .filter(|s| log_idx < self.log.first_index() && s.index >= log_idx)
+                .filter(|s| log_idx < self.log.first_index() && s.index >= log_idx && !silent)
             {
                 // Compacted: we applied it (so it is committed), and our snapshot holds its
                 // effect. Saying so keeps the asker from taking "nobody holds the body" for

@@ -133,6 +133,14 @@ impl Replica {
         self.snapshot.as_ref()
     }
 
+    /// A digest of the client sessions (replicated state, like the application's): replicas
+    /// at the same applied index hold equal sessions, so checkers compare it too.
+    pub fn sessions_digest(&self) -> u64 {
+        let mut bytes = Vec::new();
+        self.sessions.encode(&mut bytes);
+        crate::app::fnv1a(crate::app::FNV_OFFSET, &bytes)
+    }
+
     fn snapshot_index(&self) -> u64 {
         self.snapshot.as_ref().map_or(0, |s| s.index)
     }

@@ -64,14 +64,18 @@ impl Checker for Liveness {
     fn finish(&self, w: &World, r: &mut Report) {
         let live = w.core_servers();
         let majority = w.servers() / 2 + 1;
+        // The application's state and the client sessions: both are replicated state (a
+        // snapshot without the sessions left a follower's apart, canary
+        // `snapshot-without-sessions`).
         let state: Vec<(usize, u64, u64)> = live
             .iter()
             .filter_map(|&h| {
                 let n = w.node(h)?;
+                let sessions = n.replica().map_or(0, |r| r.sessions_digest());
                 Some((
                     h,
                     n.replica().map_or(0, |r| r.applied_index()),
-                    n.app_digest(),
+                    n.app_digest() ^ sessions.rotate_left(1),
                 ))
             })
             .collect();
