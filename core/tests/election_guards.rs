@@ -219,3 +219,100 @@ fn with_both_off_the_old_behaviour_returns() {
     assert!(c.replicas[leader].term() > term, "the leader was deposed");
     assert_eq!(c.replicas[leader].counters.times_leader, 1);
 }
+
+/// A node that lost its durable state (storage moved away after damage) rejoins empty. It
+/// must not vote until it has caught up (Raft dissertation §11.7.2): it may have voted in the
+/// current term already, and with an empty log it would vote for a candidate lacking
+/// committed entries. Nor may it answer again entries it may have answered before. Once it
+/// applied what its first leader had committed, it votes again, in later terms only.
+#[test]
+fn a_node_that_lost_its_state_neither_votes_nor_answers_again_until_caught_up() {
+    use hovercraft_core::raft::{ApplyMode, Replica};
+    use hovercraft_core::time::Instant;
+    use hovercraft_core::wire::raft::RaftBody;
+    let mut c = Cluster::new(3, Mode::Raft, RaftConfig::default());
+    let leader = c.elect(100);
+    for req_id in 0..40u16 {
+        c.request(Some(leader), req_id, Policy::ReplicatedRoute, b"w");
+    }
+    run_ms(&mut c, 3);
+    let wiped = (leader + 1) % 3;
+    let term = c.replicas[leader].term();
+    let commit = c.replicas[leader].commit_index();
+    assert!(commit >= 41);
+    // Node `wiped` loses everything and rejoins empty.
+    let mut fresh = Replica::new(
+        Mode::Raft,
+        wiped as u8,
+        util::cluster_config(3, false, None),
+        RaftConfig::default(),
+        7,
+        c.now,
+        ApplyMode::OnCommit,
+    );
+    fresh.start_rejoining();
+    c.replicas[wiped] = fresh;
+    c.applied[wiped].clear();
+    let ask = |c: &mut Cluster, term: u64| {
+        let other = 3 - leader - wiped;
+        let msg = RaftMessage {
+            from: other as u8,
+            term,
+            body: RaftBody::VoteRequest {
+                last_log_idx: 0,
+                last_log_term: 0,
+            },
+        };
+        c.replicas[wiped].step(c.now, msg, false);
+        c.settle(wiped);
+        let granted = c.queue.iter().any(|m| {
+            m.from == wiped && matches!(m.msg.body, RaftBody::VoteReply { granted: true })
+        });
+        c.queue.clear();
+        granted
+    };
+    // Before it heard any leader: no vote, even for an empty log in a higher term.
+    assert!(!ask(&mut c, term));
+    assert!(c.replicas[wiped].is_rejoining());
+    // It never campaigns while rejoining, however long it hears no leader.
+    c.cut = vec![(leader, wiped), (wiped, leader)];
+    run_ms(&mut c, 60);
+    assert_eq!(c.replicas[wiped].role(), Role::Follower);
+    assert!(c.replicas[wiped].term() <= term);
+    c.cut.clear();
+    // The leader catches it up; it answers none of the entries up to the commit index it
+    // first heard.
+    run_ms(&mut c, 30);
+    let term_now = c.replicas[leader].term();
+    assert_eq!(term_now, term, "no election happened meanwhile");
+    assert!(!c.replicas[wiped].is_rejoining(), "caught up");
+    assert!(c.replicas[wiped].applied_index() >= commit);
+    assert!(
+        c.applied[wiped]
+            .iter()
+            .all(|a| a.index > commit || !a.reply),
+        "answered again an entry it may have answered before losing its state"
+    );
+    assert_eq!(c.replicas[wiped].counters.rejoined, 1);
+    // Caught up: still no vote in the term it rejoined in (it may have voted in it), but in
+    // a later one, for an up-to-date log.
+    assert!(!ask(&mut c, term));
+    let other = 3 - leader - wiped;
+    let last = c.replicas[other].last_index();
+    let last_term = c.replicas[other].log().last_term();
+    let msg = RaftMessage {
+        from: other as u8,
+        term: term + 1,
+        body: RaftBody::VoteRequest {
+            last_log_idx: last,
+            last_log_term: last_term,
+        },
+    };
+    c.replicas[wiped].step(c.now + Duration::from_ms(100), msg, false);
+    c.settle(wiped);
+    assert!(c
+        .queue
+        .iter()
+        .any(|m| m.from == wiped && matches!(m.msg.body, RaftBody::VoteReply { granted: true })));
+    let _ = Instant::ZERO;
+}

@@ -131,7 +131,13 @@ pub struct Server {
     bad_tx: RateLimited,
     /// The Redis backend's first failure (the replica stops on it).
     app_fatal: Option<FatalSlot>,
+    /// `<dir>/rejoining` while this node, which lost its durable state, catches up without
+    /// voting (removed once caught up; a restart meanwhile goes on rejoining).
+    rejoin_marker: Option<PathBuf>,
 }
+
+/// The marker file of a node rejoining after the loss of its storage.
+pub const REJOIN_MARKER: &str = "rejoining";
 
 fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
     let me = cluster.nodes[id as usize].address;
@@ -157,6 +163,12 @@ fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
 impl Server {
     /// Opens the log (replaying it), builds the node and binds its socket.
     pub fn start(cluster: ClusterFile, id: NodeId) -> anyhow::Result<Server> {
+        Self::start_with(cluster, id, false)
+    }
+
+    /// As [`Server::start`]; `rejoin`: this node's storage was moved away (repair after
+    /// damage, `storage.rs`), so it starts empty and must not vote until it caught up.
+    pub fn start_with(cluster: ClusterFile, id: NodeId, rejoin: bool) -> anyhow::Result<Server> {
         let clock = Clock::new();
         let dir = cluster.node_dir(id);
         std::fs::create_dir_all(&dir)
@@ -269,6 +281,30 @@ impl Server {
                 .restore_from(durable)
                 .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
         }
+        let marker = dir.join(REJOIN_MARKER);
+        let mut rejoin_marker = None;
+        if cluster.mode.is_replicated() && (rejoin || marker.exists()) {
+            if !marker.exists() {
+                if restored_entries > 0 || restored_snapshot_index > 0 {
+                    anyhow::bail!(
+                        "node {id}: --rejoin is for a node whose storage dir was moved away, \
+                         but {} holds a log; without --rejoin it restarts from it",
+                        dir.display()
+                    );
+                }
+                // Durable before anything is sent: a crash while rejoining must not restart
+                // as a voter with a short log.
+                write_synced(&marker)
+                    .with_context(|| format!("node {id}: cannot write {}", marker.display()))?;
+            }
+            node.start_rejoining();
+            eprintln!(
+                "node {id}: rejoining after the loss of its storage ({}): no vote and no \
+                 campaign until it has applied what its leader had committed",
+                marker.display()
+            );
+            rejoin_marker = Some(marker);
+        }
         eprintln!(
             "node {id}: {} mode, app {:?}, {}, listening on {}{}",
             cluster.mode.as_str(),
@@ -305,6 +341,7 @@ impl Server {
             bad_rx: RateLimited::new(),
             bad_tx: RateLimited::new(),
             app_fatal,
+            rejoin_marker,
         })
     }
 
@@ -347,6 +384,7 @@ impl Server {
             if now >= next_status {
                 self.check_silence(now);
                 self.write_status(now);
+                self.check_rejoined();
                 next_status = now + status_every;
             }
             if got < RX_BATCH {
@@ -585,6 +623,25 @@ impl Server {
         }
     }
 
+    /// A rejoining node that caught up (what it applied is durable: it applies only what it
+    /// persisted) removes its marker: from now on it restarts as any node.
+    fn check_rejoined(&mut self) {
+        let Some(marker) = &self.rejoin_marker else {
+            return;
+        };
+        if self.node.is_rejoining() {
+            return;
+        }
+        let id = self.id;
+        match remove_synced(marker) {
+            Ok(()) => {
+                eprintln!("node {id}: caught up after rejoining: it votes again");
+                self.rejoin_marker = None;
+            }
+            Err(e) => eprintln!("node {id}: cannot remove {}: {e}", marker.display()),
+        }
+    }
+
     /// Rewrites `status.json` atomically (write a temporary file, rename it over).
     fn write_status(&mut self, now: Instant) {
         let status = self.status(now);
@@ -597,5 +654,24 @@ impl Server {
             self.bad_tx
                 .log(now, || format!("node {id}: cannot write {path}: {e}"));
         }
+    }
+}
+
+/// Creates `path` (empty) and makes it durable: file and directory synced.
+fn write_synced(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::File::create(path)?.sync_all()?;
+    sync_dir(path)
+}
+
+/// Removes `path` durably (the directory synced).
+fn remove_synced(path: &std::path::Path) -> std::io::Result<()> {
+    std::fs::remove_file(path)?;
+    sync_dir(path)
+}
+
+fn sync_dir(path: &std::path::Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }

@@ -75,15 +75,18 @@
 //! # Repair
 //!
 //! Stop the node, move its storage dir away (`<storage.dir>/node<id>`; keep it for a
-//! post-mortem), and restart it: it starts empty and catches up from the leader. A node that
-//! lost durable state must not vote until it has caught up (it may have voted in the current
-//! term, and with an empty log it would vote for a candidate missing committed entries). The
-//! core has no such "no vote until caught up" mode yet — TODO(issue 15). Until then, rejoin
-//! a wiped node only while all other nodes are up and a leader is serving, and wipe one node
-//! at a time. A wiped node has also forgotten which replies it
-//! sent, so while catching up it answers again the requests it was the designated replier of
-//! (clients see duplicates: 354 of 5996 requests in `tests/damaged_log.rs`); the same core
-//! mode should hold its replies up to the commit index it first learns (TODO(issue 15)).
+//! post-mortem), and restart it with `hovercraft-node --rejoin`: it starts empty and catches
+//! up from the leader (by snapshot if it is behind the leader's first kept entry). A node that
+//! lost durable state must not vote until it has caught up: it may have voted in the current
+//! term, and with an empty log it would vote for a candidate missing committed entries
+//! (Raft dissertation §11.7.2). With `--rejoin` it writes a `rejoining` marker (synced) before
+//! sending anything, neither votes nor campaigns until it has applied what the first leader
+//! it hears had committed, votes afterwards only in later terms, and answers none of the
+//! entries up to that commit index (it may have answered them before; `tests/damaged_log.rs`:
+//! 0 duplicates, 354 of 5996 requests before). The marker goes once it has caught up; a
+//! restart meanwhile goes on rejoining. Residual risk, as without a membership change: a
+//! node that, before losing its state, campaigned in a term above its leader's with every
+//! RequestVote lost could vote again in that term. Wipe one node at a time.
 //!
 //! # Old files
 //!
@@ -236,12 +239,12 @@ pub enum ReplayError {
     #[error(
         "no file header: a log from before format version {FORMAT_VERSION} (issue 15) carries \
          no cluster or node identity and is not replayed; start this node on a fresh storage \
-         dir (move <storage.dir>/node<id> away): it rejoins empty and catches up from the leader"
+         dir (move <storage.dir>/node<id> away, restart with --rejoin): it catches up from the leader"
     )]
     Headerless,
     #[error(
         "not a {file} of this runtime ({reason}); refusing to start: move this node's \
-         storage dir away and restart it empty"
+         storage dir away and restart it with --rejoin"
     )]
     BadHeader { file: &'static str, reason: String },
     #[error(
@@ -262,7 +265,7 @@ pub enum ReplayError {
     #[error(
         "record {record} at byte {offset}: {reason}; this is damage, not a torn last write, \
          so the node refuses to start (repair: move this node's storage dir away and restart \
-         it empty so it catches up from the leader; see runtime-dpdk/src/storage.rs)"
+         it with --rejoin so it catches up from the leader; see runtime-dpdk/src/storage.rs)"
     )]
     Corrupt {
         offset: u64,
@@ -272,7 +275,7 @@ pub enum ReplayError {
     /// A damaged snapshot file, or a log and snapshot that do not fit together.
     #[error(
         "{reason}; refusing to start (repair: move this node's storage dir away and restart \
-         it empty so it catches up from the leader; see runtime-dpdk/src/storage.rs)"
+         it with --rejoin so it catches up from the leader; see runtime-dpdk/src/storage.rs)"
     )]
     Snapshot { reason: String },
 }

@@ -123,6 +123,18 @@ impl Node {
         })
     }
 
+    /// This node lost its durable state and rejoins (see [`Replica::start_rejoining`]).
+    pub fn start_rejoining(&mut self) {
+        if let Some(r) = self.replica.as_mut() {
+            r.start_rejoining();
+        }
+    }
+
+    /// Whether this node is still rejoining after losing its state.
+    pub fn is_rejoining(&self) -> bool {
+        self.replica.as_ref().is_some_and(|r| r.is_rejoining())
+    }
+
     pub fn id(&self) -> NodeId {
         self.cfg.id
     }

@@ -126,6 +126,7 @@ impl Replica {
         let applied = self.applied_index;
         self.balancer.report_applied(id, applied);
         self.compact();
+        self.maybe_rejoined();
     }
 
     /// The next committed entry this node must execute (in log order), if one is ready (its

@@ -88,9 +88,9 @@ impl Replica {
 
     /// The election timer fired: ask for pre-votes first (if on), else stand at once.
     pub(crate) fn campaign(&mut self, now: Instant) {
-        if self.applied_index < self.needs_snapshot_upto {
-            // It lacks state a peer holds only as a snapshot: as leader it could not apply,
-            // so it waits for a leader that can send it.
+        if self.applied_index < self.needs_snapshot_upto || self.rejoin.is_some() {
+            // It lacks state a peer holds only as a snapshot (as leader it could not apply),
+            // or it lost its state and rejoins: it waits for a leader.
             self.reset_election_deadline(now);
             return;
         }
@@ -171,6 +171,7 @@ impl Replica {
         last_log_term: u64,
     ) {
         let granted = term > self.term
+            && self.may_vote_in(term)
             && self
                 .log
                 .candidate_is_up_to_date(last_log_idx, last_log_term)
@@ -322,6 +323,7 @@ impl Replica {
         last_log_term: u64,
     ) {
         let granted = term == self.term
+            && self.may_vote_in(term)
             && self.voted_for.is_none_or(|v| v == from)
             && self
                 .log

@@ -67,6 +67,18 @@ pub use self::snapshot::{Snapshot, SnapshotError};
 use self::timers::{Timer, TimerTable};
 use self::unordered::UnorderedBuffer;
 
+/// Where a node that lost its durable state stands (Raft dissertation §11.7.2: it must not
+/// vote until it has caught up: it may have voted in the current term, and with a short log
+/// it would vote for a candidate missing committed entries).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rejoin {
+    /// No leader heard yet: no vote, no campaign.
+    Waiting,
+    /// The leader of `term` said `commit` was committed when we first heard it: no vote, no
+    /// campaign, and no reply for entries up to `commit` (we may have sent them before).
+    CatchingUp { term: u64, commit: u64 },
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -192,6 +204,9 @@ pub struct ReplicaCounters {
     /// Recovery requests answered "compacted, my snapshot covers it" (by or to this node).
     #[serde(skip_serializing_if = "is_zero")]
     pub recoveries_compacted: u64,
+    /// Times this node, rejoining after losing its state, caught up and may vote again.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub rejoined: u64,
     /// AppendEntries unanswered for `append_retry_us`: the follower is probed again from
     /// what it acknowledged. Not in summaries while 0.
     #[serde(skip_serializing_if = "is_zero")]
@@ -297,6 +312,11 @@ pub struct Replica {
     /// Entries up to here are committed but only a snapshot can bring their effect (a peer
     /// answered RECOVERY_COMPACTED): until this node applied them, it does not campaign.
     needs_snapshot_upto: u64,
+    /// This node lost its durable state and rejoins (`Replica::start_rejoining`).
+    rejoin: Option<Rejoin>,
+    /// Votes (and pre-votes) are granted only in terms above this: a node that lost its
+    /// state may have voted in any term up to the one it rejoined in.
+    min_vote_term: u64,
 
     // HovercRaft++ (leader side).
     use_switch: bool,
@@ -380,6 +400,8 @@ impl Replica {
             incoming: None,
             restoring: None,
             needs_snapshot_upto: 0,
+            rejoin: None,
+            min_vote_term: 0,
             use_switch: mode == Mode::HovercraftPlusPlus,
             switch_in_flight: VecDeque::new(),
             switch_next: 1,
@@ -422,6 +444,47 @@ impl Replica {
 
     pub fn role(&self) -> Role {
         self.role
+    }
+
+    /// This node lost its durable state (its storage was moved away after damage) and
+    /// rejoins: it neither votes nor campaigns, and answers no entry it may have answered
+    /// before, until it has applied what its first leader said was committed; afterwards it
+    /// votes only in later terms. Call it after building (or restoring, if it crashed while
+    /// rejoining) and before any input; the driver must remember it durably until
+    /// [`Replica::is_rejoining`] turns false.
+    pub fn start_rejoining(&mut self) {
+        // Its election timer keeps running: `campaign` declines while rejoining.
+        self.rejoin = Some(Rejoin::Waiting);
+    }
+
+    /// Whether this node is still rejoining (see [`Replica::start_rejoining`]).
+    pub fn is_rejoining(&self) -> bool {
+        self.rejoin.is_some()
+    }
+
+    /// A rejoining node heard the leader of `term`, which has committed up to `commit`.
+    pub(crate) fn note_leader_while_rejoining(&mut self, term: u64, commit: u64) {
+        if self.rejoin == Some(Rejoin::Waiting) {
+            self.rejoin = Some(Rejoin::CatchingUp { term, commit });
+            self.replay_until = self.replay_until.max(commit);
+            self.min_vote_term = self.min_vote_term.max(term);
+        }
+        self.maybe_rejoined();
+    }
+
+    /// Rejoined once it applied what its first leader had committed.
+    pub(crate) fn maybe_rejoined(&mut self) {
+        if let Some(Rejoin::CatchingUp { commit, .. }) = self.rejoin {
+            if self.applied_index >= commit {
+                self.rejoin = None;
+                self.counters.rejoined += 1;
+            }
+        }
+    }
+
+    /// Whether this node may vote (or pre-vote) in `term` at all.
+    pub(crate) fn may_vote_in(&self, term: u64) -> bool {
+        self.rejoin.is_none() && term > self.min_vote_term
     }
     pub fn term(&self) -> u64 {
         self.term

@@ -248,6 +248,9 @@ impl Replica {
             self.become_follower(now, term, Some(from));
         }
         self.reset_election_deadline(now);
+        if self.rejoin.is_some() {
+            self.note_leader_while_rejoining(term, leader_commit);
+        }
 
         let skip_check =
             self.canary(super::Canary::SkipPrevLogCheck) && prev_log_idx <= self.log.last_index();

@@ -296,6 +296,10 @@ impl Replica {
             self.become_follower(now, term, Some(from));
         }
         self.reset_election_deadline(now);
+        if self.rejoin.is_some() {
+            // The snapshot's index is committed (at most the leader's commit index).
+            self.note_leader_while_rejoining(term, last_idx);
+        }
         if last_idx <= self.applied_index {
             // Already past it (a late chunk, or the transfer raced with AppendEntries):
             // committed entries match the leader's, so say how far we are. Not "committed"
@@ -409,6 +413,7 @@ impl Replica {
         self.emit(Event::SnapshotInstalled { index, term, bytes });
         self.advance_body_complete();
         self.apply_committed();
+        self.maybe_rejoined();
         // Durable: "I hold everything up to `index`" must survive a crash.
         let reply = self.append_reply(AppendResult::Success, index, index);
         let durable = !self.canary(super::Canary::SnapshotAckBeforePersist);

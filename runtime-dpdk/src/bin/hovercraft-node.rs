@@ -24,6 +24,11 @@ struct Args {
     /// This node's id (its index in the file's `nodes`).
     #[arg(long)]
     id: u8,
+    /// This node's storage dir was moved away (repair after damage): start empty and neither
+    /// vote nor campaign until it has caught up with the leader (a `rejoining` marker in the
+    /// storage dir keeps it so across restarts until then).
+    #[arg(long)]
+    rejoin: bool,
 }
 
 fn main() -> ExitCode {
@@ -44,7 +49,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    match Server::start(cluster, args.id).and_then(Server::run) {
+    match Server::start_with(cluster, args.id, args.rejoin).and_then(Server::run) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("hovercraft-node: {e:#}");

@@ -182,6 +182,11 @@ impl Cluster {
     }
 
     pub fn start(&mut self, i: usize) {
+        self.start_with_args(i, &[]);
+    }
+
+    /// Starts node `i` with extra arguments (e.g. `--rejoin`).
+    pub fn start_with_args(&mut self, i: usize, extra: &[&str]) {
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -193,6 +198,7 @@ impl Cluster {
             .arg("--cluster")
             .arg(&self.file)
             .args(["--id", &i.to_string()])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
