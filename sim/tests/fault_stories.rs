@@ -89,6 +89,13 @@ struct LossyFollower {
     report: hovercraft_sim::check::Report,
 }
 
+/// Node `h`'s applied index (0 if it is down or unreplicated).
+fn applied(w: &World, h: usize) -> u64 {
+    w.node(h)
+        .and_then(|n| n.replica())
+        .map_or(0, |r| r.applied_index())
+}
+
 fn lossy_follower(s: Scenario) -> LossyFollower {
     let lossy = s
         .faults
@@ -100,11 +107,6 @@ fn lossy_follower(s: Scenario) -> LossyFollower {
         .expect("a link_chaos fault");
     let end_ns = (s.duration_ms + 60) * 1_000_000;
     let mut w = hovercraft_sim::check::checked_world(s);
-    let applied = |w: &World, h: usize| {
-        w.node(h)
-            .and_then(|n| n.replica())
-            .map_or(0, |r| r.applied_index())
-    };
     let mut max_lag_entries = 0;
     let mut t = 0;
     while t < end_ns {
@@ -183,11 +185,6 @@ fn a_follower_down_past_the_retention_window_catches_up_by_snapshot() {
     let restart_ns = 800_000_000;
     let end_ns = (s.duration_ms + 60) * 1_000_000;
     let mut w = hovercraft_sim::check::checked_world(s);
-    let applied = |w: &World, h: usize| {
-        w.node(h)
-            .and_then(|n| n.replica())
-            .map_or(0, |r| r.applied_index())
-    };
     w.run_until(restart_ns);
     let mut caught_up_ns = None;
     let mut t = restart_ns;

@@ -234,22 +234,8 @@ impl Replica {
         via_switch: bool,
     ) {
         self.counters.append_entries_received += 1;
-        if term < self.term {
-            self.counters.stale_messages += 1;
-            let reply = self.append_reply(AppendResult::Failure, self.log.last_index(), 0);
-            self.send(Target::Peer(from), reply, true);
+        if !self.follow_leader(now, from, term, leader_commit) {
             return;
-        }
-        if self.rival_leader(term, from) {
-            return;
-        }
-        // A valid leader of our term: follow it.
-        if self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(now, term, Some(from));
-        }
-        self.reset_election_deadline(now);
-        if self.rejoin.is_some() {
-            self.note_leader_while_rejoining(term, leader_commit);
         }
 
         let skip_check =
@@ -325,6 +311,37 @@ impl Replica {
         };
         // Durable: acknowledging entries promises they survive a crash.
         self.send(to, reply, true);
+    }
+
+    /// Follower side of a message only a leader sends (AppendEntries, a snapshot chunk) of
+    /// `term` from `from`, which says `commit` is committed: whether to handle it. One of an
+    /// older term is answered with a failure carrying our term (the sender steps down); a
+    /// second claimant to a term's leadership is dropped. Otherwise `from` leads us: our
+    /// election timer starts again, and a rejoining node learns its first leader's commit.
+    pub(crate) fn follow_leader(
+        &mut self,
+        now: Instant,
+        from: NodeId,
+        term: u64,
+        commit: u64,
+    ) -> bool {
+        if term < self.term {
+            self.counters.stale_messages += 1;
+            let reply = self.append_reply(AppendResult::Failure, self.log.last_index(), 0);
+            self.send(Target::Peer(from), reply, true);
+            return false;
+        }
+        if self.rival_leader(term, from) {
+            return false;
+        }
+        if self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(now, term, Some(from));
+        }
+        self.reset_election_deadline(now);
+        if self.rejoin.is_some() {
+            self.note_leader_while_rejoining(term, commit);
+        }
+        true
     }
 
     pub(crate) fn append_reply(

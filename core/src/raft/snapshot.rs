@@ -283,22 +283,9 @@ impl Replica {
         offset: u64,
         chunk: Vec<u8>,
     ) {
-        if term < self.term {
-            self.counters.stale_messages += 1;
-            let reply = self.append_reply(AppendResult::Failure, self.log.last_index(), 0);
-            self.send(Target::Peer(from), reply, true);
+        // The snapshot's index is committed (at most the leader's commit index).
+        if !self.follow_leader(now, from, term, last_idx) {
             return;
-        }
-        if self.rival_leader(term, from) {
-            return;
-        }
-        if self.role != Role::Follower || self.leader != Some(from) {
-            self.become_follower(now, term, Some(from));
-        }
-        self.reset_election_deadline(now);
-        if self.rejoin.is_some() {
-            // The snapshot's index is committed (at most the leader's commit index).
-            self.note_leader_while_rejoining(term, last_idx);
         }
         if last_idx <= self.applied_index {
             // Already past it (a late chunk, or the transfer raced with AppendEntries):
