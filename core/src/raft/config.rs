@@ -62,7 +62,13 @@ pub struct RaftConfig {
     pub replier_max_lag: u64,
     /// The leader answers DROP when (last log index − last applied) reaches this.
     pub flow_control_threshold: u64,
+    /// Most request-body bytes the leader's in-memory log may hold: beyond it, requests are
+    /// refused (DROP, flow control). Followers' logs hold at most the leader's.
+    pub max_log_bytes: u64,
     pub unordered_capacity: usize,
+    /// Most body bytes the unordered buffer holds (the oldest is evicted beyond it, as
+    /// beyond `unordered_capacity` bodies).
+    pub unordered_capacity_bytes: u64,
     pub unordered_expiry_us: u64,
     /// HovercRaft++: an AppendEntries sent through the switch with no group reply after this
     /// long makes the leader fall back to direct fan-out/fan-in.
@@ -214,7 +220,9 @@ impl Default for RaftConfig {
             // 800k req/s); a restarted one starts thousands behind.
             replier_max_lag: 1_024,
             flow_control_threshold: 16_384,
+            max_log_bytes: 1 << 30,
             unordered_capacity: 4_096,
+            unordered_capacity_bytes: 64 << 20,
             unordered_expiry_us: 1_000_000,
             switch_timeout_us: 1_000,
             switch_probe_us: 5_000,
@@ -280,6 +288,11 @@ impl RaftConfig {
             ("raft.flow_control_threshold", self.flow_control_threshold),
             ("raft.unordered_capacity", self.unordered_capacity as u64),
             ("raft.session_capacity", self.session_capacity as u64),
+            ("raft.max_log_bytes", self.max_log_bytes),
+            (
+                "raft.unordered_capacity_bytes",
+                self.unordered_capacity_bytes,
+            ),
             (
                 "raft.max_recoveries_in_flight",
                 self.max_recoveries_in_flight as u64,

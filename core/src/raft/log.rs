@@ -14,6 +14,8 @@ pub struct RaftLog {
     entries: VecDeque<LogEntry>,
     /// Term of entry `first_index − 1` (0 for the sentinel).
     compacted_term: u64,
+    /// Request-body bytes held (the byte budget of `raft.max_log_bytes`).
+    body_bytes: u64,
 }
 
 impl Default for RaftLog {
@@ -22,8 +24,13 @@ impl Default for RaftLog {
             first_index: 1,
             entries: VecDeque::new(),
             compacted_term: 0,
+            body_bytes: 0,
         }
     }
+}
+
+fn body_len(e: &LogEntry) -> u64 {
+    e.body.as_ref().map_or(0, |b| b.len() as u64)
 }
 
 impl RaftLog {
@@ -47,6 +54,23 @@ impl RaftLog {
         self.entries.is_empty()
     }
 
+    /// Request-body bytes the log holds.
+    pub fn body_bytes(&self) -> u64 {
+        self.body_bytes
+    }
+
+    /// Entry `index` gained a body (recovered, or a late multicast): counts its bytes.
+    pub fn set_body(&mut self, index: u64, body: Vec<u8>) {
+        let Some(e) = index
+            .checked_sub(self.first_index)
+            .and_then(|i| self.entries.get_mut(i as usize))
+        else {
+            return;
+        };
+        self.body_bytes = self.body_bytes - body_len(e) + body.len() as u64;
+        e.body = Some(body);
+    }
+
     /// Term of the entry at `index`: `None` past the end or below the compacted boundary.
     pub fn term_at(&self, index: u64) -> Option<u64> {
         if index + 1 == self.first_index {
@@ -62,14 +86,8 @@ impl RaftLog {
         self.entries.get((index - self.first_index) as usize)
     }
 
-    pub fn get_mut(&mut self, index: u64) -> Option<&mut LogEntry> {
-        if index < self.first_index {
-            return None;
-        }
-        self.entries.get_mut((index - self.first_index) as usize)
-    }
-
     pub fn append(&mut self, entry: LogEntry) -> u64 {
+        self.body_bytes += body_len(&entry);
         self.entries.push_back(entry);
         self.last_index()
     }
@@ -81,7 +99,9 @@ impl RaftLog {
         let at = index.saturating_sub(self.first_index) as usize;
         // index < first_index is never reached: committed (and so compacted) entries never
         // conflict; it would remove everything.
-        self.entries.drain(at.min(self.entries.len())..).collect()
+        let removed: Vec<LogEntry> = self.entries.drain(at.min(self.entries.len())..).collect();
+        self.body_bytes -= removed.iter().map(body_len).sum::<u64>();
+        removed
     }
 
     /// Up to `max` entries starting at `from` (cloned, for an AppendEntries message).
@@ -98,6 +118,7 @@ impl RaftLog {
         let index = index.min(self.last_index());
         while self.first_index <= index {
             let e = self.entries.pop_front().expect("index within log");
+            self.body_bytes -= body_len(&e);
             self.compacted_term = e.term;
             self.first_index += 1;
         }
@@ -106,6 +127,7 @@ impl RaftLog {
     /// Drops every entry: the log continues after a snapshot at `index` of `term`.
     pub fn reset_to(&mut self, index: u64, term: u64) {
         self.entries.clear();
+        self.body_bytes = 0;
         self.first_index = index + 1;
         self.compacted_term = term;
     }
@@ -155,5 +177,28 @@ mod tests {
         assert!(log.candidate_is_up_to_date(3, 4));
         assert!(!log.candidate_is_up_to_date(10, 3));
         assert!(log.candidate_is_up_to_date(1, 5));
+    }
+
+    #[test]
+    fn body_bytes_follow_every_change() {
+        let mut log = RaftLog::default();
+        let with = |term, n: usize| LogEntry {
+            body: Some(vec![0; n]),
+            ..e(term)
+        };
+        log.append(with(1, 10));
+        log.append(e(1));
+        log.append(with(1, 5));
+        assert_eq!(log.body_bytes(), 15);
+        log.set_body(2, vec![0; 7]);
+        assert_eq!(log.body_bytes(), 22);
+        log.set_body(2, vec![0; 1]);
+        assert_eq!(log.body_bytes(), 16);
+        log.truncate_from(3);
+        assert_eq!(log.body_bytes(), 11);
+        log.compact_to(1);
+        assert_eq!(log.body_bytes(), 1);
+        log.reset_to(9, 2);
+        assert_eq!(log.body_bytes(), 0);
     }
 }

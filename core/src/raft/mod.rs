@@ -375,6 +375,7 @@ impl Replica {
             balancer: ReplyBalancer::new(n, policy, cfg.replier_bound, cfg.replier_max_lag),
             unordered: UnorderedBuffer::new(
                 cfg.unordered_capacity,
+                cfg.unordered_capacity_bytes,
                 Duration::from_us(cfg.unordered_expiry_us),
             ),
             sessions: Sessions::new(cfg.session_capacity),
@@ -631,6 +632,7 @@ impl Replica {
         }
         if self.log.last_index() - self.applied_index >= self.cfg.flow_control_threshold
             || self.log.len() as u64 >= self.cfg.max_log_entries()
+            || self.log.body_bytes() + body.len() as u64 > self.cfg.max_log_bytes
         {
             self.counters.drops_flow_control += 1;
             self.refuse(now, client, req_id, policy, Refusal::FlowControl);

@@ -260,8 +260,8 @@ impl Replica {
                 Some(t) if t == e.term => {
                     // Already have it; a catch-up AppendEntries may bring a body it lacks.
                     if e.body.is_some() && self.log.get(index).is_some_and(|o| o.body.is_none()) {
-                        if let Some(o) = self.log.get_mut(index) {
-                            o.body = e.body.take();
+                        if let Some(body) = e.body.take() {
+                            self.log.set_body(index, body);
                         }
                         self.body_filled_at(index);
                         self.recoveries.remove(&index);
@@ -899,13 +899,13 @@ impl Replica {
     ) {
         self.recoveries.remove(&log_idx);
         let _ = term;
-        let Some(e) = self.log.get_mut(log_idx) else {
+        let Some(e) = self.log.get(log_idx) else {
             return;
         };
         if e.client != client || e.req_id != req_id || e.body.is_some() {
             return;
         }
-        e.body = Some(body);
+        self.log.set_body(log_idx, body);
         self.body_filled_at(log_idx);
         self.after_body_filled(now);
     }
@@ -961,9 +961,8 @@ impl Replica {
             }
         }
         let Some(index) = found else { return };
-        let body = self.unordered.remove(&(client, req_id));
-        if let Some(e) = self.log.get_mut(index) {
-            e.body = body;
+        if let Some(body) = self.unordered.remove(&(client, req_id)) {
+            self.log.set_body(index, body);
         }
         self.body_filled_at(index);
         self.recoveries.remove(&index);

@@ -1,7 +1,7 @@
 //! The unordered buffer (HovercRaft): request bodies that arrived by multicast, kept until the
-//! leader orders them, keyed by (client address, req_id). Bounded: when full, the oldest body
-//! is evicted (counted); bodies also expire after a fixed time. A body that is gone when its
-//! entry is ordered is fetched from the leader with RECOVERY_REQ.
+//! leader orders them, keyed by (client address, req_id). Bounded in bodies and in bytes: when
+//! either bound is reached, the oldest body is evicted (counted); bodies also expire after a
+//! fixed time. A body that is gone when its entry is ordered is fetched with RECOVERY_REQ.
 
 use std::collections::VecDeque;
 use std::net::SocketAddrV4;
@@ -18,10 +18,21 @@ pub struct UnorderedStats {
     pub evicted_full: u64,
     pub expired: u64,
     pub high_water: u64,
+    /// Bodies evicted to stay within the byte bound (not in summaries while 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub evicted_bytes: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 pub struct UnorderedBuffer {
     capacity: usize,
+    /// Most body bytes held at once.
+    capacity_bytes: u64,
+    /// Body bytes held now.
+    bytes: u64,
     expiry: Duration,
     bodies: FxHashMap<RequestKey, (Vec<u8>, u64)>,
     // (inserted at, key, generation) in insertion order: oldest first.
@@ -31,9 +42,11 @@ pub struct UnorderedBuffer {
 }
 
 impl UnorderedBuffer {
-    pub fn new(capacity: usize, expiry: Duration) -> Self {
+    pub fn new(capacity: usize, capacity_bytes: u64, expiry: Duration) -> Self {
         UnorderedBuffer {
             capacity: capacity.max(1),
+            capacity_bytes: capacity_bytes.max(1),
+            bytes: 0,
             expiry,
             bodies: FxHashMap::default(),
             order: VecDeque::new(),
@@ -61,14 +74,27 @@ impl UnorderedBuffer {
     /// Stores a body (replacing an older one under the same key).
     pub fn insert(&mut self, now: Instant, key: RequestKey, body: Vec<u8>) {
         self.expire(now);
-        while self.bodies.len() >= self.capacity && !self.bodies.contains_key(&key) {
+        if let Some(old) = self.remove(&key) {
+            // Replaced: its order entry goes stale and is skipped.
+            drop(old);
+        }
+        while self.bodies.len() >= self.capacity {
             if !self.pop_oldest() {
                 break;
             }
             self.stats.evicted_full += 1;
         }
+        // A body larger than the whole byte bound is still kept alone: R2P2's reassembly
+        // already bounds one request's size.
+        while !self.bodies.is_empty() && self.bytes + body.len() as u64 > self.capacity_bytes {
+            if !self.pop_oldest() {
+                break;
+            }
+            self.stats.evicted_bytes += 1;
+        }
         let gen = self.next_gen;
         self.next_gen += 1;
+        self.bytes += body.len() as u64;
         self.bodies.insert(key, (body, gen));
         self.order.push_back((now, key, gen));
         self.stats.inserted += 1;
@@ -82,13 +108,20 @@ impl UnorderedBuffer {
     }
 
     pub fn remove(&mut self, key: &RequestKey) -> Option<Vec<u8>> {
-        self.bodies.remove(key).map(|(b, _)| b)
+        let (b, _) = self.bodies.remove(key)?;
+        self.bytes -= b.len() as u64;
+        Some(b)
+    }
+
+    /// Body bytes held now.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
     }
 
     fn pop_oldest(&mut self) -> bool {
         while let Some((_, key, gen)) = self.order.pop_front() {
             if self.bodies.get(&key).is_some_and(|(_, g)| *g == gen) {
-                self.bodies.remove(&key);
+                self.remove(&key);
                 return true;
             }
         }
@@ -103,7 +136,7 @@ impl UnorderedBuffer {
             }
             self.order.pop_front();
             if self.bodies.get(&key).is_some_and(|(_, g)| *g == gen) {
-                self.bodies.remove(&key);
+                self.remove(&key);
                 self.stats.expired += 1;
             }
         }
@@ -125,7 +158,7 @@ mod tests {
 
     #[test]
     fn bounded_with_eviction_and_expiry() {
-        let mut b = UnorderedBuffer::new(2, Duration::from_ms(1));
+        let mut b = UnorderedBuffer::new(2, 1 << 20, Duration::from_ms(1));
         let t = Instant::ZERO;
         b.insert(t, key(1), vec![1]);
         b.insert(t, key(2), vec![2]);
@@ -138,5 +171,30 @@ mod tests {
         assert!(b.is_empty());
         assert_eq!(b.stats.expired, 1);
         assert_eq!(b.stats.high_water, 2);
+    }
+
+    #[test]
+    fn bounded_in_bytes_too() {
+        let mut b = UnorderedBuffer::new(100, 10, Duration::from_ms(1));
+        let t = Instant::ZERO;
+        b.insert(t, key(1), vec![0; 4]);
+        b.insert(t, key(2), vec![0; 4]);
+        assert_eq!(b.bytes(), 8);
+        b.insert(t, key(3), vec![0; 4]);
+        assert_eq!(
+            (b.len(), b.bytes()),
+            (2, 8),
+            "the oldest went for the bytes"
+        );
+        assert!(!b.contains(&key(1)));
+        assert_eq!(b.stats.evicted_bytes, 1);
+        // Replacing a body counts its bytes once.
+        b.insert(t, key(3), vec![0; 2]);
+        assert_eq!(b.bytes(), 6);
+        // One body larger than the bound is kept alone.
+        b.insert(t, key(4), vec![0; 50]);
+        assert_eq!((b.len(), b.bytes()), (1, 50));
+        assert_eq!(b.remove(&key(4)).map(|v| v.len()), Some(50));
+        assert_eq!(b.bytes(), 0);
     }
 }
