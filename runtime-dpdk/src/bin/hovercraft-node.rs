@@ -5,6 +5,9 @@
 //! fit together; the one-line message names the file, field or byte offset and record;
 //! repair in runtime-dpdk/src/storage.rs), 1 any other runtime failure
 //! (cannot bind, cannot write the log).
+//!
+//! `hovercraft-node keygen <path>` writes a new 32-byte random cluster key (mode 0600, never
+//! over an existing file) for the cluster file's `"auth": {"key_file": ...}`.
 #![forbid(unsafe_code)]
 
 use std::path::PathBuf;
@@ -31,7 +34,35 @@ struct Args {
     rejoin: bool,
 }
 
+/// `hovercraft-node keygen <path>`.
+#[derive(Parser)]
+#[command(
+    name = "hovercraft-node keygen",
+    about = "Write a new 32-byte cluster key (mode 0600)"
+)]
+struct KeygenArgs {
+    /// Where to write the key (must not exist yet).
+    path: PathBuf,
+}
+
 fn main() -> ExitCode {
+    // A subcommand checked by hand: the node's own flags stay as they were (required).
+    if std::env::args_os().nth(1).is_some_and(|a| a == "keygen") {
+        let k = KeygenArgs::parse_from(std::env::args_os().skip(1));
+        return match hovercraft_runtime::auth::keygen(&k.path) {
+            Ok(()) => {
+                println!(
+                    "wrote a new cluster key to {} (mode 0600)",
+                    k.path.display()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("hovercraft-node keygen: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = Args::parse();
     let cluster = match ClusterFile::load(&args.cluster) {
         Ok(c) => c,
