@@ -507,6 +507,28 @@ impl ClusterFile {
         )
     }
 
+    /// Reads every key file the `auth` section names: the keys, the one to send with first.
+    /// Errors name the cluster file and the field (`auth.key_file`, `auth.accept_key_files[i]`).
+    pub fn load_keys(&self) -> Result<Vec<[u8; crate::auth::KEY_BYTES]>, ClusterError> {
+        let Some(paths) = self.key_paths() else {
+            return Ok(Vec::new());
+        };
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                crate::auth::load_key(p).map_err(|reason| ClusterError {
+                    file: self.file.clone(),
+                    field: match i {
+                        0 => "auth.key_file".to_string(),
+                        _ => format!("auth.accept_key_files[{}]", i - 1),
+                    },
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     /// Node `id`'s directory: its log file and status file.
     pub fn node_dir(&self, id: NodeId) -> PathBuf {
         self.storage.dir.join(format!("node{id}"))

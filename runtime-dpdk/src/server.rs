@@ -160,24 +160,15 @@ fn open_auth(
         return Ok(None);
     };
     let cluster_id = storage::cluster_id(cluster.mode, &cluster.peers());
-    let mut subkeys = Vec::with_capacity(paths.len());
-    for (i, p) in paths.iter().enumerate() {
-        let field = if i == 0 {
-            "auth.key_file".to_string()
-        } else {
-            format!("auth.accept_key_files[{}]", i - 1)
-        };
-        let key = auth::load_key(p).map_err(|reason| {
-            anyhow::anyhow!(
-                "node {id}: {}",
-                crate::cluster::ClusterError {
-                    file: cluster.file.clone(),
-                    field,
-                    reason,
-                }
-            )
-        })?;
-        subkeys.push(auth::subkey(&key, cluster_id, &cluster.name));
+    let keys = cluster
+        .load_keys()
+        .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
+    let subkeys: Vec<[u8; 32]> = keys
+        .iter()
+        .map(|k| auth::subkey(k, cluster_id, &cluster.name))
+        .collect();
+    if paths.len() != subkeys.len() {
+        anyhow::bail!("node {id}: {}: field `auth`: no key loaded", cluster.file);
     }
     let epoch = auth::next_epoch(&dir.join("auth_epoch"), crate::clock::unix_time_ns())
         .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;

@@ -1,6 +1,6 @@
 //! `hovercraft-node --cluster cluster.json --id I`: one replica (or the unreplicated server)
 //! of the cluster the file describes, on kernel UDP. Exit codes: 2 bad cluster file or
-//! arguments, 3 the node's `raft.log` or `snapshot` is refused (damaged — the log before its
+//! arguments (including an unreadable or group/other-readable key file), 3 the node's `raft.log` or `snapshot` is refused (damaged — the log before its
 //! last record —, another cluster's or node's, headerless, or a log and snapshot that do not
 //! fit together; the one-line message names the file, field or byte offset and record;
 //! repair in runtime-dpdk/src/storage.rs), 1 any other runtime failure
@@ -71,6 +71,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Before anything binds: a missing or readable-by-others key is a cluster file problem.
+    if let Err(e) = cluster.load_keys() {
+        eprintln!("hovercraft-node: {e}");
+        return ExitCode::from(2);
+    }
     if args.id as usize >= cluster.nodes.len() {
         eprintln!(
             "hovercraft-node: {}: --id {} is not a node of this cluster (ids 0..{})",
