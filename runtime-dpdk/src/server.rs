@@ -182,7 +182,8 @@ fn open_auth(
 /// The marker file of a node rejoining after the loss of its storage.
 pub const REJOIN_MARKER: &str = "rejoining";
 
-fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
+/// The kernel UDP socket options of node `id` (public for the port-sharing test).
+pub fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
     let me = cluster.nodes[id as usize].address;
     if cluster.mode == Mode::Hovercraft && cluster.multicast {
         let group = cluster.group();
