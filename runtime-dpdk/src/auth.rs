@@ -133,7 +133,7 @@ impl Sealer {
 pub enum Reject {
     /// Too short for a trailer, or an unknown trailer version.
     Malformed,
-    /// The claimed sender is not another member of this cluster.
+    /// The claimed sender is not a member of this cluster.
     UnknownSender,
     /// The tag does not verify under any accepted key.
     BadMac,
@@ -151,7 +151,7 @@ impl Reject {
     pub fn as_str(self) -> &'static str {
         match self {
             Reject::Malformed => "malformed or missing MAC trailer",
-            Reject::UnknownSender => "claimed sender is not a peer",
+            Reject::UnknownSender => "claimed sender is not a member",
             Reject::BadMac => "bad MAC",
             Reject::Misdirected => "addressed to another node",
             Reject::StaleEpoch => "epoch older than the sender's latest",
@@ -301,7 +301,9 @@ impl Opener {
             return Err(Reject::Malformed);
         }
         let (sender, dst) = (fields[1], fields[2]);
-        if sender as usize >= self.windows.len() || sender == self.me {
+        // This node's own id is a member too: without multicast, what it sends to the group
+        // comes back to it, as before authentication (its own replay window guards it).
+        if sender as usize >= self.windows.len() {
             return Err(Reject::UnknownSender);
         }
         // Every key is tried (no early exit), each compare in constant time: the timing
@@ -490,10 +492,13 @@ mod tests {
         // For another node.
         s2.seal(2, &p, &mut d2);
         assert_eq!(o.open(&d2), Err(Reject::Misdirected));
-        // Claims to be this node, or a node outside the cluster.
-        Sealer::new(k, 0, 3_000).seal(0, &p, &mut d);
-        assert_eq!(o.open(&d), Err(Reject::UnknownSender));
+        // This node's own group messages come back to it; a node outside the cluster does not
+        // exist.
+        Sealer::new(k, 0, 3_000).seal(DST_ALL, &p, &mut d);
+        assert_eq!(o.open(&d), Ok((0, &p[..])));
         Sealer::new(k, 9, 3_000).seal(0, &p, &mut d);
+        assert_eq!(o.open(&d), Err(Reject::UnknownSender));
+        Sealer::new(k, 3, 3_000).seal(0, &p, &mut d);
         assert_eq!(o.open(&d), Err(Reject::UnknownSender));
         let c = o.counters;
         assert_eq!(
