@@ -19,6 +19,16 @@ fn monotonic_now() -> std::time::Instant {
     std::time::Instant::now()
 }
 
+/// Nanoseconds since the Unix epoch by the wall clock (0 if the clock is before 1970): only
+/// for the MAC epoch (`auth.rs`), which must grow across process restarts, which a
+/// monotonic clock does not.
+#[allow(clippy::disallowed_methods)]
+pub fn unix_time_ns() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 impl Clock {
     pub fn new() -> Self {
         Clock {

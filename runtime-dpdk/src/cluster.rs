@@ -16,7 +16,9 @@
 //!   "workload": { "app": "kv", "rate_rps": 2000, ... },   // scenario `workload` section
 //!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500},
 //!   "redis": {"socket": "/tmp/hc/redis-{id}.sock"},  // optional: kv app on redis-server
-//!   "dpdk": {"eal_args": ["--no-huge", ...], "idle_nap_us": 0}  // optional: DPDK backend
+//!   "dpdk": {"eal_args": ["--no-huge", ...], "idle_nap_us": 0}, // optional: DPDK backend
+//!   "auth": {"key_file": "cluster.key"}         // required: see `auth.rs`, or
+//!                                               // {"unauthenticated": true} on loopback
 //! }
 //! ```
 #![forbid(unsafe_code)]
@@ -73,6 +75,32 @@ pub struct ClusterFile {
     /// `--features dpdk`) instead of kernel UDP.
     #[serde(default)]
     pub dpdk: Option<DpdkConfig>,
+    /// How node-to-node datagrams are authenticated (`auth.rs`). Required: a file without it
+    /// is refused, so no cluster runs unauthenticated by omission.
+    #[serde(default)]
+    pub auth: Option<AuthConfig>,
+    /// The directory of the cluster file: relative key paths are resolved against it.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// The cluster file's name as given (for error messages about what it names).
+    #[serde(skip)]
+    pub file: String,
+}
+
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// The 32-byte cluster key (`hovercraft-node keygen <path>`), relative to the cluster file.
+    /// Never inline: the cluster file is shared with load generators, which need no key.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// Further keys accepted on receive (not used to send): the old or the next key during a
+    /// rolling rotation (README).
+    #[serde(default)]
+    pub accept_key_files: Vec<PathBuf>,
+    /// `true`: no MAC at all (loopback experiments only; a node says so at start).
+    #[serde(default)]
+    pub unauthenticated: bool,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -226,7 +254,13 @@ impl ClusterFile {
         let de = &mut serde_json::Deserializer::from_str(text);
         let c: ClusterFile = serde_path_to_error::deserialize(de)
             .map_err(|e| err(e.path().to_string(), one_line(&e.inner().to_string())))?;
+        let mut c = c;
         c.validate().map_err(|(f, r)| err(f, r))?;
+        c.base_dir = match Path::new(file).parent() {
+            Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        c.file = file.to_string();
         Ok(c)
     }
 
@@ -368,6 +402,46 @@ impl ClusterFile {
                 return e("dpdk.idle_nap_us", "at most 100000".into());
             }
         }
+        match &self.auth {
+            None => {
+                return e(
+                    "auth",
+                    "missing: cluster traffic is authenticated since issue 16; add \
+                     \"auth\": {\"key_file\": \"cluster.key\"} (path relative to this file; \
+                     create it with `hovercraft-node keygen <path>`), or for loopback \
+                     experiments only \"auth\": {\"unauthenticated\": true}"
+                        .into(),
+                )
+            }
+            Some(a)
+                if a.unauthenticated
+                    && (a.key_file.is_some() || !a.accept_key_files.is_empty()) =>
+            {
+                return e(
+                    "auth.unauthenticated",
+                    "contradicts auth.key_file / auth.accept_key_files: choose one".into(),
+                )
+            }
+            Some(a) if !a.unauthenticated && a.key_file.is_none() => {
+                return e(
+                    "auth.key_file",
+                    "missing: name the cluster key file (`hovercraft-node keygen <path>`), or \
+                     set \"unauthenticated\": true (loopback experiments only)"
+                        .into(),
+                )
+            }
+            Some(a) if a.key_file.is_some() && self.dpdk.is_some() => {
+                // The MAC trailer makes a full-size (1472-byte) R2P2 packet outgrow one
+                // 1500-byte frame, and the DPDK backend does not fragment.
+                return e(
+                    "auth.key_file",
+                    "the DPDK backend cannot carry the MAC trailer yet (full-size packets \
+                     would exceed one frame); use kernel UDP, or \"unauthenticated\": true"
+                        .into(),
+                );
+            }
+            Some(_) => {}
+        }
         let l = &self.loadgen;
         if l.duration_ms == 0 || l.warmup_ms >= l.duration_ms {
             return e(
@@ -420,6 +494,41 @@ impl ClusterFile {
         }
     }
 
+    /// Key files, resolved against the cluster file's directory: the one to send with, then
+    /// every one accepted on receive. `None`: unauthenticated.
+    pub fn key_paths(&self) -> Option<Vec<PathBuf>> {
+        let a = self.auth.as_ref()?;
+        let first = a.key_file.as_ref()?;
+        Some(
+            std::iter::once(first)
+                .chain(&a.accept_key_files)
+                .map(|p| self.base_dir.join(p))
+                .collect(),
+        )
+    }
+
+    /// Reads every key file the `auth` section names: the keys, the one to send with first.
+    /// Errors name the cluster file and the field (`auth.key_file`, `auth.accept_key_files[i]`).
+    pub fn load_keys(&self) -> Result<Vec<[u8; crate::auth::KEY_BYTES]>, ClusterError> {
+        let Some(paths) = self.key_paths() else {
+            return Ok(Vec::new());
+        };
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                crate::auth::load_key(p).map_err(|reason| ClusterError {
+                    file: self.file.clone(),
+                    field: match i {
+                        0 => "auth.key_file".to_string(),
+                        _ => format!("auth.accept_key_files[{}]", i - 1),
+                    },
+                    reason,
+                })
+            })
+            .collect()
+    }
+
     /// Node `id`'s directory: its log file and status file.
     pub fn node_dir(&self, id: NodeId) -> PathBuf {
         self.storage.dir.join(format!("node{id}"))
@@ -461,7 +570,8 @@ mod tests {
                   {"id": 2, "address": "10.77.0.3:7000"}],
         "group": "239.1.1.1:7000",
         "storage": {"dir": "/tmp/x"},
-        "workload": {"app": "kv", "rate_rps": 1000}
+        "workload": {"app": "kv", "rate_rps": 1000},
+        "auth": {"key_file": "k/cluster.key", "accept_key_files": ["/etc/old.key"]}
     }"#;
 
     fn err(text: &str) -> String {
@@ -548,6 +658,43 @@ mod tests {
             "\"loadgen\": {\"timeout_ms\": 18446744073709551615}, \"storage\""
         ))
         .starts_with("c.json: field `loadgen.timeout_ms`: "));
+    }
+
+    #[test]
+    fn auth_is_required_and_key_paths_are_relative_to_the_file() {
+        let c = ClusterFile::from_json("/etc/hc/c.json", GOOD).unwrap();
+        assert_eq!(
+            c.key_paths().unwrap(),
+            vec![
+                PathBuf::from("/etc/hc/k/cluster.key"),
+                PathBuf::from("/etc/old.key")
+            ]
+        );
+        let c = ClusterFile::from_json("c.json", GOOD).unwrap();
+        assert_eq!(c.key_paths().unwrap()[0], PathBuf::from("./k/cluster.key"));
+        let auth = r#""auth": {"key_file": "k/cluster.key", "accept_key_files": ["/etc/old.key"]}"#;
+        let e = err(&GOOD.replace(&format!(",\n        {auth}"), ""));
+        assert!(
+            e.starts_with("c.json: field `auth`: missing: ")
+                && e.contains("keygen")
+                && !e.contains('\n'),
+            "{e}"
+        );
+        let open = ClusterFile::from_json(
+            "c.json",
+            &GOOD.replace(auth, r#""auth": {"unauthenticated": true}"#),
+        )
+        .unwrap();
+        assert!(open.key_paths().is_none());
+        assert!(err(&GOOD.replace(auth, r#""auth": {}"#))
+            .starts_with("c.json: field `auth.key_file`: missing"));
+        assert!(err(&GOOD.replace(auth, r#""auth": {"key": "abc"}"#))
+            .starts_with("c.json: field `auth.key`: unknown field"));
+        assert!(err(&GOOD.replace(
+            auth,
+            r#""auth": {"unauthenticated": true, "key_file": "k"}"#
+        ))
+        .starts_with("c.json: field `auth.unauthenticated`: contradicts"));
     }
 
     #[test]

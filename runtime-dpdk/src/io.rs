@@ -138,10 +138,10 @@ impl UdpIo {
         // Best effort: the kernel caps these at net.core.{r,w}mem_max.
         let _ = s.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
         let _ = s.set_send_buffer_size(SOCKET_BUFFER_BYTES);
-        if opts.join.is_some() {
-            // A restarted node rebinds at once even if the old socket lingers.
-            s.set_reuse_address(true)?;
-        }
+        // No SO_REUSEADDR and no SO_REUSEPORT, in any mode: with either, another local
+        // process (any user for SO_REUSEADDR) could bind this port beside the node and read
+        // or send as it. UDP has no TIME_WAIT, so a restarted node rebinds at once without
+        // them; a multicast node binds the wildcard and joins the group on this one socket.
         s.bind(&SocketAddr::V4(opts.bind).into())
             .map_err(|source| IoSetupError::Bind {
                 addr: opts.bind,

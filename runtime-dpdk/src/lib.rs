@@ -1,5 +1,6 @@
 //! hovercraft-runtime: drives the same sans-IO `hovercraft_core::Node` over a real network.
 //!
+//! - [`auth`]: the MAC trailer and replay window of node-to-node datagrams, key files.
 //! - [`clock`]: the real clock adapter (the only place that reads the wall clock).
 //! - [`io`]: the [`io::Io`] backend trait and its kernel UDP backend (non-blocking sockets,
 //!   multicast join, `ppoll` wait with nanosecond timeouts).
@@ -21,6 +22,7 @@
 
 pub use hovercraft_core as core;
 
+pub mod auth;
 pub mod bench;
 pub mod clock;
 pub mod cluster;

@@ -25,6 +25,7 @@ use hovercraft_core::raft::{PersistRequest, Role};
 use hovercraft_core::time::{Duration, Instant};
 use serde::Serialize;
 
+use crate::auth::{self, AuthCounters, Opener, Sealer};
 use crate::clock::Clock;
 use crate::cluster::ClusterFile;
 use crate::io::{self as backend, Io, UdpOptions, MAX_DATAGRAM};
@@ -70,6 +71,10 @@ pub struct Status {
     /// Time the start-up replay of the log took.
     pub replay_ms: f64,
     pub io: IoCounters,
+    /// "authenticated" (MAC on every node-to-node datagram) or "unauthenticated".
+    pub auth_mode: &'static str,
+    /// Cluster datagrams accepted and refused by reason (absent when unauthenticated).
+    pub auth: Option<AuthCounters>,
     pub storage: Option<StorageCounters>,
     pub protocol: hovercraft_core::node::NodeCounters,
     pub replica: Option<hovercraft_core::raft::ReplicaCounters>,
@@ -134,12 +139,51 @@ pub struct Server {
     /// `<dir>/rejoining` while this node, which lost its durable state, catches up without
     /// voting (removed once caught up; a restart meanwhile goes on rejoining).
     rejoin_marker: Option<PathBuf>,
+    /// MAC on node-to-node datagrams (`None`: the cluster file says unauthenticated).
+    auth: Option<Auth>,
+}
+
+/// This node's sending and receiving halves of `auth.rs`, and a buffer for sealed datagrams.
+struct Auth {
+    sealer: Sealer,
+    opener: Opener,
+    sealed: Vec<u8>,
+}
+
+/// Loads the keys and picks this process's epoch. Errors are one line naming the file.
+fn open_auth(
+    cluster: &ClusterFile,
+    id: NodeId,
+    dir: &std::path::Path,
+) -> anyhow::Result<Option<Auth>> {
+    let Some(paths) = cluster.key_paths() else {
+        return Ok(None);
+    };
+    let cluster_id = storage::cluster_id(cluster.mode, &cluster.peers());
+    let keys = cluster
+        .load_keys()
+        .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
+    let subkeys: Vec<[u8; 32]> = keys
+        .iter()
+        .map(|k| auth::subkey(k, cluster_id, &cluster.name))
+        .collect();
+    if paths.len() != subkeys.len() {
+        anyhow::bail!("node {id}: {}: field `auth`: no key loaded", cluster.file);
+    }
+    let epoch = auth::next_epoch(&dir.join("auth_epoch"), crate::clock::unix_time_ns())
+        .map_err(|e| anyhow::anyhow!("node {id}: {e}"))?;
+    Ok(Some(Auth {
+        sealer: Sealer::new(subkeys[0], id, epoch),
+        opener: Opener::new(subkeys, id, cluster.nodes.len()),
+        sealed: Vec::with_capacity(MAX_DATAGRAM),
+    }))
 }
 
 /// The marker file of a node rejoining after the loss of its storage.
 pub const REJOIN_MARKER: &str = "rejoining";
 
-fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
+/// The kernel UDP socket options of node `id` (public for the port-sharing test).
+pub fn node_socket(cluster: &ClusterFile, id: NodeId) -> UdpOptions {
     let me = cluster.nodes[id as usize].address;
     if cluster.mode == Mode::Hovercraft && cluster.multicast {
         let group = cluster.group();
@@ -194,6 +238,20 @@ impl Server {
                 anyhow::anyhow!("node {id}: {e} (is {me} an address of this host or namespace?)")
             }
         })?;
+        let auth = open_auth(&cluster, id, &dir)?;
+        match &auth {
+            Some(a) => eprintln!(
+                "node {id}: cluster traffic authenticated (BLAKE3 MAC, epoch {}, {} key(s) \
+                 accepted)",
+                a.sealer.epoch(),
+                cluster.key_paths().map_or(0, |k| k.len())
+            ),
+            None => eprintln!(
+                "node {id}: warning: cluster traffic is UNAUTHENTICATED (\"auth\": \
+                 {{\"unauthenticated\": true}}): any host that can reach this port can speak \
+                 as a member; loopback experiments only"
+            ),
+        }
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
         let mut restored_snapshot_index = 0;
@@ -342,6 +400,7 @@ impl Server {
             bad_tx: RateLimited::new(),
             app_fatal,
             rejoin_marker,
+            auth,
         })
     }
 
@@ -428,14 +487,48 @@ impl Server {
         let mut got = 0;
         while got < RX_BATCH {
             match self.io.recv(buf) {
-                Ok(Some((n, from))) => {
+                Ok(Some((n, src))) => {
                     got += 1;
                     self.counters.rx_datagrams += 1;
                     let now = self.clock.now();
-                    if let Some(p) = self.cluster.nodes.iter().position(|x| x.address == from) {
-                        self.last_heard[p] = now;
+                    let mut bytes = &buf[..n];
+                    let mut from = src;
+                    match self.auth.as_mut() {
+                        Some(a) if auth::is_cluster_datagram(bytes) => {
+                            match a.opener.open(bytes) {
+                                Ok((sender, packet)) => {
+                                    // The MAC, not the source address, says who sent it: the
+                                    // core sees the member's configured address.
+                                    bytes = packet;
+                                    from = self.cluster.nodes[sender as usize].address;
+                                    self.last_heard[sender as usize] = now;
+                                }
+                                Err(reason) => {
+                                    self.counters.rx_rejected += 1;
+                                    let id = self.id;
+                                    self.bad_rx.log(now, || {
+                                        format!(
+                                            "node {id}: dropped a cluster datagram from {src} \
+                                             ({n} bytes): {}",
+                                            reason.as_str()
+                                        )
+                                    });
+                                    continue;
+                                }
+                            }
+                        }
+                        // Client traffic (and everything when unauthenticated).
+                        _ => {
+                            if self.auth.is_none() {
+                                if let Some(p) =
+                                    self.cluster.nodes.iter().position(|x| x.address == from)
+                                {
+                                    self.last_heard[p] = now;
+                                }
+                            }
+                        }
                     }
-                    if let Err(e) = self.node.handle_datagram(now, from, &buf[..n]) {
+                    if let Err(e) = self.node.handle_datagram(now, from, bytes) {
                         self.counters.rx_rejected += 1;
                         let id = self.id;
                         self.bad_rx.log(now, || {
@@ -537,8 +630,23 @@ impl Server {
                 self.spin(tx.after_app_cpu_ns - spun_ns);
                 spun_ns = tx.after_app_cpu_ns;
             }
+            let payload = match self.auth.as_mut() {
+                Some(a) if auth::is_cluster_datagram(&tx.payload) => {
+                    // A member's address names that member; anything else (the group) is
+                    // for every node. One seal covers the fan-out below.
+                    let dst_id = self
+                        .cluster
+                        .nodes
+                        .iter()
+                        .position(|x| x.address == tx.dst)
+                        .map_or(auth::DST_ALL, |p| p as u8);
+                    a.sealer.seal(dst_id, &tx.payload, &mut a.sealed);
+                    &a.sealed[..]
+                }
+                _ => &tx.payload[..],
+            };
             for dst in self.cluster.expand(tx.dst) {
-                match self.io.send(dst, &tx.payload) {
+                match self.io.send(dst, payload) {
                     Ok(()) => self.counters.tx_datagrams += 1,
                     Err(e) => {
                         self.counters.tx_errors += 1;
@@ -617,6 +725,12 @@ impl Server {
             restored_snapshot_index: self.restored_snapshot_index,
             replay_ms: self.replay_ms,
             io: self.counters,
+            auth_mode: if self.auth.is_some() {
+                "authenticated"
+            } else {
+                "unauthenticated"
+            },
+            auth: self.auth.as_ref().map(|a| a.opener.counters),
             storage: self.writer.as_ref().map(Writer::counters),
             protocol: self.node.counters(),
             replica: r.map(|r| r.counters),

@@ -16,6 +16,7 @@ const BASE: &str = r#"{
             {"id": 2, "address": "127.0.0.1:7002"}],
   "raft": RAFT,
   "storage": {"dir": "DIR", "fsync": false},
+  "auth": {"unauthenticated": true},
   "workload": {"app": "kv", "rate_rps": 100}
 }"#;
 

@@ -82,6 +82,8 @@ fn dpdk_af_packet_cluster_answers_every_request_once() {
                     // 4 pollers on a shared 2-core machine: nap when idle.
                     "idle_nap_us": 50
                 },
+                // The MAC trailer does not fit a full-size frame on DPDK yet (cluster.rs).
+                "auth": {"unauthenticated": true},
                 "workload": {"app": "kv", "rate_rps": 1000, "read_only_fraction": 0.1,
                              "kv_keys": 2000},
             }),

@@ -67,6 +67,7 @@ const GOOD: &str = r#"{
   "nodes": [{"id": 0, "address": "127.0.0.1:PORT0"}, {"id": 1, "address": "127.0.0.1:PORT1"},
             {"id": 2, "address": "127.0.0.1:PORT2"}],
   "storage": {"dir": "DIR", "fsync": false},
+  "auth": {"unauthenticated": true},
   "peer_silence_warn_ms": 300,
   "workload": {"app": "kv", "rate_rps": 100}
 }"#;
@@ -99,6 +100,15 @@ fn bad_cluster_files_give_one_line_errors_and_exit_2() {
         ),
         (base.replace("hovercraft", "hovercraft++"), "field `mode`"),
         ("{ not json".to_string(), "key must be a string"),
+        // A cluster file from before authentication: refused, saying what to add.
+        (
+            base.replace("\"auth\": {\"unauthenticated\": true},", ""),
+            "field `auth`: missing: cluster traffic is authenticated",
+        ),
+        (
+            base.replace("\"unauthenticated\": true", "\"key_file\": \"none.key\""),
+            "field `auth.key_file`: cannot read",
+        ),
     ];
     for (i, (text, want)) in cases.iter().enumerate() {
         let file = dir.join(format!("bad{i}.json"));

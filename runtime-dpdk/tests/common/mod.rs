@@ -158,6 +158,9 @@ impl Cluster {
         if let Some(g) = spec.group {
             c["group"] = Value::String(g.to_string());
         }
+        // Authenticated, as every real cluster: a fresh key beside the cluster file.
+        hovercraft_runtime::auth::keygen(&dir.join("cluster.key")).unwrap();
+        c["auth"] = serde_json::json!({"key_file": "cluster.key"});
         if let Value::Object(o) = &spec.overrides {
             for (k, v) in o {
                 c[k] = v.clone();
