@@ -172,9 +172,19 @@ impl World {
         }
     }
 
+    /// The authentication cost of receiving `payload` (cluster packets only).
+    fn auth_ns(&self, payload: &[u8]) -> u64 {
+        let auth = self.scenario.cpu.auth_ns_per_cluster_packet;
+        if auth > 0 && is_cluster_packet(payload) {
+            auth
+        } else {
+            0
+        }
+    }
+
     fn run_packet(&mut self, t: u64, host: usize, pkt: u32) {
         let p = self.net.packets.remove(pkt);
-        let rx_ns = self.scenario.cpu.rx_ns_per_packet;
+        let rx_ns = self.scenario.cpu.rx_ns_per_packet + self.auth_ns(&p.payload);
         let now = t + rx_ns;
         let server = self.server_mut(host);
         if let Err(e) = server.node.handle_datagram(
@@ -290,9 +300,14 @@ impl World {
             Role::Client(_) => unreachable!(),
         };
         let persists = server.submit_persists(now_ns);
-        let mut n = 0u64;
+        let auth_ns = self.scenario.cpu.auth_ns_per_cluster_packet;
+        // CPU spent on transmits so far (each packet's TX cost, and its MAC if a cluster one).
+        let mut tx_total_ns = 0u64;
         while let Some(tx) = server.node.poll_transmit() {
-            n += 1;
+            tx_total_ns += tx_ns;
+            if auth_ns > 0 && is_cluster_packet(&tx.payload) {
+                tx_total_ns += auth_ns;
+            }
             if let Some(checks) = self.checks.as_mut() {
                 checks.on_event(&Event::Transmit {
                     t_ns: now_ns,
@@ -301,9 +316,13 @@ impl World {
                     payload: &tx.payload,
                 });
             }
-            out.push((now_ns + tx.after_app_cpu_ns + n * tx_ns, tx.dst, tx.payload));
+            out.push((
+                now_ns + tx.after_app_cpu_ns + tx_total_ns,
+                tx.dst,
+                tx.payload,
+            ));
         }
-        let end_ns = now_ns + server.node.take_app_cpu_ns() + n * tx_ns;
+        let end_ns = now_ns + server.node.take_app_cpu_ns() + tx_total_ns;
         server.cpu.charge(start_ns, end_ns);
         let events = self.drain_node_events(now_ns, host);
         let Role::Server(server) = &mut self.hosts[host].role else {
@@ -462,4 +481,15 @@ impl ServerHost {
         self.timer_gen = self.timer_gen.wrapping_add(1);
         next.map(|d| (d.max(now_ns), self.timer_gen))
     }
+}
+
+/// Whether an R2P2 packet is cluster traffic (a Raft message type), which the runtime
+/// authenticates.
+fn is_cluster_packet(payload: &[u8]) -> bool {
+    matches!(
+        hovercraft_core::wire::Header::decode(payload).map(|(h, _)| h.msg_type),
+        Ok(hovercraft_core::wire::MsgType::RaftReq
+            | hovercraft_core::wire::MsgType::RaftRep
+            | hovercraft_core::wire::MsgType::RaftMsg)
+    )
 }
