@@ -202,7 +202,7 @@ fuzz_target!(|input: Input| {
     known.extend(clients());
     let mut now = Instant::ZERO;
     let mut persists: VecDeque<u64> = VecDeque::new();
-    let mut drain = |node: &mut Node, persists: &mut VecDeque<u64>| {
+    let drain = |node: &mut Node, persists: &mut VecDeque<u64>| {
         while let Some(t) = node.poll_transmit() {
             assert!(known.contains(&t.dst), "a datagram to {}", t.dst);
             assert!(t.payload.len() <= MAX_UDP_PAYLOAD, "an oversize datagram");

@@ -7,7 +7,7 @@
 #![no_main]
 
 use arbitrary::{Arbitrary, Result, Unstructured};
-use hovercraft_core::app::{self, AppKind, StateMachine};
+use hovercraft_core::app::{self, AppKind};
 use hovercraft_core::raft::session::Sessions;
 use hovercraft_core::raft::{ClusterConfig, PersistRequest, RaftConfig, Snapshot};
 use hovercraft_core::time::Instant;
@@ -60,7 +60,7 @@ fn record_payload(u: &mut Unstructured) -> Result<Vec<u8>> {
     for _ in 0..n {
         entries.push(f::entry(u, &clients)?);
     }
-    match u.int_in_range(0u8..=4)? {
+    match u.int_in_range(0u8..=5)? {
         0 | 1 => {
             let log_from = if u.arbitrary()? {
                 Some(f::number(u)?)
@@ -81,15 +81,42 @@ fn record_payload(u: &mut Unstructured) -> Result<Vec<u8>> {
             );
         }
         2 => {
-            let base_index = f::number(u)?;
+            // `encode_restart` writes `base_index + 1` and `base_index + entries.len()`.
+            let base_index = f::number(u)?.min(u64::MAX - 8);
             let base_term = f::number(u)?;
-            // `encode_restart` computes `base_index + entries.len()`: keep it in range.
-            if base_index.checked_add(entries.len() as u64).is_none() {
-                entries.clear();
-            }
             encode_restart(term, voted_for, base_index, base_term, &entries, &mut out);
         }
         3 => {
+            // Any fields, in the record layout (the writer never makes most of these).
+            out.extend_from_slice(&term.to_be_bytes());
+            out.push(voted_for.is_some() as u8);
+            out.push(voted_for.unwrap_or(0));
+            let kind = u.int_in_range(0u8..=3)?;
+            out.push(kind);
+            out.extend_from_slice(&f::number(u)?.to_be_bytes());
+            out.extend_from_slice(&f::number(u)?.to_be_bytes());
+            if kind == 2 {
+                out.extend_from_slice(&f::number(u)?.to_be_bytes());
+            }
+            out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
+            for e in &entries {
+                out.extend_from_slice(&e.term.to_be_bytes());
+                out.extend_from_slice(&u32::from(*e.client.ip()).to_be_bytes());
+                out.extend_from_slice(&e.client.port().to_be_bytes());
+                out.extend_from_slice(&e.req_id.to_be_bytes());
+                out.push(e.policy as u8);
+                out.push(e.replier);
+                match &e.body {
+                    None => out.push(0),
+                    Some(b) => {
+                        out.push(1);
+                        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+                        out.extend_from_slice(b);
+                    }
+                }
+            }
+        }
+        4 => {
             // A well-formed record with one byte changed.
             encode_payload(
                 &PersistRequest {
