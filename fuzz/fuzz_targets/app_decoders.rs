@@ -13,10 +13,14 @@ use hovercraft_core::raft::Snapshot;
 use libfuzzer_sys::fuzz_target;
 
 /// Kv stores to restore into: empty, and with a small preloaded YCSB table (tombstones for
-/// implicit records are only valid there) and a small `max_keys`.
+/// implicit records are only valid there). Both with a small `max_keys`: `state_digest`
+/// generates every implicit record, and a snapshot may claim up to `max_keys` of them.
 fn kv_stores() -> [KvApp; 2] {
     [
-        KvApp::new(KvCosts::default()),
+        KvApp::new(KvCosts {
+            max_keys: 64,
+            ..KvCosts::default()
+        }),
         KvApp::new(KvCosts {
             max_keys: 8,
             preloaded_ycsb_records: 4,
