@@ -116,7 +116,7 @@ use std::path::{Path, PathBuf};
 use hovercraft_core::app::AppKind;
 use hovercraft_core::node::{Mode, NodeId};
 use hovercraft_core::raft::{DurableState, PersistRequest, Snapshot};
-use hovercraft_core::wire::raft::LogEntry;
+use hovercraft_core::wire::raft::{LogEntry, MAX_WIRE_NUMBER};
 use hovercraft_core::wire::Policy;
 
 use self::snapshot::SnapshotFile;
@@ -868,6 +868,17 @@ fn apply(state: &mut LogState, payload: &[u8], first: bool) -> Result<(), String
     let from = c.u64()?;
     let last_index = c.u64()?;
     let base_term = if kind == LOG_RESTART { c.u64()? } else { 0 };
+    // No node holds a term or index above the wire limit (2^62; peers' messages beyond it
+    // are dropped), so no writer wrote one; refusing it here also keeps `from + i` and
+    // `kept + n` below from overflowing (found by fuzz target `storage_replay`).
+    if let Some(v) = [term, from, last_index, base_term]
+        .into_iter()
+        .find(|&v| v > MAX_WIRE_NUMBER)
+    {
+        return Err(format!(
+            "a term or index of {v}, above the limit of {MAX_WIRE_NUMBER}"
+        ));
+    }
     let n = c.u32()? as usize;
     let mut entries = Vec::with_capacity(n.min(payload.len() / MIN_ENTRY_BYTES));
     for _ in 0..n {

@@ -29,6 +29,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use hovercraft_core::raft::Snapshot;
+use hovercraft_core::wire::raft::MAX_WIRE_NUMBER;
 
 use super::{check_header_for, encode_header_for, le_u64, LogIdentity, ReplayError, HEADER_BYTES};
 
@@ -107,6 +108,13 @@ pub fn decode(data: &[u8], want: &LogIdentity) -> Result<SnapshotFile, ReplayErr
     }
     if index == 0 {
         return Err(damaged("a snapshot at index 0".into()));
+    }
+    // As for log records: no node holds a term or index above the wire limit, and replay's
+    // arithmetic on the log after the snapshot relies on it.
+    if index > MAX_WIRE_NUMBER || term > MAX_WIRE_NUMBER {
+        return Err(damaged(format!(
+            "index {index} or term {term} above the limit of {MAX_WIRE_NUMBER}"
+        )));
     }
     Ok(SnapshotFile {
         log_records,

@@ -1214,3 +1214,72 @@ fn damage_to_a_rewritten_logs_first_record_is_refused() {
     }
     let _ = std::fs::remove_dir_all(path.parent().unwrap());
 }
+
+/// Fuzz target `storage_replay`, input `crash-de7641f08528bda39ebcdacb28347ba26fb9824c`: the
+/// file's first record (below, verbatim) restarts the log after index `u64::MAX - 1` in term
+/// `u64::MAX`, with entry terms out of order; wording that error computed `from + i` and
+/// overflowed (a panic in debug builds, a wrong index in the message in release). With
+/// `from = u64::MAX` and two entries in order, `kept + n` overflowed too; and a snapshot at
+/// index `u64::MAX` made the next record's `kept + 1` overflow. Terms and indexes above the
+/// wire limit (2^62) are refused now, naming the record.
+#[test]
+fn a_term_or_index_past_the_wire_limit_is_refused_not_overflowed() {
+    let hex = "ffffffffffffffff010102ffffffffffffffff4000000000000001000000000000000000000003\
+               9d9372a8f7b81a150a010002232800010104010000000909090909090909090900000000000000\
+               090a010002232800010104010000000000000000000000060a01000223280004030300";
+    let fuzz: Vec<u8> = (0..hex.len() / 2)
+        .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let mut restart_at_max = Vec::new();
+    let entries = [entry(1, 1, None), entry(2, 2, None)];
+    encode_record(
+        5,
+        None,
+        LOG_RESTART,
+        u64::MAX,
+        7,
+        1,
+        &entries,
+        &mut restart_at_max,
+    );
+    let mut term_past_limit = Vec::new();
+    encode_payload(
+        &req(1, MAX_WIRE_NUMBER + 1, None, None, 0, vec![]),
+        &mut term_past_limit,
+    );
+    for (what, payload) in [
+        ("the fuzz input", fuzz),
+        ("a restart after u64::MAX - 1", restart_at_max),
+        ("a term past the limit", term_past_limit),
+    ] {
+        let mut data = encode_header(&ident()).to_vec();
+        push_frame(0, &payload, &mut data);
+        let msg = expect_corrupt(&data, 0, HEADER_BYTES, what);
+        assert!(
+            msg.contains("above the limit of 4611686018427387904"),
+            "{what}: {msg}"
+        );
+    }
+    // At the limit, the numbers are still read (and refused only for what they say).
+    let mut at_limit = Vec::new();
+    encode_payload(
+        &req(1, MAX_WIRE_NUMBER, None, None, 0, vec![]),
+        &mut at_limit,
+    );
+    let mut data = encode_header(&ident()).to_vec();
+    push_frame(0, &at_limit, &mut data);
+    assert_eq!(replay(&data, &ident()).unwrap().0.term, MAX_WIRE_NUMBER);
+
+    // A snapshot file at index u64::MAX (checksums valid) is damaged.
+    for (index, term) in [(u64::MAX, 1), (MAX_WIRE_NUMBER + 1, 1), (5, u64::MAX)] {
+        let mut f = encode_header_for(&super::snapshot::SNAPSHOT_MAGIC, &ident()).to_vec();
+        for v in [0, index, term, 3] {
+            f.extend_from_slice(&v.to_le_bytes());
+        }
+        f.extend_from_slice(b"abc");
+        let crc = crc32fast::hash(&f);
+        f.extend_from_slice(&crc.to_le_bytes());
+        let msg = decode(&f, &ident()).unwrap_err().to_string();
+        assert!(msg.contains("above the limit"), "{index} {term}: {msg}");
+    }
+}
