@@ -243,18 +243,24 @@ impl Sessions {
                 last_index,
                 applied: Box::new([0; WORDS]),
             };
+            // Runs in window order, apart and inside the window (as `encode` writes them): so
+            // a client costs at most one pass over its window, whatever a peer claims (runs
+            // overlapping each other once let a few KiB set billions of bits).
+            let oldest = newest.wrapping_sub(WINDOW - 1);
+            let mut next_free = 0u32;
             for _ in 0..runs {
                 let first = r.u16()?;
-                let len = r.u16()?;
-                for k in 0..len {
-                    let id = first.wrapping_add(k);
-                    if !s.in_window(id) {
-                        return Err(WireError::Inconsistent(
-                            "snapshot sessions: a run leaves the window",
-                        ));
-                    }
-                    s.set(id, true);
+                let len = u32::from(r.u16()?);
+                let at = u32::from(first.wrapping_sub(oldest));
+                if len == 0 || at < next_free || at + len > u32::from(WINDOW) {
+                    return Err(WireError::Inconsistent(
+                        "snapshot sessions: runs out of order, overlapping or out of the window",
+                    ));
                 }
+                for k in 0..len {
+                    s.set(first.wrapping_add(k as u16), true);
+                }
+                next_free = at + len + 1;
             }
             if t.by_last_index.insert(last_index, addr).is_some()
                 || t.clients.insert(addr, s).is_some()
@@ -432,18 +438,21 @@ mod tests {
     /// session with no applied req_id; `encode` writes it with no runs, 20 bytes, which
     /// `decode` refused ("22 bytes per client at least"): a snapshot taken after installing
     /// such a table could not be loaded by a follower, nor by the node itself on restart.
+    /// Runs of length 0 are now refused (`encode` never writes one); a client with no runs
+    /// still round-trips.
     #[test]
     fn a_client_without_runs_encodes_to_bytes_that_decode() {
         let fuzz = [
             0, 0, 0, 1, 10, 1, 0, 1, 0x23, 0x28, 0, 5, 0, 0, 0, 0, 0, 0, 0, 12, 0, 0, 0, 1, 0, 3,
             0, 0,
         ];
-        let t = Sessions::decode(&fuzz, 4).unwrap();
+        assert!(Sessions::decode(&fuzz, 4).is_err(), "a run of length 0");
+        // The same client with no runs at all.
+        let mut no_runs = fuzz[..fuzz.len() - 8].to_vec();
+        no_runs.extend_from_slice(&[0, 0, 0, 0]);
+        let t = Sessions::decode(&no_runs, 4).unwrap();
         assert_eq!(t.len(), 1);
-        assert!(
-            !t.is_duplicate((c(9000), 3)),
-            "a run of length 0 applies nothing"
-        );
+        assert!(!t.is_duplicate((c(9000), 3)));
         let mut bytes = Vec::new();
         t.encode(&mut bytes);
         assert_eq!(bytes.len(), 4 + 20, "no runs");
@@ -453,6 +462,27 @@ mod tests {
         assert_eq!(twice, bytes);
         // One byte short of the 20 is still refused.
         assert!(Sessions::decode(&bytes[..bytes.len() - 1], 4).is_err());
+    }
+
+    /// Overlapping runs would let a few bytes set the same window over and over (a peer's
+    /// snapshot costing seconds of CPU): runs must be in window order and apart.
+    #[test]
+    fn overlapping_or_unordered_runs_are_refused() {
+        let mut s = Sessions::new(4);
+        for (i, id) in [1u16, 2, 3, 10, 11].into_iter().enumerate() {
+            s.record((c(1), id), i as u64 + 1);
+        }
+        let mut bytes = Vec::new();
+        s.encode(&mut bytes);
+        assert!(Sessions::decode(&bytes, 4).is_ok());
+        // Two runs: (1, 3) then (10, 2), the last 8 bytes. Swap them; then make them overlap.
+        let n = bytes.len();
+        let mut swapped = bytes.clone();
+        swapped[n - 8..].copy_from_slice(&[0, 10, 0, 2, 0, 1, 0, 3]);
+        assert!(Sessions::decode(&swapped, 4).is_err());
+        let mut overlapping = bytes.clone();
+        overlapping[n - 8..].copy_from_slice(&[0, 1, 0, 3, 0, 2, 0, 3]);
+        assert!(Sessions::decode(&overlapping, 4).is_err());
     }
 
     #[test]
