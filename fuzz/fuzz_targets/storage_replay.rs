@@ -17,8 +17,8 @@ use hovercraft_core::{Node, NodeConfig};
 use hovercraft_fuzz as f;
 use hovercraft_runtime::storage::snapshot::{self, SNAPSHOT_MAGIC};
 use hovercraft_runtime::storage::{
-    cluster_id, encode_header, encode_payload, encode_restart, replay_with, LogIdentity,
-    HEADER_BYTES,
+    cluster_id, encode_entry, encode_header, encode_payload, encode_restart, replay_with,
+    LogIdentity, HEADER_BYTES,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -100,20 +100,7 @@ fn record_payload(u: &mut Unstructured) -> Result<Vec<u8>> {
             }
             out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
             for e in &entries {
-                out.extend_from_slice(&e.term.to_be_bytes());
-                out.extend_from_slice(&u32::from(*e.client.ip()).to_be_bytes());
-                out.extend_from_slice(&e.client.port().to_be_bytes());
-                out.extend_from_slice(&e.req_id.to_be_bytes());
-                out.push(e.policy as u8);
-                out.push(e.replier);
-                match &e.body {
-                    None => out.push(0),
-                    Some(b) => {
-                        out.push(1);
-                        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
-                        out.extend_from_slice(b);
-                    }
-                }
+                encode_entry(e, &mut out);
             }
         }
         4 => {

@@ -15,10 +15,12 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{loopback_addrs, skip_without_loopback, u, wait_for, Cluster, ClusterSpec, Launcher};
+use common::{
+    loopback_addrs, skip_without_loopback, u, wait_for, ChildGuard, Cluster, ClusterSpec, Launcher,
+};
 use hovercraft_runtime::clock::Clock;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -78,23 +80,12 @@ fn kill_9_loop_loses_no_acknowledged_write() {
     }
 }
 
-/// The status file of node `i` if the process running now wrote it (a killed process's last
-/// file stays behind until the new one rewrites it).
-fn fresh_status(c: &mut Cluster, i: usize) -> Option<Value> {
-    if !c.alive(i) {
-        return None;
-    }
-    let pid = c.nodes[i].as_ref().map(Child::id)?;
-    c.status(i)
-        .filter(|s| s["pid"].as_u64() == Some(u64::from(pid)))
-}
-
 /// The live node that reports itself leader (fresh status) with the highest term, and its
 /// commit index: (id, term, commit).
 fn fresh_leader(c: &mut Cluster) -> Option<(usize, u64, u64)> {
     let mut best: Option<(usize, u64, u64)> = None;
     for i in 0..c.addrs.len() {
-        let Some(s) = fresh_status(c, i) else {
+        let Some(s) = c.fresh_status(i) else {
             continue;
         };
         if s["role"] == "leader" {
@@ -110,7 +101,7 @@ fn fresh_leader(c: &mut Cluster) -> Option<(usize, u64, u64)> {
 /// The highest commit index any live node reports.
 fn max_commit(c: &mut Cluster) -> u64 {
     (0..c.addrs.len())
-        .filter_map(|i| fresh_status(c, i).map(|s| u(&s["commit_index"])))
+        .filter_map(|i| c.fresh_status(i).map(|s| u(&s["commit_index"])))
         .max()
         .unwrap_or(0)
 }
@@ -118,7 +109,7 @@ fn max_commit(c: &mut Cluster) -> u64 {
 /// A restarted node is serving again once its new process knows a leader and has applied
 /// everything that was committed when it was started.
 fn serving(c: &mut Cluster, i: usize, target: u64) -> bool {
-    fresh_status(c, i)
+    c.fresh_status(i)
         .is_some_and(|s| s["leader"] != Value::Null && u(&s["applied_index"]) >= target)
 }
 
@@ -144,18 +135,6 @@ fn watch_restarts(c: &mut Cluster, restarts: &mut [Restart], now_ms: &dyn Fn() -
     }
 }
 
-/// The load generator, killed if the test fails before it is collected.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 struct Down {
     node: usize,
     restart_at_ms: f64,
@@ -171,7 +150,7 @@ fn steps(c: &mut Cluster, secs: u64, seed: u64) {
 
     let loop_ms = secs * 1_000;
     let duration_ms = LEAD_IN_MS + loop_ms + TAIL_MS;
-    let mut lg = Guard(Some(
+    let mut lg = ChildGuard(Some(
         c.loadgen(
             "kill-loop",
             &[
@@ -237,7 +216,7 @@ fn steps(c: &mut Cluster, secs: u64, seed: u64) {
         if t >= next_kill && down.is_none() {
             let quick = rekill.take();
             let victim = quick.unwrap_or_else(|| rng.gen_range(0..n));
-            let role = match fresh_status(c, victim) {
+            let role = match c.fresh_status(victim) {
                 Some(s) if s["role"] == "leader" => "leader",
                 Some(_) => "follower",
                 None => "starting",
@@ -306,7 +285,7 @@ fn steps(c: &mut Cluster, secs: u64, seed: u64) {
         fresh_leader(c)
     });
     let (l, term, commit) = leader.unwrap_or_else(|| {
-        let st: Vec<Option<Value>> = (0..n).map(|i| fresh_status(c, i)).collect();
+        let st: Vec<Option<Value>> = (0..n).map(|i| c.fresh_status(i)).collect();
         panic!("no leader within {SETTLE_BOUND:?} of the last kill: {st:?}")
     });
     let all = wait_for(SETTLE_BOUND, || {
@@ -314,7 +293,7 @@ fn steps(c: &mut Cluster, secs: u64, seed: u64) {
         (0..n).all(|i| serving(c, i, commit)).then_some(())
     });
     if all.is_none() {
-        let st: Vec<Option<Value>> = (0..n).map(|i| fresh_status(c, i)).collect();
+        let st: Vec<Option<Value>> = (0..n).map(|i| c.fresh_status(i)).collect();
         panic!("not every node applied index {commit} within {SETTLE_BOUND:?}: {st:?}");
     }
     println!(

@@ -12,10 +12,12 @@
 mod common;
 
 use std::net::{Ipv4Addr, SocketAddrV4};
-use std::process::{Child, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{loopback_addrs, skip_without_loopback, u, wait_for, Cluster, ClusterSpec, Launcher};
+use common::{
+    loopback_addrs, skip_without_loopback, u, wait_for, ChildGuard, Cluster, ClusterSpec, Launcher,
+};
 use hovercraft_runtime::clock::Clock;
 use serde_json::Value;
 
@@ -59,28 +61,6 @@ fn a_follower_behind_the_retention_window_catches_up_by_snapshot() {
     }
 }
 
-/// The status file of node `i` if the process running now wrote it.
-fn fresh_status(c: &mut Cluster, i: usize) -> Option<Value> {
-    if !c.alive(i) {
-        return None;
-    }
-    let pid = c.nodes[i].as_ref().map(Child::id)?;
-    c.status(i)
-        .filter(|s| s["pid"].as_u64() == Some(u64::from(pid)))
-}
-
-/// The load generator, killed if the test fails before it is collected.
-struct Guard(Option<Child>);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        if let Some(c) = self.0.as_mut() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 fn file_bytes(c: &Cluster, i: usize, name: &str) -> u64 {
     let p = c.dir.join("data").join(format!("node{i}")).join(name);
     std::fs::metadata(p).map_or(0, |m| m.len())
@@ -93,7 +73,7 @@ fn steps(c: &mut Cluster) {
         wait_for(Duration::from_secs(15), || c.leader()).expect("no leader elected within 15 s");
     println!("leader {leader} in term {term}");
     let duration_ms = BEFORE_STOP_MS + DOWN_MS + AFTER_MS;
-    let mut lg = Guard(Some(
+    let mut lg = ChildGuard(Some(
         c.loadgen(
             "catchup",
             &[
@@ -118,7 +98,7 @@ fn steps(c: &mut Cluster) {
     c.kill(f);
     println!("stopped follower {f} at applied index {stopped_at}");
     std::thread::sleep(Duration::from_millis(DOWN_MS));
-    let ls = fresh_status(c, leader).expect("the leader still runs");
+    let ls = c.fresh_status(leader).expect("the leader still runs");
     let first_kept_min = stopped_at + LOG_RETENTION_ENTRIES;
     let leader_commit = u(&ls["commit_index"]);
     let leader_snap = u(&ls["storage"]["snapshot_index"]);
@@ -138,14 +118,14 @@ fn steps(c: &mut Cluster) {
     let started = now_ms();
     c.start(f);
     let caught = wait_for(CATCH_UP_BOUND, || {
-        let s = fresh_status(c, f)?;
+        let s = c.fresh_status(f)?;
         (u(&s["applied_index"]) >= target).then_some(s)
     });
     let catch_up_ms = now_ms() - started;
     let s = caught.unwrap_or_else(|| {
         panic!(
             "follower {f} did not reach index {target} within {CATCH_UP_BOUND:?}: {:?}",
-            fresh_status(c, f)
+            c.fresh_status(f)
         )
     });
     let installed = u(&s["replica"]["snapshots_installed"]);
@@ -167,7 +147,8 @@ fn steps(c: &mut Cluster) {
         "follower {f} caught up to index {target} by snapshot in {catch_up_ms:.0} ms \
          ({installed} installed, snapshot {snapshot_bytes} bytes; leader sent {} snapshot \
          bytes)",
-        fresh_status(c, leader).map_or(0, |s| u(&s["replica"]["snapshot_bytes_sent"]))
+        c.fresh_status(leader)
+            .map_or(0, |s| u(&s["replica"]["snapshot_bytes_sent"]))
     );
 
     // 3. The load generator finishes and reads every key back.
@@ -199,7 +180,9 @@ fn steps(c: &mut Cluster) {
 
     // 4. Every node's disk holds one snapshot and a bounded log.
     for i in 0..3 {
-        let s = fresh_status(c, i).unwrap_or_else(|| panic!("node {i} is not running"));
+        let s = c
+            .fresh_status(i)
+            .unwrap_or_else(|| panic!("node {i} is not running"));
         let st = &s["storage"];
         let (log, snap) = (file_bytes(c, i, "raft.log"), file_bytes(c, i, "snapshot"));
         println!(
@@ -217,14 +200,14 @@ fn steps(c: &mut Cluster) {
     }
 
     // 5. The follower restarts again, now from its own snapshot and rewritten log.
-    let target = fresh_status(c, leader).map_or(0, |s| u(&s["commit_index"]));
+    let target = c.fresh_status(leader).map_or(0, |s| u(&s["commit_index"]));
     c.kill(f);
     c.start(f);
     let again = wait_for(CATCH_UP_BOUND, || {
-        let s = fresh_status(c, f)?;
+        let s = c.fresh_status(f)?;
         (s["leader"] != Value::Null && u(&s["applied_index"]) >= target).then_some(s)
     })
-    .unwrap_or_else(|| panic!("follower {f} did not restart: {:?}", fresh_status(c, f)));
+    .unwrap_or_else(|| panic!("follower {f} did not restart: {:?}", c.fresh_status(f)));
     println!(
         "follower {f} restarted from its snapshot at {} and {} entries in {} ms of replay",
         again["restored_snapshot_index"], again["restored_entries"], again["replay_ms"]
@@ -256,7 +239,7 @@ fn steps(c: &mut Cluster) {
     std::fs::write(&snap, &good).unwrap();
     c.start(f);
     wait_for(CATCH_UP_BOUND, || {
-        let s = fresh_status(c, f)?;
+        let s = c.fresh_status(f)?;
         (s["leader"] != Value::Null).then_some(())
     })
     .unwrap_or_else(|| panic!("follower {f} did not start again: {:?}", c.stderr(f)));

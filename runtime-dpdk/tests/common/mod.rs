@@ -228,6 +228,17 @@ impl Cluster {
         std::fs::read_to_string(self.dir.join(format!("node{i}.stderr"))).unwrap_or_default()
     }
 
+    /// Node `i`'s status file if the process running now wrote it (a killed process's last
+    /// file stays behind until the new one rewrites it).
+    pub fn fresh_status(&mut self, i: usize) -> Option<Value> {
+        if !self.alive(i) {
+            return None;
+        }
+        let pid = self.nodes[i].as_ref().map(Child::id)?;
+        self.status(i)
+            .filter(|s| s["pid"].as_u64() == Some(u64::from(pid)))
+    }
+
     pub fn status(&self, i: usize) -> Option<Value> {
         let p = self
             .dir
@@ -616,4 +627,16 @@ pub fn assert_exactly_once_from_every_replica(run: &CountedRun, min_sent: u64) -
         "reply load balancing: every replica answers a share: {replies:?}"
     );
     sent
+}
+
+/// A child process (e.g. the load generator) killed if the test fails before it is collected.
+pub struct ChildGuard(pub Option<Child>);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(c) = self.0.as_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
