@@ -322,7 +322,7 @@ fn print_summary(s: &Summary, file: &Path, wall_s: f64) {
         .sum();
     if behind > 0 {
         println!(
-            "  followers behind compaction: {behind} (no snapshots: they cannot catch up; see the story)"
+            "  followers behind compaction: {behind} (each was sent a snapshot; see the story)"
         );
     }
     if !s.story.is_empty() {

@@ -178,9 +178,9 @@ pub struct ReplicaCounters {
     pub switch_fallbacks: u64,
     pub switch_returns: u64,
     /// Times a follower was found to need entries this leader already compacted (its
-    /// rejection asked for an index before the first one kept). Without snapshots it cannot
-    /// catch up: the leader counts it and no longer re-sends at once on each rejection
-    /// (that was one AppendEntries per round trip, ~20k/s), only at the retry pace.
+    /// rejection asked for an index before the first one kept): it is sent the leader's
+    /// snapshot (before snapshots, the leader re-sent the same AppendEntries on each
+    /// rejection, ~20k/s, and the follower never caught up).
     pub followers_behind_compaction: u64,
     /// Followers whose rejections proved they lost acknowledged entries (a wiped storage):
     /// what the leader counted for them was lowered.

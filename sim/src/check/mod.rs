@@ -134,9 +134,9 @@ pub struct SeedOutcome {
     /// The run panicked (a crash of the simulator or the core): the message.
     pub panic: Option<String>,
     pub simulated_ns: u64,
-    /// Times a leader found a follower behind its compaction point (summed over nodes):
-    /// without snapshots that follower never catches up. Not a verdict by itself (liveness
-    /// sees the replicas that did not converge); `check` reports the seeds.
+    /// Times a leader found a follower behind its compaction point (summed over nodes): it
+    /// needed a snapshot. Not a verdict by itself (liveness sees the replicas that did not
+    /// converge); `check` reports how many seeds took the snapshot path.
     pub followers_behind_compaction: u64,
 }
 
