@@ -42,7 +42,7 @@ fn a_large_body_flood_stays_within_the_byte_budget() {
         .unwrap_or(16)
         * MIB;
     let mut c = Cluster::new(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         &ClusterSpec {
             name: "body-flood".into(),
             addrs: loopback_addrs(3),

@@ -16,7 +16,7 @@ use serde_json::Value;
 #[test]
 fn a_damaged_log_is_refused_and_the_wiped_node_rejoins_keeping_every_acked_write() {
     let mut c = Cluster::new(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         &ClusterSpec {
             name: "damaged-log".into(),
             addrs: loopback_addrs(3),

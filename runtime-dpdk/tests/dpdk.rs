@@ -68,6 +68,7 @@ fn dpdk_af_packet_cluster_answers_every_request_once() {
     let mut c = Cluster::new(
         Launcher {
             netns_prefix: Some(prefix.clone()),
+            ..Launcher::default()
         },
         &ClusterSpec {
             name: "dpdk-3".into(),

@@ -30,7 +30,7 @@ fn forged_replies_sprayed_at_the_load_generator_are_never_accepted() {
         }
     };
     let mut c = Cluster::new(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         &ClusterSpec {
             name: "forged-replies".into(),
             addrs: loopback_addrs(3),

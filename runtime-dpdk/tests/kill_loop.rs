@@ -56,7 +56,7 @@ fn kill_9_loop_loses_no_acknowledged_write() {
         "kill loop: {secs} s, seed {seed} (replay the schedule: HOVERCRAFT_KILL_LOOP_SEED={seed})"
     );
     let mut c = Cluster::new(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         &ClusterSpec {
             name: "kill-loop".into(),
             addrs: loopback_addrs(3),

@@ -31,7 +31,7 @@ fn loopback_addrs(n: usize) -> Vec<SocketAddrV4> {
 #[test]
 fn loopback_cluster_failover_restart_and_garbage() {
     story(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         ClusterSpec {
             name: "loopback-3".into(),
             addrs: loopback_addrs(3),

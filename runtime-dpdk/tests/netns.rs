@@ -35,6 +35,7 @@ fn netns_cluster_multicast_failover_restart_and_garbage() {
     story(
         Launcher {
             netns_prefix: Some(ns.prefix.clone()),
+            ..Launcher::default()
         },
         ClusterSpec {
             name: "netns-3".into(),

@@ -147,7 +147,7 @@ fn redis_replicas_converge_under_ycsb_e() {
     }
     let socket_template = redises.dir.join("redis-{id}.sock");
     let mut c = Cluster::new(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         &ClusterSpec {
             name: "redis-ycsb-e".into(),
             addrs: loopback_addrs(3),

@@ -36,7 +36,7 @@ fn a_follower_behind_the_retention_window_catches_up_by_snapshot() {
         return;
     }
     let mut c = Cluster::new(
-        Launcher { netns_prefix: None },
+        Launcher::default(),
         &ClusterSpec {
             name: "snapshot-catchup".into(),
             addrs: loopback_addrs(3),

@@ -14,22 +14,24 @@ use serde_json::Value;
 pub const NODE: &str = env!("CARGO_BIN_EXE_hovercraft-node");
 pub const LOADGEN: &str = env!("CARGO_BIN_EXE_hovercraft-loadgen");
 
-/// Runs commands on a "host": directly, or inside network namespace `<prefix><host>`.
-#[derive(Clone, Debug)]
+/// Runs commands on a "host": directly, inside network namespace `<prefix><host>`, or every
+/// host inside one namespace (one loopback shared by all, as directly but isolated).
+#[derive(Clone, Debug, Default)]
 pub struct Launcher {
     pub netns_prefix: Option<String>,
+    pub netns: Option<String>,
 }
 
 impl Launcher {
     pub fn command(&self, host: usize, program: &str) -> Command {
-        match &self.netns_prefix {
-            None => Command::new(program),
-            Some(p) => {
-                let mut c = Command::new("ip");
-                c.args(["netns", "exec", &format!("{p}{host}"), program]);
-                c
-            }
-        }
+        let ns = match (&self.netns, &self.netns_prefix) {
+            (Some(n), _) => n.clone(),
+            (None, Some(p)) => format!("{p}{host}"),
+            (None, None) => return Command::new(program),
+        };
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &ns, program]);
+        c
     }
 }
 
@@ -478,6 +480,17 @@ pub fn script() -> PathBuf {
 
 /// Why the test cannot run here, if it cannot.
 pub fn netns_unavailable() -> Option<String> {
+    if let Some(why) = root_and_ip_unavailable() {
+        return Some(why);
+    }
+    if !script().exists() {
+        return Some(format!("{} not found", script().display()));
+    }
+    None
+}
+
+/// Why namespaces cannot be made here (root and iproute2 are needed), if they cannot.
+pub fn root_and_ip_unavailable() -> Option<String> {
     let uid = std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
@@ -494,9 +507,6 @@ pub fn netns_unavailable() -> Option<String> {
         .is_ok_and(|o| o.status.success())
     {
         return Some("`ip` (iproute2) not found".into());
-    }
-    if !script().exists() {
-        return Some(format!("{} not found", script().display()));
     }
     None
 }
