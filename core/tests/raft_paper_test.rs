@@ -68,6 +68,8 @@ impl Cluster {
                     raft: raft.clone(),
                     defer_execution: false,
                     exec_queue_capacity: 64,
+                    client_limits: hovercraft_core::node::ClientLimits::UNLIMITED,
+                    cluster_datagram_overhead_bytes: 0,
                 })
                 .unwrap()
             })

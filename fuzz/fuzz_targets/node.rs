@@ -192,6 +192,18 @@ fuzz_target!(|input: Input| {
         raft: RaftConfig::default(),
         defer_execution: input.defer_execution,
         exec_queue_capacity: 8,
+        // The runtime's defaults, so their paths are fuzzed too (DROPs, the guard's buckets).
+        client_limits: hovercraft_core::node::ClientLimits {
+            max_request_bytes: 4096,
+            max_reply_bytes: 64 * 1024,
+            amplification: Some(hovercraft_core::node::AmplificationLimit {
+                factor: 8,
+                free_bytes: 1472,
+                budget_bytes_per_s: 8 << 20,
+                burst_bytes: 1 << 20,
+            }),
+        },
+        cluster_datagram_overhead_bytes: 35,
     };
     let mut node = Node::new(cfg).expect("a valid configuration");
     if input.rejoining {

@@ -238,6 +238,8 @@ fn node_config() -> NodeConfig {
         raft: RaftConfig::default(),
         defer_execution: false,
         exec_queue_capacity: 64,
+        client_limits: hovercraft_core::node::ClientLimits::UNLIMITED,
+        cluster_datagram_overhead_bytes: 0,
     }
 }
 

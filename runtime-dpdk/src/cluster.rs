@@ -17,8 +17,11 @@
 //!   "loadgen": {"duration_ms": 5000, "warmup_ms": 500, "timeout_ms": 500},
 //!   "redis": {"socket": "/tmp/hc/redis-{id}.sock"},  // optional: kv app on redis-server
 //!   "dpdk": {"eal_args": ["--no-huge", ...], "idle_nap_us": 0}, // optional: DPDK backend
-//!   "auth": {"key_file": "cluster.key"}         // required: see `auth.rs`, or
+//!   "auth": {"key_file": "cluster.key"},        // required: see `auth.rs`, or
 //!                                               // {"unauthenticated": true} on loopback
+//!   "limits": {"max_request_bytes": 131072, "max_reply_bytes": 1048576,  // optional
+//!              "reply_amplification": {"factor": 8, "free_bytes": 1472,
+//!                                      "budget_bytes_per_s": 8388608, "burst_bytes": 1048576}}
 //! }
 //! ```
 #![forbid(unsafe_code)]
@@ -28,7 +31,7 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use hovercraft_core::app::AppKind;
-use hovercraft_core::node::{Mode, NodeConfig, NodeId};
+use hovercraft_core::node::{AmplificationLimit, ClientLimits, Mode, NodeConfig, NodeId};
 use hovercraft_core::raft::{ClusterConfig, RaftConfig};
 use hovercraft_core::rng::{derive_seed, Stream};
 use hovercraft_core::wire::framing::ReassemblyConfig;
@@ -79,6 +82,10 @@ pub struct ClusterFile {
     /// is refused, so no cluster runs unauthenticated by omission.
     #[serde(default)]
     pub auth: Option<AuthConfig>,
+    /// Client request/reply size limits and the reflection guard
+    /// (`core/src/node/limits.rs`); on by default.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The directory of the cluster file: relative key paths are resolved against it.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -101,6 +108,84 @@ pub struct AuthConfig {
     /// `true`: no MAC at all (loopback experiments only; a node says so at start).
     #[serde(default)]
     pub unauthenticated: bool,
+}
+
+/// The cluster file's `limits` section (defaults: the runtime's, printed at start).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    /// Largest request body a node accepts; the leader answers a larger one with DROP.
+    /// Default 128 KiB (the kv app's largest value is 64 KiB).
+    pub max_request_bytes: usize,
+    /// Largest reply body a node sends; a larger one is replaced by DROP. Default 1 MiB (the
+    /// apps' own bound).
+    pub max_reply_bytes: usize,
+    /// The reflection guard; `null` turns it off (a closed lab network).
+    pub reply_amplification: Option<AmplificationConfig>,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_request_bytes: 128 * 1024,
+            max_reply_bytes: 1 << 20,
+            reply_amplification: Some(AmplificationConfig::default()),
+        }
+    }
+}
+
+/// Replies beyond `factor` × their request and beyond `free_bytes` draw on a per-destination
+/// budget of `budget_bytes_per_s` (saved up to `burst_bytes`) on each node; past it, DROP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AmplificationConfig {
+    pub factor: u32,
+    pub free_bytes: u64,
+    pub budget_bytes_per_s: u64,
+    pub burst_bytes: u64,
+}
+
+impl Default for AmplificationConfig {
+    fn default() -> Self {
+        // One full packet is always free (a one-packet answer is R2P2's common case); beyond
+        // 8× the request, 8 MiB/s (64 Mb/s) per victim address per node, 1 MiB saved up.
+        AmplificationConfig {
+            factor: 8,
+            free_bytes: hovercraft_core::wire::MAX_UDP_PAYLOAD as u64,
+            budget_bytes_per_s: 8 << 20,
+            burst_bytes: 1 << 20,
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn client_limits(&self) -> ClientLimits {
+        ClientLimits {
+            max_request_bytes: self.max_request_bytes,
+            max_reply_bytes: self.max_reply_bytes,
+            amplification: self.reply_amplification.map(|a| AmplificationLimit {
+                factor: a.factor,
+                free_bytes: a.free_bytes,
+                budget_bytes_per_s: a.budget_bytes_per_s,
+                burst_bytes: a.burst_bytes,
+            }),
+        }
+    }
+
+    /// One line for a node's start-up log.
+    pub fn describe(&self) -> String {
+        let guard = match self.reply_amplification {
+            None => "reflection guard off".to_string(),
+            Some(a) => format!(
+                "replies beyond {}x their request and {} B: {} B/s per address, burst {} B",
+                a.factor, a.free_bytes, a.budget_bytes_per_s, a.burst_bytes
+            ),
+        };
+        format!(
+            "client limits: requests <= {} B, replies <= {} B, {guard}",
+            self.max_request_bytes, self.max_reply_bytes
+        )
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -430,17 +515,22 @@ impl ClusterFile {
                         .into(),
                 )
             }
-            Some(a) if a.key_file.is_some() && self.dpdk.is_some() => {
-                // The MAC trailer makes a full-size (1472-byte) R2P2 packet outgrow one
-                // 1500-byte frame, and the DPDK backend does not fragment.
+            Some(_) => {}
+        }
+        let l = &self.limits;
+        if l.max_request_bytes == 0 {
+            return e("limits.max_request_bytes", "must be positive".into());
+        }
+        if l.max_reply_bytes == 0 {
+            return e("limits.max_reply_bytes", "must be positive".into());
+        }
+        if let Some(a) = l.reply_amplification {
+            if a.factor == 0 || a.burst_bytes == 0 {
                 return e(
-                    "auth.key_file",
-                    "the DPDK backend cannot carry the MAC trailer yet (full-size packets \
-                     would exceed one frame); use kernel UDP, or \"unauthenticated\": true"
-                        .into(),
+                    "limits.reply_amplification",
+                    "factor and burst_bytes must be positive (null turns the guard off)".into(),
                 );
             }
-            Some(_) => {}
         }
         let l = &self.loadgen;
         if l.duration_ms == 0 || l.warmup_ms >= l.duration_ms {
@@ -556,7 +646,20 @@ impl ClusterFile {
             raft: self.raft.clone(),
             defer_execution: false,
             exec_queue_capacity: 4_096,
+            client_limits: self.limits.client_limits(),
+            // Raft packets leave room for the MAC trailer, so an authenticated datagram still
+            // fits one 1500-byte frame (the DPDK backend does not fragment).
+            cluster_datagram_overhead_bytes: if self.authenticated() {
+                crate::auth::TRAILER_BYTES
+            } else {
+                0
+            },
         }
+    }
+
+    /// Whether node-to-node traffic carries a MAC.
+    pub fn authenticated(&self) -> bool {
+        self.auth.as_ref().is_some_and(|a| !a.unauthenticated)
     }
 }
 
@@ -708,6 +811,65 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c.expand(c.group()), c.peers());
+    }
+
+    #[test]
+    fn authenticated_raft_packets_leave_room_for_the_mac_in_one_frame() {
+        let c = ClusterFile::from_json("c.json", GOOD).unwrap();
+        let cfg = c.node_config(0);
+        assert_eq!(
+            cfg.cluster_datagram_overhead_bytes,
+            crate::auth::TRAILER_BYTES
+        );
+        let packet = hovercraft_core::wire::header::HEADER_LEN
+            + hovercraft_core::wire::MAX_PACKET_PAYLOAD
+            - cfg.cluster_datagram_overhead_bytes;
+        assert!(packet + crate::auth::TRAILER_BYTES <= crate::frame::MAX_PAYLOAD);
+        let open = ClusterFile::from_json(
+            "c.json",
+            &GOOD.replace(
+                r#""auth": {"key_file": "k/cluster.key", "accept_key_files": ["/etc/old.key"]}"#,
+                r#""auth": {"unauthenticated": true}"#,
+            ),
+        )
+        .unwrap();
+        assert_eq!(open.node_config(0).cluster_datagram_overhead_bytes, 0);
+    }
+
+    #[test]
+    fn client_limits_default_on_and_can_be_set_or_switched_off() {
+        let c = ClusterFile::from_json("c.json", GOOD).unwrap();
+        let l = c.node_config(0).client_limits;
+        assert_eq!(l.max_request_bytes, 128 * 1024);
+        assert_eq!(l.max_reply_bytes, 1 << 20);
+        assert_eq!(l.amplification.unwrap().factor, 8);
+        let with =
+            |limits: &str| GOOD.replace("\"group\"", &format!("\"limits\": {limits}, \"group\""));
+        let off = ClusterFile::from_json(
+            "c.json",
+            &with(r#"{"max_request_bytes": 1000, "reply_amplification": null}"#),
+        )
+        .unwrap();
+        let l = off.node_config(0).client_limits;
+        assert_eq!((l.max_request_bytes, l.amplification), (1000, None));
+        assert_eq!(
+            l.max_reply_bytes,
+            1 << 20,
+            "unset fields keep their default"
+        );
+        let tuned = ClusterFile::from_json(
+            "c.json",
+            &with(r#"{"reply_amplification": {"budget_bytes_per_s": 5}}"#),
+        )
+        .unwrap();
+        let a = tuned.node_config(0).client_limits.amplification.unwrap();
+        assert_eq!((a.factor, a.budget_bytes_per_s), (8, 5));
+        assert!(err(&with(r#"{"max_reply_bytes": 0}"#))
+            .starts_with("c.json: field `limits.max_reply_bytes`: must be positive"));
+        assert!(err(&with(r#"{"reply_amplification": {"factor": 0}}"#))
+            .starts_with("c.json: field `limits.reply_amplification`: factor"));
+        assert!(err(&with(r#"{"max_body": 1}"#))
+            .starts_with("c.json: field `limits.max_body`: unknown field"));
     }
 }
 

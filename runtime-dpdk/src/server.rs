@@ -252,6 +252,7 @@ impl Server {
                  as a member; loopback experiments only"
             ),
         }
+        eprintln!("node {id}: {}", cluster.limits.describe());
         let cfg = cluster.node_config(id);
         let mut restored_entries = 0;
         let mut restored_snapshot_index = 0;

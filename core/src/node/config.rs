@@ -1,5 +1,6 @@
 //! A node's configuration, checked as a whole before a node is built.
 
+use super::limits::ClientLimits;
 use crate::app::kv::KvCosts;
 use crate::app::AppKind;
 use crate::raft::{ClusterConfig, RaftConfig, RaftConfigError};
@@ -26,7 +27,17 @@ pub struct NodeConfig {
     /// Requests waiting for the application core (unreplicated mode with deferred
     /// execution); beyond it new requests are answered DROP.
     pub exec_queue_capacity: usize,
+    /// Request and reply size limits and the reflection guard (`limits.rs`).
+    pub client_limits: ClientLimits,
+    /// Bytes the driver appends to every node-to-node datagram (the runtime's MAC trailer):
+    /// Raft messages are cut into packets that still fit one
+    /// [`MAX_UDP_PAYLOAD`](crate::wire::MAX_UDP_PAYLOAD) with them. At most
+    /// [`MAX_CLUSTER_DATAGRAM_OVERHEAD_BYTES`].
+    pub cluster_datagram_overhead_bytes: usize,
 }
+
+/// Largest [`NodeConfig::cluster_datagram_overhead_bytes`] (a quarter of a packet).
+pub const MAX_CLUSTER_DATAGRAM_OVERHEAD_BYTES: usize = crate::wire::MAX_PACKET_PAYLOAD / 4;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum ConfigError {
@@ -44,12 +55,19 @@ pub enum ConfigError {
     /// The durable snapshot a restarting node was given cannot be loaded.
     #[error("cannot load the durable snapshot: {0}")]
     Snapshot(String),
+    #[error("cluster_datagram_overhead_bytes {0} is above {max}", max = MAX_CLUSTER_DATAGRAM_OVERHEAD_BYTES)]
+    DatagramOverhead(usize),
 }
 
 impl NodeConfig {
     /// Checks everything a node relies on; [`Node::new`](super::Node::new) calls it, so no
     /// driver can build a node on a configuration the protocol cannot run.
     pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.cluster_datagram_overhead_bytes > MAX_CLUSTER_DATAGRAM_OVERHEAD_BYTES {
+            return Err(ConfigError::DatagramOverhead(
+                self.cluster_datagram_overhead_bytes,
+            ));
+        }
         if !self.mode.is_replicated() {
             return Ok(());
         }
@@ -97,6 +115,8 @@ mod tests {
             raft,
             defer_execution: true,
             exec_queue_capacity: 64,
+            client_limits: ClientLimits::UNLIMITED,
+            cluster_datagram_overhead_bytes: 0,
         }
     }
 

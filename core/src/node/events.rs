@@ -135,4 +135,18 @@ pub struct NodeCounters {
     pub app_errors: u64,
     /// Datagrams rejected: malformed, unexpected type, unknown sender, refused by reassembly.
     pub rx_errors: u64,
+    /// Requests over `client_limits.max_request_bytes` (DROP from the leader). Absent from
+    /// summaries while 0 (the simulator runs without limits).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub requests_refused_too_large: u64,
+    /// Replies over `client_limits.max_reply_bytes`, replaced by DROP.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replies_refused_too_large: u64,
+    /// Replies the reflection guard replaced by DROP (their destination's budget was spent).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub replies_refused_amplification: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

@@ -7,9 +7,12 @@ use std::collections::VecDeque;
 use std::net::SocketAddrV4;
 
 use super::events::{NodeCounters, NodeEvent};
+use super::limits::{ClientLimits, ReflectionGuard};
+use super::NodeConfig;
 use crate::app::StateMachine;
 use crate::r2p2::server;
 use crate::raft::Committed;
+use crate::time::Instant;
 use crate::wire::raft::RaftMessage;
 use crate::wire::{MsgType, Policy, Transmit};
 
@@ -26,48 +29,67 @@ pub(crate) struct Executor {
     reply_buf: Vec<u8>,
     /// Encoding buffer for outgoing Raft messages (reused).
     raft_buf: Vec<u8>,
+    /// Message bytes per Raft packet (room left for the driver's per-datagram trailer).
+    raft_packet_payload_bytes: usize,
+    pub limits: ClientLimits,
+    guard: Option<ReflectionGuard>,
     pub counters: NodeCounters,
 }
 
 impl Executor {
-    pub fn new(
-        app: Box<dyn StateMachine + Send>,
-        defer_execution: bool,
-        exec_queue_capacity: usize,
-    ) -> Executor {
+    pub fn new(app: Box<dyn StateMachine + Send>, cfg: &NodeConfig) -> Executor {
         Executor {
             app,
-            defer_execution,
+            defer_execution: cfg.defer_execution,
             pending: VecDeque::new(),
-            pending_capacity: exec_queue_capacity.max(1),
+            pending_capacity: cfg.exec_queue_capacity.max(1),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             call_app_cpu_ns: 0,
             reply_buf: Vec::new(),
             raft_buf: Vec::new(),
+            raft_packet_payload_bytes: crate::wire::MAX_PACKET_PAYLOAD
+                .saturating_sub(cfg.cluster_datagram_overhead_bytes),
+            limits: cfg.client_limits,
+            guard: cfg.client_limits.amplification.map(ReflectionGuard::new),
             counters: NodeCounters::default(),
         }
+    }
+
+    /// Whether a request body is over the size limit (counted if so).
+    pub fn request_too_large(&mut self, body_bytes: usize) -> bool {
+        let over = body_bytes > self.limits.max_request_bytes;
+        if over {
+            self.counters.requests_refused_too_large += 1;
+        }
+        over
     }
 
     /// Unreplicated: execute and answer at once, or queue for the application core (DROP
     /// when its queue is full).
     pub fn on_unreplicated_request(
         &mut self,
+        now: Instant,
         client: SocketAddrV4,
         req_id: u16,
         policy: Policy,
         body: Cow<'_, [u8]>,
     ) {
-        if !self.defer_execution {
-            self.execute(&Committed {
-                index: 0,
-                term: 0,
-                client,
-                req_id,
-                policy,
-                body,
-                reply: true,
-            });
+        if self.request_too_large(body.len()) {
+            self.send_drop(client, req_id, policy, &[], None);
+        } else if !self.defer_execution {
+            self.execute(
+                now,
+                &Committed {
+                    index: 0,
+                    term: 0,
+                    client,
+                    req_id,
+                    policy,
+                    body,
+                    reply: true,
+                },
+            );
         } else if self.pending.len() < self.pending_capacity {
             self.pending
                 .push_back((client, req_id, policy, body.into_owned()));
@@ -82,7 +104,8 @@ impl Executor {
         msg.encode(&mut self.raft_buf);
         // Only a message over the framing limit fails, and Raft messages are bounded far
         // below it (MAX_APPEND_BYTES per AppendEntries).
-        server::send(
+        server::send_at(
+            self.raft_packet_payload_bytes,
             &mut self.transmits,
             dst,
             msg.r2p2_type(),
@@ -124,8 +147,9 @@ impl Executor {
         }
     }
 
-    /// Executes a request and, if `req.reply`, answers the client.
-    pub fn execute(&mut self, req: &Committed<'_>) {
+    /// Executes a request and, if `req.reply`, answers the client (or DROP when the reply is
+    /// over the size limit or the reflection guard refuses it).
+    pub fn execute(&mut self, now: Instant, req: &Committed<'_>) {
         let Committed {
             client,
             req_id,
@@ -163,6 +187,18 @@ impl Executor {
         }
         if !reply {
             return;
+        }
+        if self.reply_buf.len() > self.limits.max_reply_bytes {
+            self.counters.replies_refused_too_large += 1;
+            self.send_drop(client, req_id, policy, &[], None);
+            return;
+        }
+        if let Some(g) = self.guard.as_mut() {
+            if !g.admit(now, client, req.body.len(), self.reply_buf.len()) {
+                self.counters.replies_refused_amplification += 1;
+                self.send_drop(client, req_id, policy, &[], None);
+                return;
+            }
         }
         match server::send(
             &mut self.transmits,

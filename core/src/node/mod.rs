@@ -16,6 +16,7 @@
 pub mod config;
 pub mod events;
 pub mod executor;
+pub mod limits;
 
 use std::net::SocketAddrV4;
 
@@ -23,15 +24,16 @@ use crate::app::{self, StateMachine, SNAPSHOT_NS_PER_KIB};
 use crate::r2p2::server::{Endpoint, Message};
 use crate::raft::{
     ApplyMode, ClusterConfig, Committed, DurableState, Output, PersistRequest, Refusal, Replica,
-    Target,
+    Role, Target,
 };
 use crate::time::Instant;
 use crate::wire::raft::RaftMessage;
 use crate::wire::MsgType;
 
-pub use self::config::{ConfigError, NodeConfig};
+pub use self::config::{ConfigError, NodeConfig, MAX_CLUSTER_DATAGRAM_OVERHEAD_BYTES};
 pub use self::events::{DropReason, NodeCounters, NodeError, NodeEvent};
 use self::executor::Executor;
+pub use self::limits::{AmplificationLimit, ClientLimits};
 pub use crate::types::{Mode, NodeId};
 
 pub struct Node {
@@ -113,11 +115,7 @@ impl Node {
         };
         Ok(Node {
             endpoint: Endpoint::new(cfg.reassembly),
-            exec: Executor::new(
-                app::build(cfg.app, cfg.kv_costs),
-                cfg.defer_execution,
-                cfg.exec_queue_capacity,
-            ),
+            exec: Executor::new(app::build(cfg.app, cfg.kv_costs), &cfg),
             replica,
             cfg,
         })
@@ -187,11 +185,21 @@ impl Node {
                 self.exec.counters.requests_received += 1;
                 let (client, req_id, policy) = (msg.from, msg.header.req_id, msg.header.policy);
                 self.exec
-                    .on_unreplicated_request(client, req_id, policy, msg.body);
+                    .on_unreplicated_request(now, client, req_id, policy, msg.body);
                 Ok(())
             }
             (MsgType::Request, Some(r)) => {
                 self.exec.counters.requests_received += 1;
+                if self.exec.request_too_large(msg.body.len()) {
+                    // Every node has the same limit: the leader never orders it, so the
+                    // others need not keep its body. Only the leader answers.
+                    if r.role() == Role::Leader {
+                        let (client, req_id, policy) =
+                            (msg.from, msg.header.req_id, msg.header.policy);
+                        self.exec.send_drop(client, req_id, policy, &[], None);
+                    }
+                    return Ok(());
+                }
                 r.propose(
                     now,
                     msg.from,
@@ -283,7 +291,7 @@ impl Node {
                     }
                     exec.send_drop(client, req_id, policy, &hint, leader_term);
                 }
-                Output::Apply(c) => exec.execute(&c),
+                Output::Apply(c) => exec.execute(now, &c),
                 Output::Event(e) => exec.events.push_back(e.into()),
                 Output::Restore(snapshot) => {
                     // The application first: if it cannot load the state, nothing changes.
@@ -322,21 +330,24 @@ impl Node {
             Some(r) => {
                 let c = r.next_to_apply()?;
                 let index = c.index;
-                self.exec.execute(&c);
+                self.exec.execute(now, &c);
                 r.handle_applied(index);
                 self.drain_replica(now);
             }
             None => {
                 let (client, req_id, policy, body) = self.exec.pending.pop_front()?;
-                self.exec.execute(&Committed {
-                    index: 0,
-                    term: 0,
-                    client,
-                    req_id,
-                    policy,
-                    body: body.into(),
-                    reply: true,
-                });
+                self.exec.execute(
+                    now,
+                    &Committed {
+                        index: 0,
+                        term: 0,
+                        client,
+                        req_id,
+                        policy,
+                        body: body.into(),
+                        reply: true,
+                    },
+                );
             }
         }
         Some(self.exec.call_app_cpu_ns - before)
@@ -429,6 +440,10 @@ mod tests {
     use proptest::prelude::*;
 
     fn node() -> Node {
+        node_with(crate::node::ClientLimits::UNLIMITED)
+    }
+
+    fn node_with(client_limits: crate::node::ClientLimits) -> Node {
         Node::new(NodeConfig {
             id: 0,
             mode: Mode::Unreplicated,
@@ -440,6 +455,8 @@ mod tests {
             raft: RaftConfig::default(),
             defer_execution: false,
             exec_queue_capacity: 4096,
+            client_limits,
+            cluster_datagram_overhead_bytes: 0,
         })
         .unwrap()
     }
@@ -492,6 +509,100 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    /// The first packet of each transmit, decoded: (type, req_id).
+    fn answers(n: &mut Node) -> Vec<(MsgType, u16)> {
+        std::iter::from_fn(|| n.poll_transmit())
+            .filter_map(|t| crate::wire::Header::decode(&t.payload).ok().map(|(h, _)| h))
+            .filter(|h| h.first)
+            .map(|h| (h.msg_type, h.req_id))
+            .collect()
+    }
+
+    #[test]
+    fn oversize_requests_and_replies_are_refused_with_drop_and_counted() {
+        let mut n = node_with(crate::node::ClientLimits {
+            max_request_bytes: 64,
+            max_reply_bytes: 2_000,
+            amplification: None,
+        });
+        let mut padded = Vec::new();
+        SyntheticRequest {
+            service_ns: 1,
+            reply_bytes: 1,
+            read_only: false,
+        }
+        .encode(65, &mut padded);
+        let mut pkts = Vec::new();
+        framing::fragment(MsgType::Request, Policy::LbRoute, 1, &padded, |p| {
+            pkts.push(p)
+        })
+        .unwrap();
+        for pkts in [pkts, request(1, 2_001, 2), request(1, 2_000, 3)] {
+            for p in pkts {
+                n.handle_datagram(Instant::ZERO, client(), &p).unwrap();
+            }
+        }
+        assert_eq!(
+            answers(&mut n),
+            vec![
+                (MsgType::Drop, 1),
+                (MsgType::Drop, 2),
+                (MsgType::Response, 3)
+            ]
+        );
+        let c = n.counters();
+        assert_eq!(
+            (c.requests_refused_too_large, c.replies_refused_too_large),
+            (1, 1)
+        );
+        assert_eq!(
+            c.requests_executed, 2,
+            "the oversize reply's request did run"
+        );
+    }
+
+    #[test]
+    fn the_reflection_guard_answers_drop_once_an_address_spent_its_budget() {
+        let mut n = node_with(crate::node::ClientLimits {
+            amplification: Some(crate::node::AmplificationLimit {
+                factor: 8,
+                free_bytes: 1_000,
+                budget_bytes_per_s: 10_000,
+                burst_bytes: 20_000,
+            }),
+            ..crate::node::ClientLimits::UNLIMITED
+        });
+        // 16-byte requests asking for 10 000 bytes: 9 000 charged each; the burst pays two.
+        for id in 0..4 {
+            for p in request(1, 10_000, id) {
+                n.handle_datagram(Instant::ZERO, client(), &p).unwrap();
+            }
+        }
+        // One second later the budget paid for one more.
+        for p in request(1, 10_000, 4) {
+            n.handle_datagram(Instant::from_ns(1_000_000_000), client(), &p)
+                .unwrap();
+        }
+        // A small answer is always free.
+        for p in request(1, 100, 5) {
+            n.handle_datagram(Instant::from_ns(1_000_000_000), client(), &p)
+                .unwrap();
+        }
+        let got = answers(&mut n);
+        assert_eq!(
+            got,
+            vec![
+                (MsgType::Response, 0),
+                (MsgType::Response, 1),
+                (MsgType::Drop, 2),
+                (MsgType::Drop, 3),
+                (MsgType::Response, 4),
+                (MsgType::Response, 5)
+            ]
+        );
+        assert_eq!(n.counters().replies_refused_amplification, 2);
     }
 
     #[test]

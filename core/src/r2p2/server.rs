@@ -86,14 +86,47 @@ pub fn send(
     body: &[u8],
     after_app_cpu_ns: u64,
 ) -> Result<usize, WireError> {
+    let max = crate::wire::MAX_PACKET_PAYLOAD;
+    send_at(
+        max,
+        out,
+        dst,
+        msg_type,
+        policy,
+        req_id,
+        body,
+        after_app_cpu_ns,
+    )
+}
+
+/// [`send`] with at most `packet_payload_bytes` message bytes per packet
+/// ([`framing::fragment_at`]).
+#[allow(clippy::too_many_arguments)]
+pub fn send_at(
+    packet_payload_bytes: usize,
+    out: &mut VecDeque<Transmit>,
+    dst: SocketAddrV4,
+    msg_type: MsgType,
+    policy: Policy,
+    req_id: u16,
+    body: &[u8],
+    after_app_cpu_ns: u64,
+) -> Result<usize, WireError> {
     let mut n = 0;
-    framing::fragment(msg_type, policy, req_id, body, |payload| {
-        n += 1;
-        out.push_back(Transmit {
-            dst,
-            payload,
-            after_app_cpu_ns,
-        })
-    })?;
+    framing::fragment_at(
+        packet_payload_bytes,
+        msg_type,
+        policy,
+        req_id,
+        body,
+        |payload| {
+            n += 1;
+            out.push_back(Transmit {
+                dst,
+                payload,
+                after_app_cpu_ns,
+            })
+        },
+    )?;
     Ok(n)
 }

@@ -27,19 +27,35 @@ pub fn fragment(
     policy: Policy,
     req_id: u16,
     message: &[u8],
+    emit: impl FnMut(Vec<u8>),
+) -> Result<(), WireError> {
+    fragment_at(MAX_PACKET_PAYLOAD, msg_type, policy, req_id, message, emit)
+}
+
+/// [`fragment`] with at most `packet_payload_bytes` (clamped to 1..=[`MAX_PACKET_PAYLOAD`])
+/// message bytes per packet: room for what a driver appends to each datagram (the runtime's
+/// MAC trailer) within one [`MAX_UDP_PAYLOAD`](super::MAX_UDP_PAYLOAD). Receivers reassemble
+/// packets of any size, so nothing else changes.
+pub fn fragment_at(
+    packet_payload_bytes: usize,
+    msg_type: MsgType,
+    policy: Policy,
+    req_id: u16,
+    message: &[u8],
     mut emit: impl FnMut(Vec<u8>),
 ) -> Result<(), WireError> {
-    if message.len() > MAX_MESSAGE_BYTES {
+    let per_packet = packet_payload_bytes.clamp(1, MAX_PACKET_PAYLOAD);
+    let max = u16::MAX as usize * per_packet;
+    if message.len() > max {
         return Err(WireError::Oversize {
             len: message.len(),
-            max: MAX_MESSAGE_BYTES,
+            max,
         });
     }
-    let n = packet_count(message.len());
+    let n = message.len().div_ceil(per_packet).max(1);
     for i in 0..n {
-        let start = i * MAX_PACKET_PAYLOAD;
-        let chunk =
-            &message[start.min(message.len())..(start + MAX_PACKET_PAYLOAD).min(message.len())];
+        let start = i * per_packet;
+        let chunk = &message[start.min(message.len())..(start + per_packet).min(message.len())];
         let header = Header {
             msg_type,
             policy,
@@ -447,6 +463,28 @@ mod tests {
                 pkts.swap(i, j);
             }
             let mut r = Reassembler::new(ReassemblyConfig::default());
+            prop_assert_eq!(feed(&mut r, &pkts), Some(msg));
+        }
+
+        /// Smaller packets (room for the runtime's MAC trailer) reassemble the same, and
+        /// none is longer than asked.
+        #[test]
+        fn smaller_packets_round_trip_and_fit(
+            len in 0usize..8000,
+            per_packet in 1usize..=MAX_PACKET_PAYLOAD,
+        ) {
+            let msg: Vec<u8> = (0..len).map(|i| i as u8).collect();
+            let mut pkts = Vec::new();
+            fragment_at(per_packet, MsgType::RaftReq, Policy::FixedRoute, 9, &msg, |p| pkts.push(p))
+                .unwrap();
+            prop_assert_eq!(pkts.len(), len.div_ceil(per_packet).max(1));
+            for p in &pkts {
+                prop_assert!(p.len() <= HEADER_LEN + per_packet);
+            }
+            let mut r = Reassembler::new(ReassemblyConfig {
+                max_packets: u16::MAX,
+                ..ReassemblyConfig::default()
+            });
             prop_assert_eq!(feed(&mut r, &pkts), Some(msg));
         }
 
