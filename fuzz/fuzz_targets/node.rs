@@ -2,9 +2,13 @@
 //! driven by a sequence of inputs: Raft messages from its peers (and the switch), client
 //! requests (well-formed synthetic or kv requests, or junk), raw datagrams from any of those
 //! addresses, clock advances and timer firings, `execute_next`, and `handle_persisted` for
-//! what it asked to persist. Built with debug assertions (cargo fuzz's default), so the
-//! replica checks its invariants after every input; never panics. Every datagram it sends
-//! is a well-formed R2P2 packet within the UDP payload limit, to an address it knows.
+//! what it asked to persist. It starts fresh, or (one input in four) restarted from a durable
+//! state the input describes (a term, a vote, up to 16 entries), which it loads or refuses
+//! without panicking. It runs the runtime's client limits and reflection guard, and leaves
+//! room for the runtime's 35-byte MAC trailer. Built with debug assertions (cargo fuzz's
+//! default), so the replica checks its invariants after every input; never panics. Every
+//! datagram it sends is a well-formed R2P2 packet within the UDP payload limit (Raft packets
+//! with room for the trailer), to an address it knows.
 #![no_main]
 
 use std::collections::VecDeque;
@@ -14,7 +18,7 @@ use arbitrary::{Arbitrary, Result, Unstructured};
 use hovercraft_core::app::kv::{KvCosts, KvRequest};
 use hovercraft_core::app::synthetic::SyntheticRequest;
 use hovercraft_core::app::AppKind;
-use hovercraft_core::raft::{ClusterConfig, RaftConfig};
+use hovercraft_core::raft::{ClusterConfig, DurableState, RaftConfig};
 use hovercraft_core::time::Instant;
 use hovercraft_core::types::Mode;
 use hovercraft_core::wire::framing::{self, ReassemblyConfig};
@@ -143,7 +147,34 @@ struct Input {
     defer_execution: bool,
     campaign_at_start: bool,
     rejoining: bool,
+    restored: Option<DurableState>,
     ops: Vec<Op>,
+}
+
+/// A durable state as storage would hand it over: terms of entries never decrease and never
+/// pass the current term (what a real log satisfies), everything else as the input says.
+fn durable(u: &mut Unstructured) -> Result<DurableState> {
+    let term = u.int_in_range(0u64..=8)?;
+    let voted_for = if u.arbitrary()? {
+        Some(u.int_in_range(0u8..=N)?)
+    } else {
+        None
+    };
+    let n = u.int_in_range(0usize..=16)?;
+    let mut entries = Vec::with_capacity(n);
+    let mut t = 0;
+    for _ in 0..n {
+        let mut e = f::entry(u, &clients())?;
+        t = (t + u.int_in_range(0u64..=1)?).min(term);
+        e.term = t.max(1).min(term.max(1));
+        entries.push(e);
+    }
+    Ok(DurableState {
+        term,
+        voted_for,
+        snapshot: None,
+        entries,
+    })
 }
 
 impl<'a> Arbitrary<'a> for Input {
@@ -156,6 +187,11 @@ impl<'a> Arbitrary<'a> for Input {
         };
         let (defer_execution, campaign_at_start) = (u.arbitrary()?, u.arbitrary()?);
         let rejoining = u.ratio(1u8, 8)?;
+        let restored = if u.ratio(1u8, 4)? {
+            Some(durable(u)?)
+        } else {
+            None
+        };
         let mut ops = Vec::new();
         while !u.is_empty() && ops.len() < 512 {
             ops.push(op(u, app)?);
@@ -166,6 +202,7 @@ impl<'a> Arbitrary<'a> for Input {
             defer_execution,
             campaign_at_start,
             rejoining,
+            restored,
             ops,
         })
     }
@@ -205,7 +242,14 @@ fuzz_target!(|input: Input| {
         },
         cluster_datagram_overhead_bytes: 35,
     };
-    let mut node = Node::new(cfg).expect("a valid configuration");
+    let mut node = match input.restored {
+        None => Node::new(cfg).expect("a valid configuration"),
+        // A state it cannot load is refused with an error, never a panic.
+        Some(d) => match Node::restored(cfg, Instant::ZERO, d) {
+            Ok(n) => n,
+            Err(_) => return,
+        },
+    };
     if input.rejoining {
         node.start_rejoining();
     }
@@ -218,7 +262,14 @@ fuzz_target!(|input: Input| {
         while let Some(t) = node.poll_transmit() {
             assert!(known.contains(&t.dst), "a datagram to {}", t.dst);
             assert!(t.payload.len() <= MAX_UDP_PAYLOAD, "an oversize datagram");
-            Header::decode(&t.payload).expect("the node sends well-formed R2P2 packets");
+            let (h, _) =
+                Header::decode(&t.payload).expect("the node sends well-formed R2P2 packets");
+            if matches!(h.msg_type, MsgType::RaftReq | MsgType::RaftRep | MsgType::RaftMsg) {
+                assert!(
+                    t.payload.len() + 35 <= MAX_UDP_PAYLOAD,
+                    "a Raft packet without room for the MAC trailer"
+                );
+            }
         }
         while node.poll_event().is_some() {}
         while let Some(p) = node.poll_persist() {
