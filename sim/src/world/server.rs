@@ -65,6 +65,9 @@ impl ServerHost {
             raft: scenario.raft.clone(),
             defer_execution: scenario.cpu.app_core == AppCore::Separate,
             exec_queue_capacity: scenario.cpu.app_queue_requests as usize,
+            // No attacker in the simulator.
+            client_limits: hovercraft_core::node::ClientLimits::UNLIMITED,
+            cluster_datagram_overhead_bytes: 0,
         };
         let node =
             Node::new(config.clone()).expect("scenario validation admits only implemented modes");
