@@ -9,7 +9,8 @@
 //!   one free packet per answer, and the rest are DROPs counted by the node.
 //! - With the guard off (`"reply_amplification": null`), every GET is answered in full: the
 //!   amplification the guard removes (printed, ×2 400 or so).
-//! - A request over `limits.max_request_bytes` is answered DROP and counted.
+//! - A request over `limits.max_request_bytes` is answered DROP and counted; in a replicated
+//!   cluster by the leader alone, and never ordered (second test).
 
 mod common;
 
@@ -86,6 +87,73 @@ fn amplified_replies_are_bounded_and_oversize_requests_refused() {
         open.gets
     );
     assert!(open.ratio() > 20.0 * guarded.ratio());
+}
+
+/// HovercRaft, 3 nodes, clients sending a copy to each: a request over the limit is counted
+/// by every node, answered by exactly one DROP (the leader's) and never executed; a request
+/// within it is answered as usual.
+#[test]
+fn an_oversize_request_is_refused_by_the_leader_and_never_ordered() {
+    if skip_without_loopback("an_oversize_request_is_refused_by_the_leader_and_never_ordered") {
+        return;
+    }
+    let addrs = loopback_addrs(3);
+    let mut c = Cluster::new(
+        Launcher::default(),
+        &ClusterSpec {
+            name: "oversize-replicated".into(),
+            addrs: addrs.clone(),
+            group: None,
+            client_bind: None,
+            overrides: json!({"limits": {"max_request_bytes": 100_000}}),
+        },
+    );
+    let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(Duration::from_secs(15), || c.leader()).expect("no leader within 15 s");
+        let sock = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        let answers = |req: &KvRequest, req_id: u16| -> Vec<MsgType> {
+            for &a in &addrs {
+                send(&sock, a, req_id, req);
+            }
+            let mut got = Vec::new();
+            let mut buf = vec![0u8; 2048];
+            // Bounded: stops at the first 300 ms without a datagram.
+            while let Ok((n, _)) = sock.recv_from(&mut buf) {
+                if let Ok((h, _)) = Header::decode(&buf[..n]) {
+                    if h.req_id == req_id && h.first {
+                        got.push(h.msg_type);
+                    }
+                }
+            }
+            got
+        };
+        let big = KvRequest::Put {
+            key: b"big".to_vec(),
+            value: vec![7; 120 * 1024],
+        };
+        assert_eq!(answers(&big, 1), vec![MsgType::Drop], "one DROP, no answer");
+        let small = KvRequest::Put {
+            key: b"small".to_vec(),
+            value: vec![7; 1024],
+        };
+        assert_eq!(answers(&small, 2), vec![MsgType::Response]);
+        std::thread::sleep(Duration::from_millis(200)); // fresh status files
+        for i in 0..3 {
+            let st = c.status(i).expect("status");
+            let p = &st["protocol"];
+            assert_eq!(p["requests_refused_too_large"], 1, "node {i}: {p}");
+            assert_eq!(
+                p["requests_executed"], 1,
+                "node {i}: only the small PUT ran: {p}"
+            );
+        }
+    }));
+    if let Err(e) = r {
+        c.dump_logs();
+        std::panic::resume_unwind(e);
+    }
 }
 
 struct Outcome {
