@@ -106,11 +106,42 @@ impl RaftLog {
 
     /// Up to `max` entries starting at `from` (cloned, for an AppendEntries message).
     pub fn slice(&self, from: u64, max: usize) -> Vec<LogEntry> {
-        if from < self.first_index {
-            return Vec::new();
-        }
-        let start = (from - self.first_index) as usize;
-        self.entries.iter().skip(start).take(max).cloned().collect()
+        self.range(from, max).cloned().collect()
+    }
+
+    /// [`RaftLog::slice`] without bodies (metadata only), never copying one.
+    pub fn slice_meta(&self, from: u64, max: usize) -> Vec<LogEntry> {
+        self.range(from, max).map(LogEntry::metadata_clone).collect()
+    }
+
+    /// How many entries from `from` (at most `max`, at least one if there is one) fit in
+    /// `max_bytes`, each counting `size(entry)`: the first always goes, the others while the
+    /// running total stays within the bound.
+    pub fn fit(
+        &self,
+        from: u64,
+        max: usize,
+        max_bytes: usize,
+        size: impl Fn(&LogEntry) -> usize,
+    ) -> usize {
+        let mut bytes = 0;
+        self.range(from, max)
+            .take_while(|e| {
+                bytes += size(e);
+                bytes <= max_bytes
+            })
+            .count()
+            .max(1)
+    }
+
+    fn range(&self, from: u64, max: usize) -> impl Iterator<Item = &LogEntry> {
+        let start = if from < self.first_index {
+            self.entries.len()
+        } else {
+            ((from - self.first_index) as usize).min(self.entries.len())
+        };
+        let end = start.saturating_add(max).min(self.entries.len());
+        self.entries.range(start..end)
     }
 
     /// Drops entries up to and including `index` (never past the last entry).

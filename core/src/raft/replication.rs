@@ -168,29 +168,23 @@ impl Replica {
             self.counters.stale_messages += 1;
             return;
         };
-        let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
         // Keep a message within what a receiver reassembles (at least one entry goes).
         let with_bodies = self.mode == Mode::Raft || self.far_behind(next);
-        let mut bytes = 0;
-        let keep = entries
-            .iter()
-            .take_while(|e| {
-                bytes += if with_bodies {
+        let keep = self
+            .log
+            .fit(next, self.cfg.max_entries_per_append, MAX_APPEND_BYTES, |e| {
+                if with_bodies {
                     e.encoded_len()
                 } else {
                     e.encoded_len() - e.body.as_ref().map_or(0, |b| b.len())
-                };
-                bytes <= MAX_APPEND_BYTES
-            })
-            .count()
-            .max(1);
-        entries.truncate(keep);
-        if !with_bodies {
-            // HovercRaft orders metadata only: bodies travelled by multicast.
-            for e in &mut entries {
-                e.body = None;
-            }
-        }
+                }
+            });
+        let entries = if with_bodies {
+            self.log.slice(next, keep)
+        } else {
+            // HovercRaft orders metadata only: bodies travelled by multicast (never copied).
+            self.log.slice_meta(next, keep)
+        };
         let sent_last = prev + entries.len() as u64;
         let msg = self.msg(RaftBody::AppendEntriesReq {
             prev_log_idx: prev,

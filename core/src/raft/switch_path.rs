@@ -106,10 +106,7 @@ impl Replica {
             // body before it (recovery is under way); heartbeats go direct meanwhile.
             return;
         }
-        let mut entries = self.log.slice(next, self.cfg.max_entries_per_append);
-        for e in &mut entries {
-            e.body = None;
-        }
+        let entries = self.log.slice_meta(next, self.cfg.max_entries_per_append);
         let last = prev + entries.len() as u64;
         let msg = self.msg(RaftBody::AppendEntriesReq {
             prev_log_idx: prev,
@@ -246,10 +243,7 @@ impl Replica {
         let Some(prev_term) = self.log.term_at(index - 1) else {
             return false;
         };
-        let mut entries = self.log.slice(index, 1);
-        for e in &mut entries {
-            e.body = None;
-        }
+        let entries = self.log.slice_meta(index, 1);
         let msg = self.msg(RaftBody::AppendEntriesReq {
             prev_log_idx: index - 1,
             prev_log_term: prev_term,

@@ -226,6 +226,18 @@ impl LogEntry {
         LOG_ENTRY_MIN_LEN + self.body.as_ref().map_or(0, |b| BODY_LEN_LEN + b.len())
     }
 
+    /// A copy without the body (metadata only), which copies no body bytes.
+    pub fn metadata_clone(&self) -> LogEntry {
+        LogEntry {
+            term: self.term,
+            client: self.client,
+            req_id: self.req_id,
+            policy: self.policy,
+            replier: self.replier,
+            body: None,
+        }
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         put_u64(out, self.term);
         put_addr(out, self.client);

@@ -145,6 +145,7 @@ impl World {
         s.app_run_scheduled = false;
         s.timer_gen = s.timer_gen.wrapping_add(1);
         s.timer_deadline = None;
+        self.q.cancel_keyed(h);
         self.hosts[h].down = false;
         trace!(self.tracer, t, "restart h{h}");
         if let Some(checks) = self.checks.as_mut() {
@@ -331,9 +332,16 @@ impl World {
         let Role::Server(server) = &mut self.hosts[host].role else {
             unreachable!("host {host} is a client")
         };
-        if let Some((at, gen)) = server.rearm_timer(now_ns) {
-            let host = host as u32;
-            self.q.schedule(at, Ev::NodeTimer { host, gen });
+        match server.rearm_timer(now_ns) {
+            Rearm::Keep => {}
+            Rearm::At(at, gen) => {
+                let ev = Ev::NodeTimer {
+                    host: host as u32,
+                    gen,
+                };
+                self.q.schedule_keyed(host, at, ev);
+            }
+            Rearm::Cancel => self.q.cancel_keyed(host),
         }
         let epoch = server.storage_epoch;
         for at in persists.done_at {
@@ -468,9 +476,9 @@ impl ServerHost {
         p
     }
 
-    /// Re-arms the node's timer if its deadline moved: returns when the new timer event
-    /// fires (never before `now_ns`) and its generation (older ones are void).
-    fn rearm_timer(&mut self, now_ns: u64) -> Option<(u64, u32)> {
+    /// Re-arms the node's timer if its deadline moved: when the new timer event fires (never
+    /// before `now_ns`) and its generation, or that no timer is due any more.
+    fn rearm_timer(&mut self, now_ns: u64) -> Rearm {
         // The node's deadline is on its own (possibly skewed) clock.
         let clock = self.clock;
         let next = self
@@ -478,12 +486,23 @@ impl ServerHost {
             .poll_timeout()
             .map(|i| clock.sim_time_of(i.as_ns()));
         if next == self.timer_deadline {
-            return None;
+            return Rearm::Keep;
         }
         self.timer_deadline = next;
         self.timer_gen = self.timer_gen.wrapping_add(1);
-        next.map(|d| (d.max(now_ns), self.timer_gen))
+        match next {
+            Some(d) => Rearm::At(d.max(now_ns), self.timer_gen),
+            None => Rearm::Cancel,
+        }
     }
+}
+
+/// What to do with a host's pending node-timer event (one per host, keyed by host index).
+enum Rearm {
+    Keep,
+    /// Replace it by one at this time with this generation.
+    At(u64, u32),
+    Cancel,
 }
 
 /// Whether an R2P2 packet is cluster traffic (a Raft message type), which the runtime
