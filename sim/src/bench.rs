@@ -6,6 +6,12 @@
 //!     pops one and schedules one at an exponential ChaCha8 draw ahead — the irreducible cost
 //!     of a discrete-event simulation. (b) the `unreplicated` model at high load. Wall time is
 //!     read here only to report speed; it never reaches the model.
+//!
+//! (c) the work users size sweeps by: a star of `n` servers and 4 client machines at
+//!     1M req/s of 64-byte requests and replies (Poisson, no service time), for 0.1 s
+//!     simulated, in `raft`, `hovercraft` and `hovercraft++`: CPU seconds per simulated
+//!     second (of the loaded 0.1 s; the drain after it is charged to it too) and delivered
+//!     packets per CPU second. The same star was run in ns-3 for the issue-17 comparison.
 
 use rand::Rng;
 use rand::SeedableRng;
@@ -73,6 +79,59 @@ pub fn model(duration_ms: u64) -> (u64, f64, f64) {
     let secs = start.elapsed().as_secs_f64();
     let events = world.events();
     (events, events as f64 / secs, world.mean_pending_events())
+}
+
+/// The 1M req/s star: `nodes` servers in `mode`, 4 client machines, 64-byte requests and
+/// replies, no service time, `duration_ms` simulated under load.
+pub fn star_scenario(mode: &str, nodes: usize, duration_ms: u64) -> Scenario {
+    let json = format!(
+        r#"{{"name":"star-{mode}-{nodes}","seed":1,"mode":"{mode}","nodes":{nodes},
+            "duration_ms":{duration_ms},"warmup_ms":10,
+            "clients":{{"machines":4,"ports_per_machine":8,"timeout_ms":50}},
+            "workload":{{"app":"synthetic","rate_rps":1000000,"request_bytes":64,
+                         "reply_bytes":64,"service_time":{{"kind":"fixed","ns":0}},
+                         "read_only_fraction":0}}}}"#
+    );
+    Scenario::from_json("<bench star>", &json).expect("bench star scenario is valid")
+}
+
+/// One star run.
+pub struct StarReport {
+    pub mode: &'static str,
+    pub nodes: usize,
+    pub loaded_ms: u64,
+    pub events: u64,
+    pub packets: u64,
+    pub mean_pending: f64,
+    pub wall_s: f64,
+}
+
+impl StarReport {
+    /// CPU (wall, single-threaded) seconds per simulated second of load.
+    pub fn cpu_s_per_sim_s(&self) -> f64 {
+        self.wall_s / (self.loaded_ms as f64 / 1e3)
+    }
+
+    pub fn packets_per_cpu_s(&self) -> f64 {
+        self.packets as f64 / self.wall_s
+    }
+}
+
+pub fn star(mode: &'static str, nodes: usize, loaded_ms: u64) -> StarReport {
+    let mut world = World::new(star_scenario(mode, nodes, loaded_ms));
+    let start = wall_now();
+    // To the run's end (replicas keep heartbeating forever after it).
+    world.run_to_end();
+    let wall_s = start.elapsed().as_secs_f64();
+    StarReport {
+        mode,
+        nodes,
+        loaded_ms,
+        events: world.events(),
+        packets: world.packets_delivered(),
+        mean_pending: world.mean_pending_events(),
+        wall_s,
+    }
 }
 
 pub fn run(quick: bool) -> BenchReport {

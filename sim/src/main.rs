@@ -622,7 +622,34 @@ fn sweep_command(file: &Path, quick: bool, out: Option<PathBuf>) -> anyhow::Resu
 }
 
 fn bench(quick: bool) {
-    let r = hovercraft_sim::bench::run(quick);
+    use hovercraft_sim::bench;
+    // The work researchers size sweeps by (the 1M req/s star); the ratio line stays last.
+    let shapes: &[(&'static str, usize)] = if quick {
+        &[("hovercraft", 5)]
+    } else {
+        &[
+            ("raft", 5),
+            ("hovercraft", 3),
+            ("hovercraft", 5),
+            ("hovercraft", 9),
+            ("hovercraft++", 5),
+        ]
+    };
+    let loaded_ms = if quick { 20 } else { 100 };
+    bench::star("hovercraft", 5, loaded_ms / 4); // warm-up
+    for &(mode, nodes) in shapes {
+        let s = bench::star(mode, nodes, loaded_ms);
+        println!(
+            "star {mode:<12} {nodes} nodes, 1M req/s, {loaded_ms} ms: {:.2} CPU s per simulated s, \
+             {:.2} M packets per CPU s ({} packets, {} events, {:.0} pending)",
+            s.cpu_s_per_sim_s(),
+            s.packets_per_cpu_s() / 1e6,
+            s.packets,
+            s.events,
+            s.mean_pending
+        );
+    }
+    let r = bench::run(quick);
     println!(
         "baseline (event queue + ChaCha8 draws, {} pending): {} events, {:.2} M events/s",
         r.pending,

@@ -111,7 +111,9 @@ impl RaftLog {
 
     /// [`RaftLog::slice`] without bodies (metadata only), never copying one.
     pub fn slice_meta(&self, from: u64, max: usize) -> Vec<LogEntry> {
-        self.range(from, max).map(LogEntry::metadata_clone).collect()
+        self.range(from, max)
+            .map(LogEntry::metadata_clone)
+            .collect()
     }
 
     /// How many entries from `from` (at most `max`, at least one if there is one) fit in

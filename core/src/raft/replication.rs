@@ -170,15 +170,18 @@ impl Replica {
         };
         // Keep a message within what a receiver reassembles (at least one entry goes).
         let with_bodies = self.mode == Mode::Raft || self.far_behind(next);
-        let keep = self
-            .log
-            .fit(next, self.cfg.max_entries_per_append, MAX_APPEND_BYTES, |e| {
+        let keep = self.log.fit(
+            next,
+            self.cfg.max_entries_per_append,
+            MAX_APPEND_BYTES,
+            |e| {
                 if with_bodies {
                     e.encoded_len()
                 } else {
                     e.encoded_len() - e.body.as_ref().map_or(0, |b| b.len())
                 }
-            });
+            },
+        );
         let entries = if with_bodies {
             self.log.slice(next, keep)
         } else {

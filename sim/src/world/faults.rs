@@ -21,6 +21,11 @@ pub(super) struct Clock {
 
 impl Clock {
     pub(super) fn to_node(self, t: u64) -> u64 {
+        if self.ppm == 0 {
+            // No skew (nearly every run): the same value without 128-bit arithmetic (the
+            // i128 form below is non-negative here, and its cast to u64 wraps as this does).
+            return self.base_ns.wrapping_add(t.saturating_sub(self.since_ns));
+        }
         let d = t.saturating_sub(self.since_ns) as i128;
         (self.base_ns as i128 + d + d * self.ppm as i128 / 1_000_000).max(0) as u64
     }

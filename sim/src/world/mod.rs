@@ -344,6 +344,12 @@ impl World {
         self.net.nics[h].packets_rx
     }
 
+    /// Packets received by every host (servers and clients) so far: what the network
+    /// delivered.
+    pub fn packets_delivered(&self) -> u64 {
+        self.net.nics.iter().map(|n| n.packets_rx).sum()
+    }
+
     /// Total frames dropped at switch output queues so far.
     pub fn switch_queue_drops(&self) -> u64 {
         self.net.switch_queue_drops()
