@@ -52,6 +52,42 @@ struct Config {
     scenario: Value,
 }
 
+/// Relative cost of simulating a configuration: servers × simulated duration (a run's cost
+/// grows with the packets it delivers, which grow with both).
+fn estimated_cost(c: &Config) -> u64 {
+    let field =
+        |k: &str, default: u64| c.scenario.get(k).and_then(Value::as_u64).unwrap_or(default);
+    field("nodes", 1).max(1) * field("duration_ms", 100).max(1)
+}
+
+/// `f(0..n)` on every rayon thread, taking jobs in decreasing `cost` (greedy longest
+/// first), results in index order. Each job's result depends only on its index, so the
+/// order jobs run in changes nothing but the wall time.
+fn longest_first<T: Send>(
+    n: usize,
+    cost: impl Fn(usize) -> u64,
+    f: impl Fn(usize) -> T + Sync,
+) -> Vec<T> {
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(cost(i))); // stable: ties keep file order
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let slots: Vec<Mutex<Option<T>>> = (0..n).map(|_| Mutex::new(None)).collect();
+    rayon::scope(|s| {
+        for _ in 0..rayon::current_num_threads().min(n) {
+            s.spawn(|_| loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(&i) = order.get(k) else { break };
+                let out = f(i);
+                *slots[i].lock().expect("slot lock") = Some(out);
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|m| m.into_inner().expect("slot lock").expect("every job ran"))
+        .collect()
+}
+
 /// A configuration's runs, in order, and the index of its best run under the SLO.
 type ConfigRuns = (Vec<RunOutcome>, Option<usize>);
 
@@ -287,15 +323,19 @@ impl LoadedSweep {
                     min_rps: *min_rps,
                     precision: *precision,
                 };
-                configs
-                    .par_iter()
-                    .map(|c| {
+                // Searches differ in length (a 9-node search costs ~3x a 3-node one); the
+                // longest go first so no core waits at the end on one long search.
+                longest_first(
+                    configs.len(),
+                    |i| estimated_cost(&configs[i]),
+                    |i| {
+                        let c = &configs[i];
                         let runs =
                             search.run(|rate| run_one(c, Some(rate)), |r| r.meets_slo(slo_us))?;
                         let best = best_under_slo(&runs, slo_us);
                         Ok((runs, best))
-                    })
-                    .collect()
+                    },
+                )
             }
         };
 
@@ -509,5 +549,36 @@ fn add_speedups(rows: &mut [Row], baseline: &str, axes: &[String]) {
             _ => f64::NAN,
         };
         r.push("speedup", speedup);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::longest_first;
+
+    #[test]
+    fn longest_first_returns_results_in_index_order_whatever_ran_first() {
+        let costs = [3u64, 9, 1, 9, 5, 0, 7];
+        let ran = std::sync::Mutex::new(Vec::new());
+        let out = longest_first(
+            costs.len(),
+            |i| costs[i],
+            |i| {
+                ran.lock().unwrap().push(i);
+                i * 10
+            },
+        );
+        assert_eq!(out, vec![0, 10, 20, 30, 40, 50, 60]);
+        let ran = ran.into_inner().unwrap();
+        assert_eq!(ran.len(), costs.len());
+        // The two most expensive jobs start before any other (whichever thread takes them).
+        let mut first_two = ran[..2].to_vec();
+        first_two.sort_unstable();
+        if rayon::current_num_threads() == 1 {
+            assert_eq!(ran, vec![1, 3, 6, 4, 0, 2, 5]);
+        } else {
+            assert!(first_two == vec![1, 3] || ran[0] == 1, "{ran:?}");
+        }
+        assert!(longest_first(0, |_| 0, |i| i).is_empty());
     }
 }
