@@ -84,9 +84,11 @@ pub fn model(duration_ms: u64) -> (u64, f64, f64) {
 /// The 1M req/s star: `nodes` servers in `mode`, 4 client machines, 64-byte requests and
 /// replies, no service time, `duration_ms` simulated under load.
 pub fn star_scenario(mode: &str, nodes: usize, duration_ms: u64) -> Scenario {
+    // Warm-up below the duration even for the short runs of `--quick`.
+    let warmup_ms = (duration_ms / 5).clamp(1, 10);
     let json = format!(
         r#"{{"name":"star-{mode}-{nodes}","seed":1,"mode":"{mode}","nodes":{nodes},
-            "duration_ms":{duration_ms},"warmup_ms":10,
+            "duration_ms":{duration_ms},"warmup_ms":{warmup_ms},
             "clients":{{"machines":4,"ports_per_machine":8,"timeout_ms":50}},
             "workload":{{"app":"synthetic","rate_rps":1000000,"request_bytes":64,
                          "reply_bytes":64,"service_time":{{"kind":"fixed","ns":0}},
@@ -152,5 +154,20 @@ pub fn run(quick: bool) -> BenchReport {
         baseline_events_per_s,
         model_events,
         model_events_per_s,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// `bench --quick` warms up on a 5 ms star: every duration it uses must be a valid
+    /// scenario (CI once found the warm-up longer than the run).
+    #[test]
+    fn star_scenarios_are_valid_for_every_bench_duration() {
+        for mode in ["raft", "hovercraft", "hovercraft++"] {
+            for ms in [1, 5, 20, 25, 100] {
+                let s = super::star_scenario(mode, 5, ms);
+                assert!(s.warmup_ms < s.duration_ms, "{mode} {ms}");
+            }
+        }
     }
 }

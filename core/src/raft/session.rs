@@ -122,8 +122,11 @@ impl Session {
 pub struct Sessions {
     capacity: usize,
     clients: BTreeMap<SocketAddrV4, Session>,
-    /// last_index → client (each index is recorded once, so keys are unique).
-    by_last_index: BTreeMap<u64, SocketAddrV4>,
+    /// (last_index, client) in increasing index order, for least-recent eviction. A pair
+    /// whose client has moved on (a later index) is stale and skipped when reached; the queue
+    /// is rebuilt when stale pairs outnumber live ones. (A map keyed by index cost a remove
+    /// and an insert per applied entry: 7% of a HovercRaft simulation.)
+    lru: VecDeque<(u64, SocketAddrV4)>,
     /// Sessions evicted to stay within `capacity`.
     pub evicted: u64,
 }
@@ -134,7 +137,7 @@ impl Sessions {
         Sessions {
             capacity,
             clients: BTreeMap::new(),
-            by_last_index: BTreeMap::new(),
+            lru: VecDeque::new(),
             evicted: 0,
         }
     }
@@ -149,22 +152,46 @@ impl Sessions {
     /// The request entry at `index` was applied (executed here, or by its replier only).
     pub fn record(&mut self, (client, req_id): RequestKey, index: u64) {
         if let Some(s) = self.clients.get_mut(&client) {
-            self.by_last_index.remove(&s.last_index);
             s.record(req_id, index);
         } else {
             if self.clients.len() >= self.capacity {
-                let (_, lru) = self
-                    .by_last_index
-                    .pop_first()
-                    .expect("a full table has a least recent client");
+                let lru = self.pop_least_recent();
                 self.clients.remove(&lru);
                 self.evicted += 1;
             }
             self.clients.insert(client, Session::new(req_id, index));
         }
-        self.by_last_index.insert(index, client);
-        debug_assert_eq!(self.clients.len(), self.by_last_index.len());
+        self.lru.push_back((index, client));
+        if self.lru.len() > 2 * self.clients.len() + 64 {
+            self.rebuild_lru();
+        }
         debug_assert!(self.clients.len() <= self.capacity);
+    }
+
+    /// The client with the smallest last index (each index is recorded once, so it is
+    /// unique), taken off the queue.
+    fn pop_least_recent(&mut self) -> SocketAddrV4 {
+        while let Some((index, client)) = self.lru.pop_front() {
+            if self
+                .clients
+                .get(&client)
+                .is_some_and(|s| s.last_index == index)
+            {
+                return client;
+            }
+        }
+        unreachable!("every client has a live pair in the queue")
+    }
+
+    /// The queue with live pairs only, in index order.
+    fn rebuild_lru(&mut self) {
+        let mut live: Vec<(u64, SocketAddrV4)> = self
+            .clients
+            .iter()
+            .map(|(a, s)| (s.last_index, *a))
+            .collect();
+        live.sort_unstable();
+        self.lru = live.into();
     }
 
     pub fn len(&self) -> usize {
@@ -230,6 +257,7 @@ impl Sessions {
             ));
         }
         let mut t = Sessions::new(capacity);
+        let mut indexes = std::collections::BTreeSet::new();
         for _ in 0..n {
             let addr = r.addr()?;
             let newest = r.u16()?;
@@ -262,15 +290,14 @@ impl Sessions {
                 }
                 next_free = at + len + 1;
             }
-            if t.by_last_index.insert(last_index, addr).is_some()
-                || t.clients.insert(addr, s).is_some()
-            {
+            if !indexes.insert(last_index) || t.clients.insert(addr, s).is_some() {
                 return Err(WireError::Inconsistent(
                     "snapshot sessions: a client or an index twice",
                 ));
             }
         }
         r.finish()?;
+        t.rebuild_lru();
         Ok(t)
     }
 }
@@ -365,6 +392,39 @@ mod tests {
 
     fn c(port: u16) -> SocketAddrV4 {
         SocketAddrV4::new([10, 1, 0, 1].into(), port)
+    }
+
+    proptest::proptest! {
+        /// Eviction takes the client with the smallest last index, as a plain scan over the
+        /// table would, however stale the queue gets; a decoded table evicts the same way.
+        #[test]
+        fn eviction_takes_the_least_recent_client(
+            clients in proptest::collection::vec(0u16..12, 1..400),
+            capacity in 1usize..6,
+        ) {
+            let mut t = Sessions::new(capacity);
+            let mut model: BTreeMap<SocketAddrV4, u64> = BTreeMap::new();
+            let mut req = BTreeMap::new();
+            for (i, port) in clients.into_iter().enumerate() {
+                let index = i as u64 + 1;
+                let id: &mut u16 = req.entry(port).or_insert(0);
+                *id = id.wrapping_add(1);
+                if !model.contains_key(&c(port)) && model.len() >= capacity {
+                    let (&lru, _) = model.iter().min_by_key(|(_, &ix)| ix).unwrap();
+                    model.remove(&lru);
+                }
+                model.insert(c(port), index);
+                t.record((c(port), *id), index);
+                let held: Vec<_> = t.clients.iter().map(|(a, s)| (*a, s.last_index)).collect();
+                let want: Vec<_> = model.iter().map(|(a, ix)| (*a, *ix)).collect();
+                proptest::prop_assert_eq!(held, want);
+                if index.is_multiple_of(37) {
+                    let mut bytes = Vec::new();
+                    t.encode(&mut bytes);
+                    t = Sessions::decode(&bytes, capacity).unwrap();
+                }
+            }
+        }
     }
 
     #[test]
