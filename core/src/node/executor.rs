@@ -78,18 +78,7 @@ impl Executor {
         if self.request_too_large(body.len()) {
             self.send_drop(client, req_id, policy, &[], None);
         } else if !self.defer_execution {
-            self.execute(
-                now,
-                &Committed {
-                    index: 0,
-                    term: 0,
-                    client,
-                    req_id,
-                    policy,
-                    body,
-                    reply: true,
-                },
-            );
+            self.execute(now, &Committed::unreplicated(client, req_id, policy, body));
         } else if self.pending.len() < self.pending_capacity {
             self.pending
                 .push_back((client, req_id, policy, body.into_owned()));

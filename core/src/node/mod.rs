@@ -336,18 +336,8 @@ impl Node {
             }
             None => {
                 let (client, req_id, policy, body) = self.exec.pending.pop_front()?;
-                self.exec.execute(
-                    now,
-                    &Committed {
-                        index: 0,
-                        term: 0,
-                        client,
-                        req_id,
-                        policy,
-                        body: body.into(),
-                        reply: true,
-                    },
-                );
+                let c = Committed::unreplicated(client, req_id, policy, body.into());
+                self.exec.execute(now, &c);
             }
         }
         Some(self.exec.call_app_cpu_ns - before)

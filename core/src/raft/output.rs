@@ -61,6 +61,26 @@ pub struct Committed<'a> {
     pub reply: bool,
 }
 
+impl<'a> Committed<'a> {
+    /// A request in `unreplicated` mode: no log position, always answered.
+    pub fn unreplicated(
+        client: SocketAddrV4,
+        req_id: u16,
+        policy: Policy,
+        body: Cow<'a, [u8]>,
+    ) -> Committed<'a> {
+        Committed {
+            index: 0,
+            term: 0,
+            client,
+            req_id,
+            policy,
+            body,
+            reply: true,
+        }
+    }
+}
+
 impl Committed<'_> {
     /// A copy that owns its body.
     pub fn into_owned(self) -> Committed<'static> {
