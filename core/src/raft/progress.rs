@@ -105,15 +105,16 @@ impl Progress {
             ProgressState::Probe => 1,
             ProgressState::Replicate => window,
         };
-        let ordered = self
-            .inflights
-            .iter()
-            .zip(self.inflights.iter().skip(1))
-            .all(|(a, b)| a.last <= b.last);
-        let within = self
-            .inflights
-            .iter()
-            .all(|f| f.last + 1 >= f.first && f.last <= last);
+        // One pass (it runs after every input at the leader): ordered by `last`, each range
+        // well formed and inside the log.
+        let mut prev_last = 0;
+        let mut ordered = true;
+        let mut within = true;
+        for f in &self.inflights {
+            ordered &= prev_last <= f.last;
+            within &= f.last + 1 >= f.first && f.last <= last;
+            prev_last = f.last;
+        }
         let optimistic = self.state == ProgressState::Probe
             || self
                 .inflights

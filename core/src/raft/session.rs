@@ -91,6 +91,46 @@ impl Session {
         }
     }
 
+    /// The applied req_ids as runs `(first, len)`, walking the window from its oldest req_id
+    /// to `newest`. A word at a time: a snapshot encodes every client's window, and a bit at
+    /// a time that was 32 768 steps per client.
+    fn runs(&self) -> Vec<(u16, u16)> {
+        const W: u32 = WINDOW as u32;
+        let oldest = self.newest.wrapping_sub(WINDOW - 1);
+        // The bits of the window from position `k` on, within `k`'s word (low bit = `k`),
+        // and how many positions that word still covers.
+        let word_at = |k: u32| {
+            let id = oldest.wrapping_add(k as u16);
+            let shift = u32::from(id % 64);
+            (self.applied[id as usize / 64] >> shift, 64 - shift)
+        };
+        let mut out = Vec::new();
+        let mut k = 0u32;
+        while k < W {
+            let (bits, avail) = word_at(k);
+            if bits == 0 {
+                k += avail;
+                continue;
+            }
+            k += bits.trailing_zeros();
+            if k >= W {
+                break;
+            }
+            let first = k;
+            loop {
+                let (bits, avail) = word_at(k);
+                let run = (!bits).trailing_zeros().min(avail);
+                k += run;
+                if run < avail || k >= W {
+                    break;
+                }
+            }
+            let end = k.min(W);
+            out.push((oldest.wrapping_add(first as u16), (end - first) as u16));
+        }
+        out
+    }
+
     /// Whether `req_id` lies at or behind `newest`, inside the window.
     fn in_window(&self, req_id: u16) -> bool {
         self.newest.wrapping_sub(req_id) < WINDOW
@@ -150,8 +190,12 @@ impl Sessions {
     }
 
     /// The request entry at `index` was applied (executed here, or by its replier only).
-    pub fn record(&mut self, (client, req_id): RequestKey, index: u64) {
+    /// Returns whether it was a duplicate (what [`Sessions::is_duplicate`] said before), so a
+    /// caller that needs both pays for one lookup.
+    pub fn record(&mut self, (client, req_id): RequestKey, index: u64) -> bool {
+        let mut duplicate = false;
         if let Some(s) = self.clients.get_mut(&client) {
+            duplicate = s.is_duplicate(req_id);
             s.record(req_id, index);
         } else {
             if self.clients.len() >= self.capacity {
@@ -166,6 +210,7 @@ impl Sessions {
             self.rebuild_lru();
         }
         debug_assert!(self.clients.len() <= self.capacity);
+        duplicate
     }
 
     /// The client with the smallest last index (each index is recorded once, so it is
@@ -221,23 +266,10 @@ impl Sessions {
             let n_at = out.len();
             out.extend_from_slice(&[0; 4]);
             let mut runs = 0u32;
-            // Walk the window from its oldest req_id to `newest`.
-            let oldest = s.newest.wrapping_sub(WINDOW - 1);
-            let mut k = 0u32;
-            while k < u32::from(WINDOW) {
-                let id = oldest.wrapping_add(k as u16);
-                if !s.bit(id) {
-                    k += 1;
-                    continue;
-                }
-                let mut len = 0u32;
-                while k + len < u32::from(WINDOW) && s.bit(oldest.wrapping_add((k + len) as u16)) {
-                    len += 1;
-                }
-                out.extend_from_slice(&id.to_be_bytes());
-                out.extend_from_slice(&(len as u16).to_be_bytes());
+            for (first, len) in s.runs() {
+                out.extend_from_slice(&first.to_be_bytes());
+                out.extend_from_slice(&len.to_be_bytes());
                 runs += 1;
-                k += len;
             }
             out[n_at..n_at + 4].copy_from_slice(&runs.to_be_bytes());
         }
@@ -395,6 +427,40 @@ mod tests {
     }
 
     proptest::proptest! {
+        /// The word-at-a-time run walk finds the runs a bit-at-a-time walk of the window finds,
+        /// whatever the window's position and gaps.
+        #[test]
+        fn runs_match_a_bitwise_walk(
+            start in proptest::num::u16::ANY,
+            steps in proptest::collection::vec((1u16..200, proptest::bool::ANY), 1..400),
+        ) {
+            let mut t = Sessions::new(1);
+            let mut id = start;
+            for (i, (step, jump)) in steps.into_iter().enumerate() {
+                // Mostly in sequence, sometimes far ahead (req_ids skipped leave gaps, and
+                // a jump of up to the window moves ids out at its back).
+                id = id.wrapping_add(if jump { step.wrapping_mul(97) % WINDOW + 1 } else { step % 3 + 1 });
+                t.record((c(1), id), i as u64 + 1);
+                let s = &t.clients[&c(1)];
+                let oldest = s.newest.wrapping_sub(WINDOW - 1);
+                let mut want = Vec::new();
+                let mut k = 0u32;
+                while k < u32::from(WINDOW) {
+                    if !s.bit(oldest.wrapping_add(k as u16)) {
+                        k += 1;
+                        continue;
+                    }
+                    let mut len = 0u32;
+                    while k + len < u32::from(WINDOW) && s.bit(oldest.wrapping_add((k + len) as u16)) {
+                        len += 1;
+                    }
+                    want.push((oldest.wrapping_add(k as u16), len as u16));
+                    k += len;
+                }
+                proptest::prop_assert_eq!(s.runs(), want);
+            }
+        }
+
         /// Eviction takes the client with the smallest last index, as a plain scan over the
         /// table would, however stale the queue gets; a decoded table evicts the same way.
         #[test]

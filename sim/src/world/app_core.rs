@@ -27,23 +27,44 @@ impl World {
     }
 
     /// The application core runs one request: its service time, then its reply's TX cost.
+    /// A run that costs nothing and sends nothing (a follower executing an entry another
+    /// replica answers, at zero service time) would wake the core again at the same instant;
+    /// when no other event is queued for that instant that wake-up would be the very next
+    /// event, so the next request runs here instead (same order, one event fewer).
     pub(super) fn on_app_run(&mut self, t: u64, host: usize) {
+        loop {
+            let Some(end) = self.app_run_once(t, host) else {
+                return;
+            };
+            let Role::Server(server) = &self.hosts[host].role else {
+                return;
+            };
+            if end > t
+                || !server.node.has_ready_execution()
+                || self.q.peek_time_ns().is_some_and(|p| p <= t)
+            {
+                self.kick_app_core(end, host);
+                return;
+            }
+        }
+    }
+
+    /// One request on the application core: when it ends (`None` if nothing ran).
+    fn app_run_once(&mut self, t: u64, host: usize) -> Option<u64> {
         let tx_ns = self.scenario.cpu.tx_ns_per_packet;
         let (w0, w1) = (self.metrics.window_start_ns, self.metrics.window_end_ns);
         let observe = self.observe;
         let tracing = self.tracer.is_on();
         let down = self.hosts[host].down;
         let Role::Server(server) = &mut self.hosts[host].role else {
-            return;
+            return None;
         };
         server.app_run_scheduled = false;
         if down {
-            return;
+            return None;
         }
         let now = Instant::from_ns(server.clock.to_node(t));
-        let Some(cost) = server.node.execute_next(now) else {
-            return;
-        };
+        let cost = server.node.execute_next(now)?;
         let _ = server.node.take_app_cpu_ns();
         let mut out = std::mem::take(&mut self.scratch_tx);
         let mut n = 0;
@@ -92,6 +113,6 @@ impl World {
             self.send(at, host, src, dst, payload);
         }
         self.scratch_tx = out;
-        self.kick_app_core(end, host);
+        Some(end)
     }
 }
