@@ -106,6 +106,9 @@ pub struct StarReport {
     pub packets: u64,
     pub mean_pending: f64,
     pub wall_s: f64,
+    /// Heap allocations during the run (0 where the allocator does not count: see
+    /// [`crate::alloc_count`]).
+    pub allocations: u64,
 }
 
 impl StarReport {
@@ -117,14 +120,20 @@ impl StarReport {
     pub fn packets_per_cpu_s(&self) -> f64 {
         self.packets as f64 / self.wall_s
     }
+
+    pub fn allocations_per_packet(&self) -> f64 {
+        self.allocations as f64 / self.packets.max(1) as f64
+    }
 }
 
 pub fn star(mode: &'static str, nodes: usize, loaded_ms: u64) -> StarReport {
     let mut world = World::new(star_scenario(mode, nodes, loaded_ms));
+    let allocations_before = crate::alloc_count::allocations();
     let start = wall_now();
     // To the run's end (replicas keep heartbeating forever after it).
     world.run_to_end();
     let wall_s = start.elapsed().as_secs_f64();
+    let allocations = crate::alloc_count::allocations() - allocations_before;
     StarReport {
         mode,
         nodes,
@@ -133,6 +142,7 @@ pub fn star(mode: &'static str, nodes: usize, loaded_ms: u64) -> StarReport {
         packets: world.packets_delivered(),
         mean_pending: world.mean_pending_events(),
         wall_s,
+        allocations,
     }
 }
 

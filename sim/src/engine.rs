@@ -23,7 +23,7 @@ fn key(time_ns: u64, seq: u64) -> u128 {
     (u128::from(time_ns) << 64) | u128::from(seq)
 }
 
-impl<E> QuadHeap<E> {
+impl<E: Copy> QuadHeap<E> {
     fn with_capacity(n: usize) -> Self {
         QuadHeap {
             v: Vec::with_capacity(n),
@@ -39,6 +39,8 @@ impl<E> QuadHeap<E> {
     }
 
     fn push(&mut self, k: u128, event: E) {
+        // Move a hole up from the end while its parent is later, then write the new
+        // element once where the hole stops (one copy per level instead of a swap).
         self.v.push((k, event));
         let mut i = self.v.len() - 1;
         while i > 0 {
@@ -46,16 +48,19 @@ impl<E> QuadHeap<E> {
             if self.v[parent].0 <= k {
                 break;
             }
-            self.v.swap(i, parent);
+            self.v[i] = self.v[parent];
             i = parent;
         }
+        self.v[i] = (k, event);
     }
 
     fn pop(&mut self) -> Option<(u128, E)> {
-        if self.v.is_empty() {
-            return None;
-        }
-        let top = self.v.swap_remove(0);
+        let last = self.v.pop()?;
+        let Some(&top) = self.v.first() else {
+            return Some(last);
+        };
+        // A hole at the root moves down along the least children while they come before
+        // the last element, which then fills it (one copy per level instead of a swap).
         let n = self.v.len();
         let mut i = 0;
         loop {
@@ -63,18 +68,20 @@ impl<E> QuadHeap<E> {
             if first >= n {
                 break;
             }
-            let mut least = first;
-            for c in first + 1..(first + 4).min(n) {
-                if self.v[c].0 < self.v[least].0 {
+            let kids = &self.v[first..(first + 4).min(n)];
+            let mut least = 0;
+            for (c, kid) in kids.iter().enumerate().skip(1) {
+                if kid.0 < kids[least].0 {
                     least = c;
                 }
             }
-            if self.v[least].0 >= self.v[i].0 {
+            if kids[least].0 >= last.0 {
                 break;
             }
-            self.v.swap(i, least);
-            i = least;
+            self.v[i] = kids[least];
+            i = first + least;
         }
+        self.v[i] = last;
         Some(top)
     }
 }
@@ -89,13 +96,13 @@ pub struct EventQueue<E> {
     pending_sum: u64,
 }
 
-impl<E> Default for EventQueue<E> {
+impl<E: Copy> Default for EventQueue<E> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<E> EventQueue<E> {
+impl<E: Copy> EventQueue<E> {
     pub fn new() -> Self {
         EventQueue {
             heap: QuadHeap::with_capacity(1024),

@@ -23,6 +23,7 @@
 //! maps (clippy.toml forbids them). One seed and one scenario give one byte-identical run.
 #![forbid(unsafe_code)]
 
+pub mod alloc_count;
 pub mod bench;
 pub mod check;
 pub mod compare;

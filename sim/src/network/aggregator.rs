@@ -65,7 +65,7 @@ impl AggregatorHost {
 
 impl Network {
     /// The switch's data path runs the aggregator on a frame addressed to it.
-    pub(super) fn on_aggregator<E: From<NetEvent>>(
+    pub(super) fn on_aggregator<E: From<NetEvent> + Copy>(
         &mut self,
         t: u64,
         s: usize,

@@ -44,7 +44,7 @@ impl Nic {
 impl Network {
     /// Host `host` sends a datagram at `t`: it queues on the NIC, then crosses the uplink.
     #[allow(clippy::too_many_arguments)]
-    pub fn send<E: From<NetEvent>>(
+    pub fn send<E: From<NetEvent> + Copy>(
         &mut self,
         t: u64,
         host: usize,
@@ -85,7 +85,7 @@ impl Network {
 
     /// A frame reaches live host `host`'s NIC. Returns the RX ring it is steered onto, or
     /// `None` if it was taken away (lost, or held back to arrive later).
-    pub fn receive<E: From<NetEvent>>(
+    pub fn receive<E: From<NetEvent> + Copy>(
         &mut self,
         t: u64,
         host: usize,

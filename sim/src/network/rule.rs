@@ -209,7 +209,7 @@ impl Network {
 
     /// Applies the fault rules to a frame arriving at `host`; true if it was taken away
     /// (lost, or held back to arrive later).
-    pub(super) fn apply_rules<E: From<NetEvent>>(
+    pub(super) fn apply_rules<E: From<NetEvent> + Copy>(
         &mut self,
         t: u64,
         host: usize,

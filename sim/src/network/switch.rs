@@ -29,7 +29,7 @@ impl Switch {
 
 impl Network {
     /// A frame arrives at switch `s` on `in_port`.
-    pub fn on_switch_arrive<E: From<NetEvent>>(
+    pub fn on_switch_arrive<E: From<NetEvent> + Copy>(
         &mut self,
         t: u64,
         s: usize,
@@ -71,7 +71,7 @@ impl Network {
         }
     }
 
-    fn forward<E: From<NetEvent>>(
+    fn forward<E: From<NetEvent> + Copy>(
         &mut self,
         t: u64,
         s: usize,
@@ -84,7 +84,7 @@ impl Network {
     }
 
     /// Queues a frame on switch `s`'s egress `port` at `egress_ns`.
-    pub(super) fn forward_at<E: From<NetEvent>>(
+    pub(super) fn forward_at<E: From<NetEvent> + Copy>(
         &mut self,
         egress_ns: u64,
         s: usize,
