@@ -47,6 +47,24 @@ fn replies(s: &Value) -> Option<Vec<u64>> {
         .collect()
 }
 
+/// Whether `v` has the fields every summary has (a scenario or sweep file has none of
+/// them): `Err` names the first one missing.
+pub fn is_summary(v: &Value) -> Result<(), String> {
+    for ptr in [
+        "/mode",
+        "/nodes",
+        "/completed_rps",
+        "/measured_requests",
+        "/latency_us/p50",
+        "/latency_us/p99",
+    ] {
+        if v.pointer(ptr).is_none() {
+            return Err(format!("no field {}", &ptr[1..].replace('/', ".")));
+        }
+    }
+    Ok(())
+}
+
 /// The side-by-side table, with B/A ratios for numbers.
 pub fn compare(a_name: &str, a: &Value, b_name: &str, b: &Value) -> String {
     let mut rows: Vec<[String; 4]> = vec![[

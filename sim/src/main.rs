@@ -14,6 +14,20 @@ use hovercraft_sim::scenario::Scenario;
 
 mod cmd_sweep;
 
+// Exit codes, the same for `run`, `check` and `replay`: scripts tell a protocol bug from a
+// stuck cluster, a crashed run and a typo in a file.
+const EXIT_OK: u8 = 0;
+/// A safety checker failed (linearizability, Raft safety, exactly-once, ...).
+const EXIT_SAFETY: u8 = 1;
+/// Bad input: a malformed or impossible file, flag or value; nothing was judged.
+const EXIT_BAD_INPUT: u8 = 2;
+/// A liveness checker failed (no progress after the faults healed).
+const EXIT_LIVENESS: u8 = 3;
+/// A run panicked or broke the simulator's own invariants.
+const EXIT_CRASH: u8 = 4;
+/// `check --canary`: no seed caught the re-introduced bug (the checkers did not bite).
+const EXIT_CANARY_MISSED: u8 = 5;
+
 // A simulation allocates and frees small buffers (packets, log entries) at a high rate; glibc's
 // malloc spent ~15% of a HovercRaft run in malloc/free and `malloc_consolidate`. The
 // allocator never changes what a run computes: nothing reads addresses. Each allocation is
@@ -63,7 +77,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run one scenario and write DIR/summary.json.
+    /// Run one scenario and write DIR/summary.json. A scenario with faults runs every
+    /// checker: exit 1 on a safety violation, 3 on a liveness failure, 4 when the simulator's
+    /// own invariants fail; 2 for bad input.
     Run {
         /// Scenario file (JSON); see scenarios/README.md.
         scenario: PathBuf,
@@ -83,7 +99,8 @@ enum Command {
     },
     /// Swarm-test seeds: each seed derives a world (cluster, mode, workload, faults) and runs
     /// it with every safety and liveness checker. Exit 0: all passed; 1: a safety violation;
-    /// 3: a liveness failure; 4: a run crashed.
+    /// 3: a liveness failure; 4: a run crashed; 2: bad input. With --canary: 0 when some
+    /// seed caught the bug, 5 when none did.
     Check {
         /// Seeds to run, as A..B (B excluded).
         #[arg(long, default_value = "0..100")]
@@ -104,7 +121,8 @@ enum Command {
         /// and write it as a scenario file.
         #[arg(long)]
         shrink: bool,
-        /// Where failing scenarios are written.
+        /// Where failing scenarios are written (git-ignored by default; a canary run writes
+        /// into DIR/canary-NAME/).
         #[arg(long, default_value = "results/check")]
         out: PathBuf,
     },
@@ -169,7 +187,10 @@ fn main() -> ExitCode {
             out,
             trace,
             history,
-        } => run(&scenario, seed, out, trace, history),
+        } => match run(&scenario, seed, out, trace, history) {
+            Ok(code) => return ExitCode::from(code),
+            Err(e) => Err(e),
+        },
         Command::Compare { a, b } => compare(&a, &b),
         Command::Bench { quick } => {
             bench(quick);
@@ -208,7 +229,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // One line, no backtrace: the chain of contexts says file, field and reason.
             eprintln!("error: {e:#}");
-            ExitCode::from(2)
+            ExitCode::from(EXIT_BAD_INPUT)
         }
     }
 }
@@ -219,7 +240,7 @@ fn run(
     out: Option<PathBuf>,
     trace: Option<PathBuf>,
     history: Option<PathBuf>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<u8> {
     let mut scenario = Scenario::load(path)?;
     if let Some(seed) = seed {
         scenario.seed = seed;
@@ -251,7 +272,12 @@ fn run(
             liveness_from_ms * 1_000_000,
         ));
     }
-    world.run_to_end();
+    // A panic is a crash of the run (exit 4, as `check` counts it), not a usage error; the
+    // panic hook has already printed where.
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| world.run_to_end())).is_err() {
+        eprintln!("the run crashed (see the panic above): exit {EXIT_CRASH}");
+        return Ok(EXIT_CRASH);
+    }
     let report = checking.then(|| hovercraft_sim::check::check_world(&world));
     if let Some(file) = &history {
         write_history(&world, file)?;
@@ -278,11 +304,23 @@ fn run(
     if let Some(file) = &history {
         println!("  wrote {}", file.display());
     }
-    if let Some(r) = report {
-        print_checks(&r, liveness_from_ms);
-        anyhow::ensure!(r.ok(), "checkers failed (see above)");
+    let Some(r) = report else {
+        return Ok(EXIT_OK);
+    };
+    print_checks(&r, liveness_from_ms);
+    let code = if !r.model.is_empty() {
+        EXIT_CRASH
+    } else if !r.safety.is_empty() {
+        EXIT_SAFETY
+    } else if !r.liveness.is_empty() {
+        EXIT_LIVENESS
+    } else {
+        EXIT_OK
+    };
+    if code != EXIT_OK {
+        eprintln!("checkers failed (see above): exit {code}");
     }
-    Ok(())
+    Ok(code)
 }
 
 /// Every checker's verdict, one line each.
@@ -428,6 +466,11 @@ fn check(
     out: &Path,
 ) -> anyhow::Result<u8> {
     let opts = SwarmOptions { canary, profile };
+    // Canary runs write apart, so one canary's seeds never overwrite another's.
+    let out = &match canary {
+        Some(c) => out.join(format!("canary-{c}")),
+        None => out.to_path_buf(),
+    };
     use indicatif::{ProgressBar, ProgressStyle};
     use rayon::prelude::*;
     let range = parse_seeds(seeds)?;
@@ -574,14 +617,33 @@ fn check(
         undecided,
         behind.len()
     );
-    Ok(if !crashes.is_empty() {
-        4
+    let code = if !crashes.is_empty() {
+        EXIT_CRASH
     } else if !safety.is_empty() {
-        1
+        EXIT_SAFETY
     } else if !liveness.is_empty() {
-        3
+        EXIT_LIVENESS
     } else {
-        0
+        EXIT_OK
+    };
+    // With a canary the expected outcome is a failure: exit 0 when some seed caught it.
+    Ok(match canary {
+        None => code,
+        Some(c) if code != EXIT_OK => {
+            println!(
+                "canary {c} caught by {} of {n} seeds (first: seed {})",
+                listed.len(),
+                listed.first().map_or(0, |o| o.seed)
+            );
+            EXIT_OK
+        }
+        Some(c) => {
+            eprintln!(
+                "canary {c} NOT caught: all {n} seeds passed with the bug re-introduced \
+                 (try more seeds, or the checkers miss it)"
+            );
+            EXIT_CANARY_MISSED
+        }
     })
 }
 
@@ -622,21 +684,21 @@ fn replay(
     let o = hovercraft_sim::check::run_seed_with(seed, &opts);
     if let Some(p) = &o.panic {
         println!("crash: {p}");
-        return Ok(4);
+        return Ok(EXIT_CRASH);
     }
     for (name, verdict) in &o.report.checks {
         println!("  {name:<22} {}", verdict.line());
     }
     if !o.report.model.is_empty() {
-        return Ok(4);
+        return Ok(EXIT_CRASH);
     }
     Ok(if !o.report.safety.is_empty() {
-        1
+        EXIT_SAFETY
     } else if !o.report.liveness.is_empty() {
-        3
+        EXIT_LIVENESS
     } else {
         println!("ok: no violation");
-        0
+        EXIT_OK
     })
 }
 
@@ -743,7 +805,15 @@ fn wall_now() -> std::time::Instant {
 fn compare(a: &Path, b: &Path) -> anyhow::Result<()> {
     let read = |p: &Path| -> anyhow::Result<serde_json::Value> {
         let text = fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        serde_json::from_str(&text).with_context(|| format!("{}: not JSON", p.display()))
+        let v: serde_json::Value =
+            serde_json::from_str(&text).with_context(|| format!("{}: not JSON", p.display()))?;
+        hovercraft_sim::compare::is_summary(&v).map_err(|why| {
+            anyhow::anyhow!(
+                "{}: not a summary.json of `run` or `hovercraft-loadgen` ({why})",
+                p.display()
+            )
+        })?;
+        Ok(v)
     };
     print!(
         "{}",

@@ -131,3 +131,77 @@ fn missing_scenario_file_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn compare_rejects_files_that_are_not_summaries() {
+    let out = bin()
+        .arg("compare")
+        .arg(repo_file("scenarios/quickstart.json"))
+        .arg(repo_file("scenarios/quickstart.json"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert!(stderr.contains("not a summary.json"), "stderr: {stderr}");
+    assert!(out.stdout.is_empty(), "no table for a non-summary");
+}
+
+/// A canary run succeeds (0) when a seed catches the bug and fails loudly (5) when none does;
+/// the caught seed's scenario, run on its own, exits with a checker's code, not 0 or 2.
+#[test]
+fn canary_runs_and_checker_failures_have_their_own_exit_codes() {
+    let d = tmp("canary");
+    // Seed 0 catches skip-prev-log-check (sim/tests/check.rs CANARY_SEEDS).
+    let out = bin()
+        .args([
+            "check",
+            "--seeds",
+            "0..1",
+            "--canary",
+            "skip-prev-log-check",
+            "--out",
+        ])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "caught canary: {stdout}");
+    assert!(
+        stdout.contains("canary skip-prev-log-check caught"),
+        "{stdout}"
+    );
+    let seed_file = d.join("canary-skip-prev-log-check").join("seed-0.json");
+    assert!(seed_file.exists(), "{} written", seed_file.display());
+
+    let out = bin()
+        .arg("run")
+        .arg(&seed_file)
+        .arg("--out")
+        .arg(d.join("run"))
+        .output()
+        .unwrap();
+    let code = out.status.code();
+    assert!(
+        matches!(code, Some(1 | 3 | 4)),
+        "run of a failing seed exits with a checker's code, got {code:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // No swarm seed catches ack-unmatched-suffix (CANARIES_CAUGHT_ELSEWHERE).
+    let out = bin()
+        .args([
+            "check",
+            "--seeds",
+            "0..1",
+            "--canary",
+            "ack-unmatched-suffix",
+            "--out",
+        ])
+        .arg(&d)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(5), "missed canary: {stderr}");
+    assert!(stderr.contains("NOT caught"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&d);
+}
