@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use hovercraft_sim::sweep::{table, LoadedSweep, Quiet};
+use hovercraft_sim::sweep::{table, LoadedSweep, PlotData, Quiet};
 
 fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("hovercraft-sweep-{}-{name}", std::process::id()));
@@ -54,6 +54,26 @@ fn a_sweep_gives_identical_tables_twice_and_runs_duplicates_once() {
     let b = s.run(&Quiet).unwrap();
     assert_eq!(table::to_csv(&a.runs), table::to_csv(&b.runs));
     assert_eq!(table::to_csv(&a.slo), table::to_csv(&b.slo));
+    // The columns a plot may name are exactly the columns written.
+    let header = |rows: &[table::Row]| {
+        let mut cols: Vec<String> = Vec::new();
+        for r in rows {
+            for (c, _) in &r.cells {
+                if !cols.contains(c) {
+                    cols.push(c.clone());
+                }
+            }
+        }
+        cols.sort();
+        cols
+    };
+    let declared = |d| {
+        let mut c = s.table_columns(d);
+        c.sort();
+        c
+    };
+    assert_eq!(header(&a.runs), declared(PlotData::Runs));
+    assert_eq!(header(&a.slo), declared(PlotData::Slo));
     // 2 systems × 2 sizes × 3 rates = 12 rows, but unreplicated ignores the size: 9 runs.
     assert_eq!(a.runs.len(), 12);
     assert_eq!(a.simulations, 9);
@@ -114,6 +134,19 @@ fn bad_sweep_files_name_the_file_and_field() {
             "load",
         ),
         (serde_json::json!({"baseline": "nope"}), "baseline"),
+        // A typo in a plot column fails before anything runs (it once gave an empty figure).
+        (
+            serde_json::json!({"plot": {"x": "completed_rps", "y": ["p99"]}}),
+            "no column \"p99\"",
+        ),
+        (
+            serde_json::json!({"plot": {"x": "rate", "y": ["p99_us"]}}),
+            "plot.x",
+        ),
+        (
+            serde_json::json!({"plot": {"data": "slo", "x": "system", "y": ["p50_us"]}}),
+            "slo.csv",
+        ),
     ];
     for (patch, needle) in cases {
         let mut v = small_sweep();

@@ -217,8 +217,65 @@ impl LoadedSweep {
     /// Parses and validates every configuration's scenario at a representative rate, so a
     /// bad sweep fails before any simulation runs.
     pub fn check(&self) -> Result<(), ScenarioError> {
+        self.check_plot_columns()?;
         for c in self.configs()? {
             self.scenario_at(&c, None)?;
+        }
+        Ok(())
+    }
+
+    /// The columns of the table a plot draws from: key columns (figure, system, axes),
+    /// then what every row of that table carries.
+    pub fn table_columns(&self, data: PlotData) -> Vec<String> {
+        let mut cols: Vec<String> = vec!["figure".into(), "system".into()];
+        cols.extend(self.axis_columns());
+        let rest: &[&[&str]] = match data {
+            PlotData::Runs => &[
+                RUN_COLUMNS,
+                LEADER_COLUMNS,
+                &["recoveries_per_kreq", "failover_ms", "slo_max"],
+            ],
+            PlotData::Slo => &[
+                SLO_COLUMNS,
+                LEADER_COLUMNS,
+                &["recoveries_per_kreq", "lost_fraction", "runs"],
+            ],
+            PlotData::Timeline => &[TIMELINE_COLUMNS],
+        };
+        for c in rest.iter().flat_map(|r| r.iter()) {
+            if !cols.iter().any(|x| x == c) {
+                cols.push((*c).to_string());
+            }
+        }
+        if data == PlotData::Slo && self.spec.baseline.is_some() {
+            cols.push("speedup".into());
+        }
+        cols
+    }
+
+    /// Every column the plot names exists in its table: a typo fails before the sweep runs,
+    /// not after, with an empty figure.
+    fn check_plot_columns(&self) -> Result<(), ScenarioError> {
+        let plot = &self.spec.plot;
+        let cols = self.table_columns(plot.data);
+        let table = match plot.data {
+            PlotData::Runs => "data.csv",
+            PlotData::Slo => "slo.csv",
+            PlotData::Timeline => "timeline.csv",
+        };
+        let named = std::iter::once(("plot.x", &plot.x))
+            .chain(plot.y.iter().map(|c| ("plot.y", c)))
+            .chain(plot.series.iter().map(|c| ("plot.series", c)))
+            .chain(plot.panel_by.iter().map(|c| ("plot.panel_by", c)))
+            .chain(plot.y_log_columns.iter().map(|c| ("plot.y_log_columns", c)));
+        for (field, c) in named {
+            if !cols.iter().any(|x| x == c) {
+                return Err(ScenarioError {
+                    file: self.file.display().to_string(),
+                    field: field.into(),
+                    reason: format!("{table} has no column {c:?} (it has: {})", cols.join(", ")),
+                });
+            }
         }
         Ok(())
     }
@@ -353,8 +410,10 @@ impl LoadedSweep {
                     t.push("offered_rps", r.offered_rps);
                     t.push("t_ms", p.t_ms);
                     t.push("completed_rps", p.completed_rps);
-                    t.push("p50_us", p.p50_us);
-                    t.push("p99_us", p.p99_us);
+                    // A bucket without a reply has no latency (empty cells, not 0).
+                    let latency = |x: f64| if p.completed_rps == 0.0 { f64::NAN } else { x };
+                    t.push("p50_us", latency(p.p50_us));
+                    t.push("p99_us", latency(p.p99_us));
                     t.push("dropped", p.dropped);
                     t.push("timed_out", p.timed_out);
                     result.timeline.push(t);
@@ -422,10 +481,18 @@ impl LoadedSweep {
         row.push("offered_rps", r.offered_rps);
         row.push("sent_rps", s.offered_rps);
         row.push("completed_rps", s.completed_rps);
-        row.push("p50_us", s.latency_us.p50);
-        row.push("p99_us", s.latency_us.p99);
-        row.push("p999_us", s.latency_us.p999);
-        row.push("mean_us", s.latency_us.mean);
+        // No answered request, no latency: an empty cell, not 0 (which plots as a point).
+        let latency = |x: f64| {
+            if s.measured_requests == 0 {
+                f64::NAN
+            } else {
+                x
+            }
+        };
+        row.push("p50_us", latency(s.latency_us.p50));
+        row.push("p99_us", latency(s.latency_us.p99));
+        row.push("p999_us", latency(s.latency_us.p999));
+        row.push("mean_us", latency(s.latency_us.mean));
         row.push("dropped", s.dropped);
         row.push("timed_out", s.timed_out);
         row.push("lost_fraction", round3(r.lost_fraction()));
@@ -444,6 +511,52 @@ impl LoadedSweep {
         row
     }
 }
+
+/// `data.csv` columns after the key columns, as `run_row` pushes them.
+const RUN_COLUMNS: &[&str] = &[
+    "step",
+    "mode",
+    "nodes",
+    "seed",
+    "offered_rps",
+    "sent_rps",
+    "completed_rps",
+    "p50_us",
+    "p99_us",
+    "p999_us",
+    "mean_us",
+    "dropped",
+    "timed_out",
+    "lost_fraction",
+    "client_refused",
+    "switch_queue_drops",
+    "meets_slo",
+];
+
+/// `slo.csv` columns after the key columns.
+const SLO_COLUMNS: &[&str] = &["max_rps_under_slo", "offered_rps", "p99_us"];
+
+/// `timeline.csv` columns after the key columns.
+const TIMELINE_COLUMNS: &[&str] = &[
+    "offered_rps",
+    "t_ms",
+    "completed_rps",
+    "p50_us",
+    "p99_us",
+    "dropped",
+    "timed_out",
+];
+
+/// What `push_leader_columns` adds.
+const LEADER_COLUMNS: &[&str] = &[
+    "leader_cpu_busy",
+    "leader_app_busy",
+    "leader_nic_busy",
+    "leader_cpu_ns_per_req",
+    "leader_tx_bytes_per_req",
+    "leader_tx_pkts_per_req",
+    "max_app_busy",
+];
 
 /// Body recovery requests (all replicas) per 1000 answered requests: the cost of
 /// multicast loss.
@@ -496,14 +609,8 @@ fn push_leader_columns(row: &mut Row, s: &Summary) {
             );
         }
         None => {
-            for c in [
-                "leader_cpu_busy",
-                "leader_app_busy",
-                "leader_nic_busy",
-                "leader_cpu_ns_per_req",
-                "leader_tx_bytes_per_req",
-                "leader_tx_pkts_per_req",
-            ] {
+            // All but max_app_busy, pushed below.
+            for c in &LEADER_COLUMNS[..LEADER_COLUMNS.len() - 1] {
                 row.push(c, f64::NAN);
             }
         }
