@@ -5,19 +5,18 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::json;
 
 use hovercraft_sim::sweep::{plot, table, LoadedSweep, PlotData, Progress};
 
-struct Bar(ProgressBar);
+struct Bar(crate::progress::BatchProgress);
 
 impl Progress for Bar {
     fn set_total(&self, runs: u64) {
-        self.0.set_length(runs);
+        self.0.set_total(runs);
     }
     fn run_done(&self) {
-        self.0.inc(1);
+        self.0.inc(false);
     }
 }
 
@@ -28,15 +27,10 @@ pub const SWEEPS_DIR: &str = "scenarios/sweeps";
 pub fn sweep(file: &Path, quick: bool, out: &Path, command: &str) -> anyhow::Result<f64> {
     let sweep = LoadedSweep::load(file, quick)?;
     let name = sweep.spec.name.clone();
-    let bar = ProgressBar::new(0);
-    bar.set_style(
-        ProgressStyle::with_template("{prefix:>22} {bar:30} {pos}/{len} runs, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
-    bar.set_prefix(name.clone());
+    let bar = Bar(crate::progress::BatchProgress::new(&name, "runs", 0));
     let started = super::wall_now();
-    let result = sweep.run(&Bar(bar.clone()))?;
-    bar.finish_and_clear();
+    let result = sweep.run(&bar)?;
+    bar.0.finish();
     let wall_s = started.elapsed().as_secs_f64();
 
     fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

@@ -13,6 +13,7 @@ use hovercraft_sim::metrics::Summary;
 use hovercraft_sim::scenario::Scenario;
 
 mod cmd_sweep;
+mod progress;
 
 // Exit codes, the same for `run`, `check` and `replay`: scripts tell a protocol bug from a
 // stuck cluster, a crashed run and a typo in a file.
@@ -27,6 +28,17 @@ const EXIT_LIVENESS: u8 = 3;
 const EXIT_CRASH: u8 = 4;
 /// `check --canary`: no seed caught the re-introduced bug (the checkers did not bite).
 const EXIT_CANARY_MISSED: u8 = 5;
+/// `check` stopped by SIGINT/SIGTERM before every seed ran, none of those that ran failing.
+const EXIT_STOPPED: u8 = 130;
+
+/// One finished seed of `check`, small unless it failed.
+struct Finished {
+    seed: u64,
+    simulated_ns: u64,
+    undecided: bool,
+    behind_compaction: bool,
+    failure: Option<Box<hovercraft_sim::check::SeedOutcome>>,
+}
 
 // A simulation allocates and frees small buffers (packets, log entries) at a high rate; glibc's
 // malloc spent ~15% of a HovercRaft run in malloc/free and `malloc_consolidate`. The
@@ -447,6 +459,46 @@ fn check_canary(canary: Option<&str>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Runs one block of seeds on every thread; seeds not started when a stop is asked are
+/// skipped.
+fn run_block(
+    block: std::ops::Range<u64>,
+    opts: &SwarmOptions<'_>,
+    bar: &progress::BatchProgress,
+) -> Vec<Finished> {
+    use rayon::prelude::*;
+    block
+        .into_par_iter()
+        .filter_map(|seed| {
+            if progress::stopping() {
+                return None;
+            }
+            let o = hovercraft_sim::check::run_seed_with(seed, opts);
+            let failed = o.panic.is_some() || !o.report.ok() || !o.report.model.is_empty();
+            bar.inc(failed);
+            Some(Finished {
+                seed,
+                simulated_ns: o.simulated_ns,
+                undecided: !o.report.undecided.is_empty(),
+                behind_compaction: o.followers_behind_compaction > 0,
+                failure: failed.then(|| Box::new(o)),
+            })
+        })
+        .collect()
+}
+
+/// Finished seeds (sorted) as half-open ranges.
+fn seed_ranges(seeds: &[u64]) -> Vec<(u64, u64)> {
+    let mut out: Vec<(u64, u64)> = Vec::new();
+    for &s in seeds {
+        match out.last_mut() {
+            Some((_, end)) if *end == s => *end = s + 1,
+            _ => out.push((s, s + 1)),
+        }
+    }
+    out
+}
+
 fn replay_command(seed: u64, opts: &SwarmOptions<'_>) -> String {
     let mut cmd = format!("hovercraft-sim replay --seed {seed}");
     if opts.profile != Profile::Harsh {
@@ -471,26 +523,46 @@ fn check(
         Some(c) => out.join(format!("canary-{c}")),
         None => out.to_path_buf(),
     };
-    use indicatif::{ProgressBar, ProgressStyle};
-    use rayon::prelude::*;
     let range = parse_seeds(seeds)?;
     check_canary(canary)?;
     let n = range.end - range.start;
-    let bar = ProgressBar::new(n);
-    bar.set_style(
-        ProgressStyle::with_template("{bar:40} {pos}/{len} seeds, {per_sec}, eta {eta}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-    );
+    // SIGINT/SIGTERM (a Slurm time limit) stop new seeds; what finished is reported.
+    progress::stop_flag();
+    let bar = progress::BatchProgress::new("check", "seeds", n);
     let started = wall_now();
-    let mut outcomes: Vec<_> = range
-        .into_par_iter()
-        .map(|seed| {
-            let o = hovercraft_sim::check::run_seed_with(seed, &opts);
-            bar.inc(1);
-            o
-        })
-        .collect();
-    bar.finish_and_clear();
+    // Passing seeds keep only what the report counts, so a long range stays small in memory.
+    // Blocks in seed order, so a stopped run has finished a prefix of the range (plus part
+    // of one block), not a piece of each half as rayon's splitting would leave.
+    const BLOCK_SEEDS: u64 = 1024;
+    let mut finished: Vec<Finished> = Vec::new();
+    let mut block_start = range.start;
+    while block_start < range.end && !progress::stopping() {
+        let block = block_start..(block_start + BLOCK_SEEDS).min(range.end);
+        block_start = block.end;
+        finished.extend(run_block(block, &opts, &bar));
+    }
+    bar.finish();
+    let stopped = progress::stopping();
+    let done = finished.len() as u64;
+    let mut outcomes: Vec<hovercraft_sim::check::SeedOutcome> = Vec::new();
+    let mut simulated_ns_total: u128 = 0;
+    let mut undecided = 0;
+    let mut behind: Vec<u64> = Vec::new();
+    let mut finished_seeds: Vec<u64> = Vec::with_capacity(finished.len());
+    for f in finished {
+        finished_seeds.push(f.seed);
+        simulated_ns_total += u128::from(f.simulated_ns);
+        undecided += usize::from(f.undecided);
+        if f.behind_compaction {
+            behind.push(f.seed);
+        }
+        if let Some(o) = f.failure {
+            outcomes.push(*o);
+        }
+    }
+    behind.sort_unstable();
+    finished_seeds.sort_unstable();
+    let finished_ranges = seed_ranges(&finished_seeds);
     outcomes.sort_by_key(|o| o.seed);
     let wall_s = started.elapsed().as_secs_f64();
     let safety: Vec<_> = outcomes
@@ -506,7 +578,7 @@ fn check(
         .iter()
         .filter(|o| o.panic.is_some() || !o.report.model.is_empty())
         .collect();
-    let simulated_s: f64 = outcomes.iter().map(|o| o.simulated_ns as f64 / 1e9).sum();
+    let simulated_s = simulated_ns_total as f64 / 1e9;
     // Every failing seed, one line each, and the scenario files of the first hundred (the
     // first ten are also shown below in full).
     let mut listed: Vec<&&hovercraft_sim::check::SeedOutcome> = safety
@@ -587,20 +659,9 @@ fn check(
         simulated_s,
         wall_s,
         simulated_s / wall_s.max(1e-9),
-        n as f64 / wall_s.max(1e-9),
+        done as f64 / wall_s.max(1e-9),
         profile.name()
     );
-    let undecided = outcomes
-        .iter()
-        .filter(|o| !o.report.undecided.is_empty())
-        .count();
-    // Not a verdict (a follower behind compaction gets a snapshot; liveness sees one that
-    // never converged), but it says how often the snapshot path ran.
-    let behind: Vec<u64> = outcomes
-        .iter()
-        .filter(|o| o.followers_behind_compaction > 0)
-        .map(|o| o.seed)
-        .collect();
     if !behind.is_empty() {
         println!(
             "a follower fell behind compaction (it needed a snapshot) in seeds {:?}{}",
@@ -608,15 +669,6 @@ fn check(
             if behind.len() > 10 { " …" } else { "" }
         );
     }
-    println!(
-        "seeds {} safety_violations {} liveness_failures {} crashes {} undecided {} behind_compaction {}",
-        n,
-        safety.len(),
-        liveness.len(),
-        crashes.len(),
-        undecided,
-        behind.len()
-    );
     let code = if !crashes.is_empty() {
         EXIT_CRASH
     } else if !safety.is_empty() {
@@ -626,25 +678,84 @@ fn check(
     } else {
         EXIT_OK
     };
+    let code = if stopped && code == EXIT_OK {
+        EXIT_STOPPED
+    } else {
+        code
+    };
     // With a canary the expected outcome is a failure: exit 0 when some seed caught it.
-    Ok(match canary {
+    let code = match canary {
         None => code,
-        Some(c) if code != EXIT_OK => {
-            println!(
-                "canary {c} caught by {} of {n} seeds (first: seed {})",
-                listed.len(),
-                listed.first().map_or(0, |o| o.seed)
-            );
-            EXIT_OK
-        }
-        Some(c) => {
-            eprintln!(
-                "canary {c} NOT caught: all {n} seeds passed with the bug re-introduced \
-                 (try more seeds, or the checkers miss it)"
-            );
-            EXIT_CANARY_MISSED
-        }
-    })
+        Some(_) if code != EXIT_OK => EXIT_OK,
+        Some(_) => EXIT_CANARY_MISSED,
+    };
+    // A machine-readable report of what ran, beside the failing seeds' scenarios.
+    let seeds_of = |v: &[&hovercraft_sim::check::SeedOutcome]| -> Vec<u64> {
+        v.iter().map(|o| o.seed).collect()
+    };
+    let report = serde_json::json!({
+        "command": std::env::args().collect::<Vec<_>>(),
+        "working_directory": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "revision": git_revision(),
+        "seeds": format!("{}..{}", range.start, range.end),
+        "profile": profile.name(),
+        "canary": canary,
+        "finished": done,
+        "finished_ranges": finished_ranges,
+        "stopped_by_signal": stopped,
+        "safety_violations": seeds_of(&safety),
+        "liveness_failures": seeds_of(&liveness),
+        "crashes": seeds_of(&crashes),
+        "undecided": undecided,
+        "behind_compaction": behind.len(),
+        "simulated_s": simulated_s,
+        "wall_s": wall_s,
+        "exit_code": code,
+    });
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let file = out.join("report.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&report)? + "\n")
+        .with_context(|| format!("writing {}", file.display()))?;
+    println!("report: {}", file.display());
+    if stopped {
+        let shown: Vec<String> = finished_ranges
+            .iter()
+            .take(8)
+            .map(|(a, b)| format!("{a}..{b}"))
+            .collect();
+        println!(
+            "stopped by a signal: {done} of {n} seeds finished ({}{}); seeds not started were \
+             skipped and the counts below are of the finished ones",
+            shown.join(", "),
+            if finished_ranges.len() > 8 {
+                ", …"
+            } else {
+                ""
+            }
+        );
+    }
+    println!(
+        "seeds {} safety_violations {} liveness_failures {} crashes {} undecided {} behind_compaction {}",
+        done,
+        safety.len(),
+        liveness.len(),
+        crashes.len(),
+        undecided,
+        behind.len()
+    );
+    match canary {
+        Some(c) if code == EXIT_OK => println!(
+            "canary {c} caught by {} of {done} seeds (first: seed {})",
+            listed.len(),
+            listed.first().map_or(0, |o| o.seed)
+        ),
+        Some(c) => eprintln!(
+            "canary {c} NOT caught: all {done} seeds passed with the bug re-introduced \
+             (try more seeds, or the checkers miss it)"
+        ),
+        None => {}
+    }
+    Ok(code)
 }
 
 fn replay(

@@ -205,3 +205,53 @@ fn canary_runs_and_checker_failures_have_their_own_exit_codes() {
     assert!(stderr.contains("NOT caught"), "{stderr}");
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// Under a batch system nothing is a terminal: status lines go to stderr every few seconds,
+/// and a SIGTERM (a Slurm time limit) stops the run with a report of the seeds that finished.
+#[test]
+fn check_prints_status_lines_and_reports_what_finished_on_sigterm() {
+    let d = tmp("sigterm");
+    let mut child = bin()
+        .args(["check", "--seeds", "0..10000000", "--out"])
+        .arg(&d)
+        .env("HOVERCRAFT_PROGRESS_SECS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // Seeds already running finish (well under a second each); bounded wait.
+    let mut waited_ms = 0;
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            waited_ms < 60_000,
+            "check did not stop within 60 s of SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        waited_ms += 50;
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(stderr.contains("check: seeds "), "status lines: {stderr}");
+    assert!(stdout.contains("stopped by a signal"), "{stdout}");
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["stopped_by_signal"], true);
+    let finished = report["finished"].as_u64().unwrap();
+    assert!(finished > 0 && finished < 10_000_000, "{report}");
+    let in_ranges: u64 = report["finished_ranges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r[1].as_u64().unwrap() - r[0].as_u64().unwrap())
+        .sum();
+    assert_eq!(in_ranges, finished);
+    let _ = std::fs::remove_dir_all(&d);
+}
