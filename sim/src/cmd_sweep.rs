@@ -62,10 +62,14 @@ pub fn sweep(file: &Path, quick: bool, out: &Path, command: &str) -> anyhow::Res
         Some(sweep.spec.slo_p99_us),
     )
     .map_err(|e| anyhow::anyhow!("plotting {name}: {e}"))?;
+    let (argv, cwd) = super::invocation();
     let manifest = json!({
         "figure": name,
         "title": sweep.spec.title,
         "command": command,
+        "argv": argv,
+        "working_directory": cwd,
+        "toolchain": super::toolchain(),
         "sweep_file": file.display().to_string(),
         "base_scenario": sweep.spec.base.display().to_string(),
         "quick": quick,

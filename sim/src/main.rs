@@ -79,13 +79,27 @@ unsafe impl std::alloc::GlobalAlloc for CountingAlloc {
 #[derive(Parser)]
 #[command(
     name = "hovercraft-sim",
-    version,
+    version = VERSION,
     about = "Deterministic simulator for HovercRaft (EuroSys 2020)"
 )]
 struct Cli {
+    /// Worker threads for check, sweep and reproduce [default: one per core; the
+    /// RAYON_NUM_THREADS environment variable also sets it]. Results do not depend on it.
+    #[arg(long, global = true)]
+    threads: Option<usize>,
     #[command(subcommand)]
     command: Command,
 }
+
+/// `--version`: the crate version, the revision and the compiler it was built with.
+const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("HOVERCRAFT_GIT_REVISION"),
+    ", ",
+    env!("HOVERCRAFT_TOOLCHAIN"),
+    ")"
+);
 
 #[derive(Subcommand)]
 enum Command {
@@ -192,6 +206,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            eprintln!("error: --threads: must be at least 1");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+        if let Err(e) = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+        {
+            eprintln!("error: --threads: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    }
     let result = match cli.command {
         Command::Run {
             scenario,
@@ -257,6 +284,8 @@ fn run(
     if let Some(seed) = seed {
         scenario.seed = seed;
     }
+    // What ran, with every default filled in: the file may change or vanish later.
+    let resolved = serde_json::to_value(&scenario).context("serializing the scenario")?;
     let out_dir = out.unwrap_or_else(|| PathBuf::from("results").join(&scenario.name));
     let trace_writer: Option<Box<dyn std::io::Write>> = match &trace {
         Some(t) => {
@@ -301,9 +330,14 @@ fn run(
         )
     })?;
     let wall = started.elapsed();
-    summary.manifest.command = std::env::args().collect::<Vec<_>>().join(" ");
+    let (argv, cwd) = invocation();
+    summary.manifest.command = argv.join(" ");
+    summary.manifest.argv = argv;
+    summary.manifest.working_directory = cwd;
     summary.manifest.scenario_file = path.display().to_string();
+    summary.manifest.scenario = resolved;
     summary.manifest.git_revision = git_revision();
+    summary.manifest.toolchain = toolchain().to_string();
     summary.manifest.wall_ms = wall.as_millis() as u64;
     summary.manifest.simulated_ns_per_wall_s =
         (summary.simulated_ns as f64 / wall.as_secs_f64().max(1e-9)).round();
@@ -693,10 +727,12 @@ fn check(
     let seeds_of = |v: &[&hovercraft_sim::check::SeedOutcome]| -> Vec<u64> {
         v.iter().map(|o| o.seed).collect()
     };
+    let (argv, cwd) = invocation();
     let report = serde_json::json!({
-        "command": std::env::args().collect::<Vec<_>>(),
-        "working_directory": std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default(),
+        "argv": argv,
+        "working_directory": cwd,
         "revision": git_revision(),
+        "toolchain": toolchain(),
         "seeds": format!("{}..{}", range.start, range.end),
         "profile": profile.name(),
         "canary": canary,
@@ -875,37 +911,25 @@ fn bench(quick: bool) {
     println!("ratio {:.2}", r.ratio());
 }
 
-/// The git revision of the working directory, with `-dirty` if a tracked file outside
-/// `results/` has changes; "unknown" outside a checkout. (`reproduce all` rewrites the
-/// committed figures under `results/` as it goes, which made every figure after the first
-/// say `-dirty` although no source file differed.)
+/// The git revision this binary was built from, with `-dirty` if a tracked file outside
+/// `results/` differed; "unknown" when built outside a checkout. Embedded by build.rs, so it
+/// does not depend on where the binary runs.
 fn git_revision() -> String {
-    let rev = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string());
-    let Some(rev) = rev else {
-        return "unknown".into();
-    };
-    let dirty = std::process::Command::new("git")
-        .args([
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ":(top)",
-            ":(top,exclude)results",
-        ])
-        .output()
-        .ok()
-        .is_some_and(|o| !o.stdout.is_empty());
-    if dirty {
-        format!("{rev}-dirty")
-    } else {
-        rev
-    }
+    env!("HOVERCRAFT_GIT_REVISION").to_string()
+}
+
+/// The compiler that built this binary (`rustc --version`).
+fn toolchain() -> &'static str {
+    env!("HOVERCRAFT_TOOLCHAIN")
+}
+
+/// The command as typed (argv) and where it ran.
+fn invocation() -> (Vec<String>, String) {
+    let argv = std::env::args().collect();
+    let cwd = std::env::current_dir()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    (argv, cwd)
 }
 
 #[allow(clippy::disallowed_methods)] // wall time for the manifest only; never reaches the model

@@ -125,9 +125,17 @@ pub struct ClientMachineSummary {
 /// (wall time, speed) live here.
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
 pub struct Manifest {
+    /// The command line as typed, joined by spaces (`argv` has it word by word).
     pub command: String,
+    pub argv: Vec<String>,
+    pub working_directory: String,
     pub scenario_file: String,
+    /// The scenario as it ran (every default filled in, `--seed` applied).
+    pub scenario: serde_json::Value,
+    /// Revision the binary was built from (`-dirty`: with uncommitted changes).
     pub git_revision: String,
+    /// `rustc --version` of the build.
+    pub toolchain: String,
     pub wall_ms: u64,
     pub simulated_ns_per_wall_s: f64,
 }

@@ -255,3 +255,48 @@ fn check_prints_status_lines_and_reports_what_finished_on_sigterm() {
     assert_eq!(in_ranges, finished);
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// summary.json carries the scenario as it ran and how the binary was built: running the
+/// embedded scenario reproduces the summary, wherever the original file went.
+#[test]
+fn the_embedded_scenario_reruns_to_the_same_summary() {
+    let d = tmp("embedded");
+    let first = d.join("first");
+    let out = bin()
+        .arg("run")
+        .arg(repo_file("scenarios/faults/leader-crash.json"))
+        .arg("--out")
+        .arg(&first)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let summary: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(first.join("summary.json")).unwrap()).unwrap();
+    let m = &summary["manifest"];
+    assert!(m["argv"].as_array().is_some_and(|a| a.len() == 5), "{m}");
+    assert!(
+        m["toolchain"].as_str().unwrap().starts_with("rustc "),
+        "{m}"
+    );
+    assert!(!m["git_revision"].as_str().unwrap().is_empty());
+    let scenario = d.join("embedded.json");
+    std::fs::write(&scenario, m["scenario"].to_string()).unwrap();
+    let second = d.join("second");
+    let out = bin()
+        .arg("run")
+        .arg(&scenario)
+        .arg("--out")
+        .arg(&second)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        without_manifest(&first.join("summary.json")),
+        without_manifest(&second.join("summary.json"))
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}
