@@ -45,7 +45,21 @@ pub fn sweep(file: &Path, quick: bool, out: &Path, command: &str) -> anyhow::Res
     if !result.timeline.is_empty() {
         write("timeline.csv", table::to_csv(&result.timeline))?;
     }
+    for (name, rows) in [
+        ("data_agg.csv", &result.runs_agg),
+        ("slo_agg.csv", &result.slo_agg),
+        ("timeline_agg.csv", &result.timeline_agg),
+    ] {
+        if !rows.is_empty() {
+            write(name, table::to_csv(rows))?;
+        }
+    }
+    // With several seeds the figure draws the means and their intervals.
+    let several = sweep.spec.seeds > 1;
     let rows = match sweep.spec.plot.data {
+        PlotData::Runs if several => &result.runs_agg,
+        PlotData::Slo if several => &result.slo_agg,
+        PlotData::Timeline if several => &result.timeline_agg,
         PlotData::Runs => &result.runs,
         PlotData::Slo => &result.slo,
         PlotData::Timeline => &result.timeline,
@@ -74,6 +88,12 @@ pub fn sweep(file: &Path, quick: bool, out: &Path, command: &str) -> anyhow::Res
         "base_scenario": sweep.spec.base.display().to_string(),
         "quick": quick,
         "seeds": result.seeds,
+        "seeds_per_point": sweep.spec.seeds,
+        "interval": if sweep.spec.seeds > 1 {
+            "*_agg.csv: mean over seeds, median, and 95% confidence interval of the mean (Student's t, n-1 degrees of freedom); empty cells are left out"
+        } else {
+            "one seed per point: no interval"
+        },
         "slo_p99_us": sweep.spec.slo_p99_us,
         "runs": result.runs.len(),
         "simulations": result.simulations,

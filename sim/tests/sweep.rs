@@ -210,3 +210,63 @@ fn reproduce_quick_writes_the_figure_folder_and_is_repeatable() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("fig-leader-cost"), "{err}");
 }
+
+/// `seeds: 3` runs every point with three seeds, keeps one row per seed, and aggregates:
+/// the mean of the per-seed SLO maxima with a 95% interval around it, speedups paired by
+/// seed (the baseline's is exactly 1 for every seed).
+#[test]
+fn seeds_run_every_point_and_aggregate_with_an_interval() {
+    let d = tmp("seeds");
+    let mut v = small_sweep();
+    v["seeds"] = serde_json::json!(3);
+    v["load"] = serde_json::json!({ "kind": "grid", "rates_rps": [20000, 150000] });
+    let f = sweep_file(&d, v);
+    let s = LoadedSweep::load(&f, false).unwrap();
+    let r = s.run(&Quiet).unwrap();
+    // 2 systems × 2 sizes × 2 rates × 3 seeds.
+    assert_eq!(r.runs.len(), 24);
+    assert_eq!(r.seeds.len(), 3);
+    assert_eq!(r.slo.len(), 12);
+    for row in &r.slo {
+        if row.get("system").unwrap().label() == "unreplicated" {
+            assert_eq!(row.num("speedup"), Some(1.0));
+        }
+    }
+    assert_eq!(r.slo_agg.len(), 4);
+    assert_eq!(r.runs_agg.len(), 8);
+    for a in &r.slo_agg {
+        assert_eq!(a.num("seeds"), Some(3.0));
+        let sys = a.get("system").unwrap().label();
+        let nodes = a.num("cluster_nodes").unwrap();
+        let per_seed: Vec<f64> = r
+            .slo
+            .iter()
+            .filter(|x| {
+                x.get("system").unwrap().label() == sys && x.num("cluster_nodes") == Some(nodes)
+            })
+            .map(|x| x.num("max_rps_under_slo").unwrap())
+            .collect();
+        assert_eq!(per_seed.len(), 3);
+        let mean = per_seed.iter().sum::<f64>() / 3.0;
+        let m = a.num("max_rps_under_slo").unwrap();
+        assert!((m - mean).abs() < 0.001, "{sys} {nodes}: {m} vs {mean}");
+        let (lo, hi) = (
+            a.num("max_rps_under_slo_ci_low").unwrap(),
+            a.num("max_rps_under_slo_ci_high").unwrap(),
+        );
+        assert!(lo <= m && m <= hi, "{lo} {m} {hi}");
+    }
+    // The plot's columns are checked against the aggregated table.
+    let declared = s.table_columns(PlotData::Slo);
+    for row in &r.slo_agg {
+        for (c, _) in &row.cells {
+            assert!(declared.contains(c), "undeclared column {c}");
+        }
+    }
+    // One seed: no aggregated tables, nothing changes.
+    let one = LoadedSweep::load(&sweep_file(&d, small_sweep()), false)
+        .unwrap()
+        .run(&Quiet)
+        .unwrap();
+    assert!(one.slo_agg.is_empty() && one.runs_agg.is_empty());
+}

@@ -11,6 +11,7 @@
 //! (e.g. the unreplicated system under a `nodes` axis) run once. So `data.csv` is
 //! byte-identical between runs of the same sweep file and code.
 
+pub mod aggregate;
 pub mod plot;
 pub mod slo;
 pub mod spec;
@@ -37,6 +38,12 @@ pub struct SweepResult {
     pub slo: Vec<Row>,
     /// `timeline.csv`: per run and time bucket (scenarios with `timeline_bucket_ms`).
     pub timeline: Vec<Row>,
+    /// With `seeds` > 1: the tables above aggregated over seeds (mean, median, 95%
+    /// interval); empty otherwise. `runs_agg` only for fixed and grid loads (an SLO search
+    /// tries different rates per seed).
+    pub runs_agg: Vec<Row>,
+    pub slo_agg: Vec<Row>,
+    pub timeline_agg: Vec<Row>,
     /// Seeds used (sorted, distinct).
     pub seeds: Vec<u64>,
     /// Distinct simulations run.
@@ -49,6 +56,8 @@ struct Config {
     system: String,
     /// (column, value) for each axis.
     axes: Vec<(String, Value)>,
+    /// The run's seed, when the sweep runs several per point.
+    seed: Option<u64>,
     scenario: Value,
 }
 
@@ -194,11 +203,35 @@ impl LoadedSweep {
                         reason: r,
                     })?;
                 }
-                out.push(Config {
-                    system: system.label.clone(),
-                    axes: p.iter().map(|(c, v, _)| (c.clone(), v.clone())).collect(),
-                    scenario: s,
-                });
+                let axes: Vec<(String, Value)> =
+                    p.iter().map(|(c, v, _)| (c.clone(), v.clone())).collect();
+                if spec.seeds <= 1 {
+                    out.push(Config {
+                        system: system.label.clone(),
+                        axes,
+                        seed: None,
+                        scenario: s,
+                    });
+                    continue;
+                }
+                let first = s.get("seed").and_then(Value::as_u64).unwrap_or(0);
+                for k in 0..u64::from(spec.seeds) {
+                    let seed = first.wrapping_add(k);
+                    let mut with_seed = s.clone();
+                    spec::set_path(&mut with_seed, "seed", Value::from(seed)).map_err(|r| {
+                        ScenarioError {
+                            file: self.file.display().to_string(),
+                            field: "seeds".into(),
+                            reason: r,
+                        }
+                    })?;
+                    out.push(Config {
+                        system: system.label.clone(),
+                        axes: axes.clone(),
+                        seed: Some(seed),
+                        scenario: with_seed,
+                    });
+                }
             }
         }
         Ok(out)
@@ -249,6 +282,16 @@ impl LoadedSweep {
         }
         if data == PlotData::Slo && self.spec.baseline.is_some() {
             cols.push("speedup".into());
+        }
+        if self.spec.seeds > 1 {
+            // The plot reads the aggregated table: every column also has its interval.
+            let stats: Vec<String> = cols
+                .iter()
+                .flat_map(|c| ["median", "ci_low", "ci_high"].map(|s| format!("{c}_{s}")))
+                .collect();
+            cols.insert(2, "seed".into());
+            cols.push("seeds".into());
+            cols.extend(stats);
         }
         cols
     }
@@ -442,13 +485,62 @@ impl LoadedSweep {
             }
         }
         if let Some(b) = &self.spec.baseline {
-            add_speedups(&mut result.slo, b, &self.axis_columns());
+            // With several seeds each seed is compared with the baseline's same seed.
+            let mut match_on = self.axis_columns();
+            if self.spec.seeds > 1 {
+                match_on.push("seed".into());
+            }
+            add_speedups(&mut result.slo, b, &match_on);
+        }
+        if self.spec.seeds > 1 {
+            self.aggregate_seeds(&mut result);
         }
         seeds.sort_unstable();
         seeds.dedup();
         result.seeds = seeds;
         result.simulations = cache.lock().expect("cache lock").len();
         Ok(result)
+    }
+
+    /// The per-seed tables grouped over seeds (see [`aggregate`]).
+    fn aggregate_seeds(&self, result: &mut SweepResult) {
+        let axes = self.axis_columns();
+        let mut group: Vec<&str> = vec!["figure", "system"];
+        group.extend(axes.iter().map(String::as_str));
+        let with_plot = |cols: &[&'static str]| -> Vec<String> {
+            let mut v: Vec<String> = cols.iter().map(|c| c.to_string()).collect();
+            for y in &self.spec.plot.y {
+                if !v.contains(y) {
+                    v.push(y.clone());
+                }
+            }
+            v
+        };
+        let slo_interval = with_plot(&["max_rps_under_slo", "speedup", "p99_us"]);
+        let slo_interval: Vec<&str> = slo_interval.iter().map(String::as_str).collect();
+        result.slo_agg = aggregate::aggregate(&result.slo, &group, &["seed"], &slo_interval);
+        let run_interval = with_plot(&["completed_rps", "p50_us", "p99_us", "p999_us"]);
+        let run_interval: Vec<&str> = run_interval.iter().map(String::as_str).collect();
+        let mut run_group = group.clone();
+        run_group.push("offered_rps");
+        if matches!(self.spec.load, LoadSpec::Fixed | LoadSpec::Grid { .. }) {
+            result.runs_agg = aggregate::aggregate(
+                &result.runs,
+                &run_group,
+                &["seed", "step", "slo_max"],
+                &run_interval,
+            );
+        }
+        let mut timeline_group = run_group;
+        timeline_group.push("t_ms");
+        let timeline_interval = with_plot(&["completed_rps", "p50_us", "p99_us"]);
+        let timeline_interval: Vec<&str> = timeline_interval.iter().map(String::as_str).collect();
+        result.timeline_agg = aggregate::aggregate(
+            &result.timeline,
+            &timeline_group,
+            &["seed"],
+            &timeline_interval,
+        );
     }
 
     fn axis_columns(&self) -> Vec<String> {
@@ -462,6 +554,9 @@ impl LoadedSweep {
         row.push("system", c.system.as_str());
         for (col, v) in &c.axes {
             row.push(col, v);
+        }
+        if let Some(seed) = c.seed {
+            row.push("seed", seed);
         }
         row
     }
@@ -477,7 +572,7 @@ impl LoadedSweep {
         row.push("mode", s.mode);
         // The axis may be called `nodes` too; the run's real node count wins the name.
         row.set("nodes", u64::from(s.nodes));
-        row.push("seed", s.seed);
+        row.set("seed", s.seed);
         row.push("offered_rps", r.offered_rps);
         row.push("sent_rps", s.offered_rps);
         row.push("completed_rps", s.completed_rps);

@@ -95,6 +95,8 @@ impl PlotSpec {
 struct Curve {
     label: String,
     points: Vec<(f64, f64)>,
+    /// (x, low, high) of each point's 95% interval, where the table has one.
+    bars: Vec<(f64, f64, f64)>,
 }
 
 struct Panel {
@@ -155,12 +157,22 @@ fn panels(rows: &[Row], spec: &PlotSpec, slo_p99_us: Option<f64>) -> Vec<Panel> 
                         curves.push(Curve {
                             label,
                             points: Vec::new(),
+                            bars: Vec::new(),
                         });
                         curves.last_mut().expect("just pushed")
                     }
                 };
                 if !drop {
                     curve.points.push((xv, yv));
+                    let lo = r.num(&format!("{y}_ci_low"));
+                    let hi = r.num(&format!("{y}_ci_high"));
+                    if let (Some(lo), Some(hi)) = (lo, hi) {
+                        // A log axis cannot show a bar reaching zero or below.
+                        let lo = if spec.log_y(y) { lo.max(yv * 1e-3) } else { lo };
+                        if lo.is_finite() && hi.is_finite() {
+                            curve.bars.push((xv, lo, hi));
+                        }
+                    }
                 }
             }
             for c in &mut curves {
@@ -266,6 +278,11 @@ where
         chart
             .draw_series(c.points.iter().map(|&p| Circle::new(p, 3, color.filled())))
             .map_err(e)?;
+        chart
+            .draw_series(c.bars.iter().map(|&(x, lo, hi)| {
+                ErrorBar::new_vertical(x, lo, (lo + hi) / 2.0, hi, color.stroke_width(1), 6)
+            }))
+            .map_err(e)?;
     }
     if let Some(r) = panel.reference_y {
         let grey = RGBColor(120, 120, 120);
@@ -313,7 +330,15 @@ fn render<DB: DrawingBackend>(
         let all = panel.curves.iter().flat_map(|c| c.points.iter());
         let (x0, x1) = range(all.clone().map(|p| p.0), spec.x_log, false);
         let y_log = spec.log_y(&panel.y_column);
-        let (y0, y1) = range(all.map(|p| p.1).chain(panel.reference_y), y_log, true);
+        let bar_ends = panel
+            .curves
+            .iter()
+            .flat_map(|c| c.bars.iter().flat_map(|&(_, lo, hi)| [lo, hi]));
+        let (y0, y1) = range(
+            all.map(|p| p.1).chain(bar_ends).chain(panel.reference_y),
+            y_log,
+            true,
+        );
         let xs = (x0, x1);
         match (spec.x_log, y_log) {
             (false, false) => draw_panel(area, panel, spec, x0..x1, y0..y1, xs)?,

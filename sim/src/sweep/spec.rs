@@ -38,10 +38,19 @@ pub struct SweepSpec {
     #[serde(default)]
     pub baseline: Option<String>,
     pub plot: PlotSpec,
+    /// Runs of every point, each with its own seed: the scenario's seed + 0, 1, ... With
+    /// more than one, every table gets a `seed` column (one row per seed) and a `*_agg.csv`
+    /// twin with the mean, median and 95% interval over seeds, which the plot draws.
+    #[serde(default = "one_seed")]
+    pub seeds: u32,
     /// A JSON merge patch (RFC 7386) applied to this file with `--quick`: smaller grids and
     /// shorter runs for CI.
     #[serde(default)]
     pub quick: Option<Value>,
+}
+
+fn one_seed() -> u32 {
+    1
 }
 
 fn default_slo_p99_us() -> f64 {
@@ -337,6 +346,9 @@ impl SweepSpec {
                     );
                 }
             }
+        }
+        if !(1..=1000).contains(&self.seeds) {
+            return bad("seeds", format!("must be 1 to 1000 (got {})", self.seeds));
         }
         if self.plot.y.is_empty() {
             return bad("plot.y", "at least one column".into());
