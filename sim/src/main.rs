@@ -12,6 +12,7 @@ use hovercraft_sim::check::swarm::{Profile, SwarmOptions};
 use hovercraft_sim::metrics::Summary;
 use hovercraft_sim::scenario::Scenario;
 
+mod cmd_merge;
 mod cmd_sweep;
 mod progress;
 
@@ -151,6 +152,10 @@ enum Command {
         /// into DIR/canary-NAME/).
         #[arg(long, default_value = "results/check")]
         out: PathBuf,
+        /// Run only part K of N of the seed range (contiguous); `merge` adds the shards'
+        /// report.json files up into the report of the whole range.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<hovercraft_sim::sweep::Shard>,
     },
     /// Replay one seed of `check` with every checker on and print what it finds.
     Replay {
@@ -178,6 +183,22 @@ enum Command {
         /// Output folder [default: results/<sweep name>/, or results/quick/<name>/ with --quick].
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Run only shard K of N (configurations whose index mod N is K) and write
+        /// OUT/shard-K-of-N.jsonl; `merge` rebuilds the folder from all N.
+        #[arg(long, value_name = "K/N")]
+        shard: Option<hovercraft_sim::sweep::Shard>,
+    },
+    /// Merge `sweep --shard` results (shard files, or folders of them) into the folder one
+    /// whole run writes: the same data.csv, slo.csv, timeline.csv (byte for byte), figure and
+    /// manifest. Given folders of `check --shard` (each with report.json), writes the report,
+    /// failures.txt and failing seeds' scenarios of the whole range.
+    Merge {
+        /// Shard files or folders holding shard-*.jsonl.
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Regenerate a paper figure (a sweep file in scenarios/sweeps/), or `all` of them, into
     /// results/<figure>/ (results/quick/<figure>/ with --quick).
@@ -235,7 +256,19 @@ fn main() -> ExitCode {
             bench(quick);
             Ok(())
         }
-        Command::Sweep { sweep, quick, out } => sweep_command(&sweep, quick, out),
+        Command::Sweep {
+            sweep,
+            quick,
+            out,
+            shard,
+        } => sweep_command(&sweep, quick, out, shard),
+        Command::Merge { paths, out } if cmd_merge::all_check_reports(&paths) => {
+            match cmd_merge::merge_check(&paths, &out) {
+                Ok(code) => return ExitCode::from(code),
+                Err(e) => Err(e),
+            }
+        }
+        Command::Merge { paths, out } => cmd_sweep::merge(&paths, &out),
         Command::Reproduce {
             figure,
             quick,
@@ -248,7 +281,8 @@ fn main() -> ExitCode {
             profile,
             shrink,
             out,
-        } => match check(&seeds, canary.as_deref(), profile, shrink, &out) {
+            shard,
+        } => match check(&seeds, canary.as_deref(), profile, shrink, &out, shard) {
             Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
@@ -544,12 +578,55 @@ fn replay_command(seed: u64, opts: &SwarmOptions<'_>) -> String {
     cmd
 }
 
+/// `check`'s exit code from what the finished seeds found.
+fn check_exit_code(
+    crashes: usize,
+    safety: usize,
+    liveness: usize,
+    stopped: bool,
+    canary: bool,
+) -> u8 {
+    let code = if crashes > 0 {
+        EXIT_CRASH
+    } else if safety > 0 {
+        EXIT_SAFETY
+    } else if liveness > 0 {
+        EXIT_LIVENESS
+    } else if stopped {
+        EXIT_STOPPED
+    } else {
+        EXIT_OK
+    };
+    // With a canary the expected outcome is a failure: exit 0 when some seed caught it.
+    match (canary, code) {
+        (false, c) => c,
+        (true, EXIT_OK) => EXIT_CANARY_MISSED,
+        (true, EXIT_STOPPED) => EXIT_STOPPED,
+        (true, _) => EXIT_OK,
+    }
+}
+
+/// `report.json`'s `format`.
+const CHECK_REPORT_FORMAT: &str = "hovercraft-check-report/1";
+
+/// Seeds `range` split in `shard.of` contiguous parts: part `shard.index`.
+fn shard_range(
+    range: std::ops::Range<u64>,
+    shard: hovercraft_sim::sweep::Shard,
+) -> std::ops::Range<u64> {
+    let len = u128::from(range.end - range.start);
+    let at = |k: usize| range.start + (len * k as u128 / shard.of as u128) as u64;
+    at(shard.index)..at(shard.index + 1)
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check(
     seeds: &str,
     canary: Option<&str>,
     profile: Profile,
     shrink: bool,
     out: &Path,
+    shard: Option<hovercraft_sim::sweep::Shard>,
 ) -> anyhow::Result<u8> {
     let opts = SwarmOptions { canary, profile };
     // Canary runs write apart, so one canary's seeds never overwrite another's.
@@ -558,6 +635,11 @@ fn check(
         None => out.to_path_buf(),
     };
     let range = parse_seeds(seeds)?;
+    // A shard runs its contiguous part of the range; `merge` adds the reports up.
+    let range = match shard {
+        Some(sh) => shard_range(range, sh),
+        None => range,
+    };
     check_canary(canary)?;
     let n = range.end - range.start;
     // SIGINT/SIGTERM (a Slurm time limit) stop new seeds; what finished is reported.
@@ -703,26 +785,13 @@ fn check(
             if behind.len() > 10 { " …" } else { "" }
         );
     }
-    let code = if !crashes.is_empty() {
-        EXIT_CRASH
-    } else if !safety.is_empty() {
-        EXIT_SAFETY
-    } else if !liveness.is_empty() {
-        EXIT_LIVENESS
-    } else {
-        EXIT_OK
-    };
-    let code = if stopped && code == EXIT_OK {
-        EXIT_STOPPED
-    } else {
-        code
-    };
-    // With a canary the expected outcome is a failure: exit 0 when some seed caught it.
-    let code = match canary {
-        None => code,
-        Some(_) if code != EXIT_OK => EXIT_OK,
-        Some(_) => EXIT_CANARY_MISSED,
-    };
+    let code = check_exit_code(
+        crashes.len(),
+        safety.len(),
+        liveness.len(),
+        stopped,
+        canary.is_some(),
+    );
     // A machine-readable report of what ran, beside the failing seeds' scenarios.
     let seeds_of = |v: &[&hovercraft_sim::check::SeedOutcome]| -> Vec<u64> {
         v.iter().map(|o| o.seed).collect()
@@ -731,8 +800,10 @@ fn check(
     let report = serde_json::json!({
         "argv": argv,
         "working_directory": cwd,
+        "format": CHECK_REPORT_FORMAT,
         "revision": git_revision(),
         "toolchain": toolchain(),
+        "shard": shard.map(|s| s.to_string()),
         "seeds": format!("{}..{}", range.start, range.end),
         "profile": profile.name(),
         "canary": canary,
@@ -744,6 +815,7 @@ fn check(
         "crashes": seeds_of(&crashes),
         "undecided": undecided,
         "behind_compaction": behind.len(),
+        "simulated_ns": simulated_ns_total as u64,
         "simulated_s": simulated_s,
         "wall_s": wall_s,
         "exit_code": code,
@@ -849,7 +921,12 @@ fn replay(
     })
 }
 
-fn sweep_command(file: &Path, quick: bool, out: Option<PathBuf>) -> anyhow::Result<()> {
+fn sweep_command(
+    file: &Path,
+    quick: bool,
+    out: Option<PathBuf>,
+    shard: Option<hovercraft_sim::sweep::Shard>,
+) -> anyhow::Result<()> {
     let name = hovercraft_sim::sweep::LoadedSweep::load(file, quick)?
         .spec
         .name;
@@ -863,7 +940,10 @@ fn sweep_command(file: &Path, quick: bool, out: Option<PathBuf>) -> anyhow::Resu
         if quick { " --quick" } else { "" },
         out.display()
     );
-    cmd_sweep::sweep(file, quick, &out, &command).map(|_| ())
+    match shard {
+        Some(shard) => cmd_sweep::sweep_shard(file, quick, &out, shard),
+        None => cmd_sweep::sweep(file, quick, &out, &command).map(|_| ()),
+    }
 }
 
 fn bench(quick: bool) {

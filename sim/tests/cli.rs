@@ -300,3 +300,129 @@ fn the_embedded_scenario_reruns_to_the_same_summary() {
     );
     let _ = std::fs::remove_dir_all(&d);
 }
+
+/// `check --shard k/4` and `sweep --shard k/3` as separate processes, merged, give what one
+/// whole run gives: the same report (apart from wall time and where it ran) and
+/// failures.txt; the same CSV bytes (per seed and aggregated).
+#[test]
+fn sharded_runs_merge_to_the_same_bytes_as_one_run() {
+    let d = tmp("shards");
+    // check, with a canary so some seeds fail (no-check-quorum: seed 4 and more in 0..40).
+    let check = |extra: &[&str], out: &Path| {
+        let o = bin()
+            .args(["check", "--seeds", "0..40", "--canary", "no-check-quorum"])
+            .args(extra)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap();
+        assert!(matches!(o.status.code(), Some(0 | 5)), "{o:?}");
+        out.join("canary-no-check-quorum")
+    };
+    let whole = check(&[], &d.join("whole"));
+    let parts: Vec<PathBuf> = (0..4)
+        .map(|k| check(&["--shard", &format!("{k}/4")], &d.join(format!("s{k}"))))
+        .collect();
+    let merged = d.join("merged");
+    let o = bin()
+        .arg("merge")
+        .args(&parts)
+        .arg("--out")
+        .arg(&merged)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{o:?}");
+    let report = |p: &Path| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p.join("report.json")).unwrap()).unwrap();
+        for k in [
+            "argv",
+            "working_directory",
+            "wall_s",
+            "merged_from",
+            "shard",
+        ] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        v
+    };
+    assert_eq!(report(&whole), report(&merged));
+    assert!(!report(&whole)["liveness_failures"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        std::fs::read(whole.join("failures.txt")).unwrap(),
+        std::fs::read(merged.join("failures.txt")).unwrap()
+    );
+
+    // sweep, two seeds per point.
+    let sweep = d.join("sweep.json");
+    std::fs::write(
+        &sweep,
+        serde_json::json!({
+            "name": "shards", "title": "shards", "seeds": 2,
+            "base": repo_file("scenarios/sweeps/base/synthetic.json"),
+            "set": { "duration_ms": 20, "warmup_ms": 5 },
+            "systems": [
+                { "label": "unreplicated", "set": { "mode": "unreplicated", "nodes": 1 } },
+                { "label": "hovercraft", "set": { "mode": "hovercraft" } }
+            ],
+            "axes": [ { "field": "nodes", "column": "cluster_nodes", "values": [3, 5] } ],
+            "load": { "kind": "grid", "rates_rps": [20000, 150000] },
+            "baseline": "unreplicated",
+            "plot": { "x": "completed_rps", "y": ["p99_us"] }
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let o = bin()
+        .arg("sweep")
+        .arg(&sweep)
+        .arg("--out")
+        .arg(d.join("sw-whole"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    for k in 0..3 {
+        let o = bin()
+            .arg("sweep")
+            .arg(&sweep)
+            .args(["--shard", &format!("{k}/3"), "--out"])
+            .arg(d.join("sw-parts"))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{o:?}");
+    }
+    let o = bin()
+        .arg("merge")
+        .arg(d.join("sw-parts"))
+        .arg("--out")
+        .arg(d.join("sw-merged"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    for f in ["data.csv", "slo.csv", "data_agg.csv", "slo_agg.csv"] {
+        assert_eq!(
+            std::fs::read(d.join("sw-whole").join(f)).unwrap(),
+            std::fs::read(d.join("sw-merged").join(f)).unwrap(),
+            "{f}"
+        );
+    }
+    assert!(d.join("sw-merged/shards.png").exists());
+    // A missing shard is an error that says so.
+    std::fs::remove_file(d.join("sw-parts/shard-1-of-3.jsonl")).unwrap();
+    let o = bin()
+        .arg("merge")
+        .arg(d.join("sw-parts"))
+        .arg("--out")
+        .arg(d.join("sw-bad"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("missing"),
+        "{o:?}"
+    );
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -13,6 +13,7 @@
 
 pub mod aggregate;
 pub mod plot;
+pub mod shard_file;
 pub mod slo;
 pub mod spec;
 pub mod table;
@@ -47,6 +48,72 @@ pub struct SweepResult {
     /// Seeds used (sorted, distinct).
     pub seeds: Vec<u64>,
     /// Distinct simulations run.
+    pub simulations: usize,
+}
+
+/// Which configurations a process runs: those whose index mod `of` is `index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Shard {
+    pub index: usize,
+    pub of: usize,
+}
+
+impl Shard {
+    pub const WHOLE: Shard = Shard { index: 0, of: 1 };
+
+    pub fn owns(&self, config: usize) -> bool {
+        config % self.of == self.index
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.of)
+    }
+}
+
+impl std::str::FromStr for Shard {
+    type Err = String;
+
+    /// `k/n` with 0 <= k < n.
+    fn from_str(s: &str) -> Result<Shard, String> {
+        let (k, n) = s
+            .split_once('/')
+            .ok_or_else(|| format!("{s:?}: expected k/n, e.g. 0/4"))?;
+        let k: usize = k
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: k is not a number"))?;
+        let n: usize = n
+            .trim()
+            .parse()
+            .map_err(|_| format!("{s:?}: n is not a number"))?;
+        if n == 0 || k >= n {
+            return Err(format!("{s:?}: need 0 <= k < n"));
+        }
+        Ok(Shard { index: k, of: n })
+    }
+}
+
+/// One configuration's rows, before speedups and aggregates.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ConfigRows {
+    /// The configuration's index in the sweep (systems × axes × seeds, file order).
+    pub index: usize,
+    pub runs: Vec<Row>,
+    pub slo: Option<Row>,
+    pub timeline: Vec<Row>,
+    pub seeds: Vec<u64>,
+}
+
+/// What one shard ran.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardResult {
+    pub shard: Shard,
+    /// Configurations in the whole sweep.
+    pub configs: usize,
+    pub parts: Vec<ConfigRows>,
+    /// Distinct simulations this shard ran.
     pub simulations: usize,
 }
 
@@ -341,8 +408,31 @@ impl LoadedSweep {
 
     /// Runs the sweep. `progress` hears about every finished simulation.
     pub fn run(&self, progress: &dyn Progress) -> Result<SweepResult, ScenarioError> {
+        let part = self.run_shard(Shard::WHOLE, progress)?;
+        self.assemble(vec![part])
+    }
+
+    /// Number of configurations (the unit shards split).
+    pub fn config_count(&self) -> Result<usize, ScenarioError> {
+        Ok(self.configs()?.len())
+    }
+
+    /// Runs the configurations of one shard (index mod `of` == `index`: interleaved, so
+    /// cheap and costly configurations spread over the shards) and returns their rows,
+    /// before anything that needs every configuration (speedups, seed aggregates).
+    pub fn run_shard(
+        &self,
+        shard: Shard,
+        progress: &dyn Progress,
+    ) -> Result<ShardResult, ScenarioError> {
         self.check()?;
-        let configs = self.configs()?;
+        let all = self.configs()?;
+        let total = all.len();
+        let (indexes, configs): (Vec<usize>, Vec<Config>) = all
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| shard.owns(*i))
+            .unzip();
         let slo_us = Slo {
             p99_us: self.spec.slo_p99_us,
             max_lost_fraction: self.spec.max_lost_fraction,
@@ -439,15 +529,18 @@ impl LoadedSweep {
             }
         };
 
-        let mut result = SweepResult::default();
-        let mut seeds = Vec::new();
-        for (c, outcome) in configs.iter().zip(per_config) {
+        let mut parts = Vec::with_capacity(configs.len());
+        for ((c, outcome), &index) in configs.iter().zip(per_config).zip(&indexes) {
             let (runs, best) = outcome?;
+            let mut part = ConfigRows {
+                index,
+                ..ConfigRows::default()
+            };
             for (step, r) in runs.iter().enumerate() {
-                seeds.push(r.summary.seed);
+                part.seeds.push(r.summary.seed);
                 let mut row = self.run_row(c, r, step);
                 row.push("slo_max", u64::from(best == Some(step)));
-                result.runs.push(row);
+                part.runs.push(row);
                 for p in &r.summary.timeline {
                     let mut t = self.key_row(c);
                     t.push("offered_rps", r.offered_rps);
@@ -459,7 +552,7 @@ impl LoadedSweep {
                     t.push("p99_us", latency(p.p99_us));
                     t.push("dropped", p.dropped);
                     t.push("timed_out", p.timed_out);
-                    result.timeline.push(t);
+                    part.timeline.push(t);
                 }
             }
             if !matches!(self.spec.load, LoadSpec::Fixed) {
@@ -481,8 +574,65 @@ impl LoadedSweep {
                     }
                 }
                 row.push("runs", runs.len() as u64);
-                result.slo.push(row);
+                part.slo = Some(row);
             }
+            parts.push(part);
+        }
+        let simulations = cache.lock().expect("cache lock").len();
+        Ok(ShardResult {
+            shard,
+            configs: total,
+            parts,
+            simulations,
+        })
+    }
+
+    /// The tables of a whole sweep from the shards that together ran every configuration
+    /// once: rows in configuration order, then speedups and seed aggregates. The same rows
+    /// whichever shards they came from, so sharded and whole runs write the same bytes.
+    pub fn assemble(&self, shards: Vec<ShardResult>) -> Result<SweepResult, ScenarioError> {
+        let total = self.configs()?.len();
+        let bad = |reason: String| ScenarioError {
+            file: self.file.display().to_string(),
+            field: String::new(),
+            reason,
+        };
+        let mut simulations = 0;
+        let mut slots: Vec<Option<ConfigRows>> = (0..total).map(|_| None).collect();
+        for sh in shards {
+            if sh.configs != total {
+                return Err(bad(format!(
+                    "shard {} ran a sweep of {} configurations; this sweep has {total}",
+                    sh.shard, sh.configs
+                )));
+            }
+            simulations += sh.simulations;
+            for part in sh.parts {
+                let i = part.index;
+                match slots.get_mut(i) {
+                    Some(slot @ None) => *slot = Some(part),
+                    Some(Some(_)) => {
+                        return Err(bad(format!("configuration {i} is in two shards")))
+                    }
+                    None => return Err(bad(format!("configuration {i} out of range"))),
+                }
+            }
+        }
+        let missing: Vec<usize> = (0..total).filter(|&i| slots[i].is_none()).collect();
+        if !missing.is_empty() {
+            return Err(bad(format!(
+                "{} of {total} configurations missing (first: {}); is a shard missing?",
+                missing.len(),
+                missing[0]
+            )));
+        }
+        let mut result = SweepResult::default();
+        let mut seeds = Vec::new();
+        for part in slots.into_iter().flatten() {
+            seeds.extend(part.seeds);
+            result.runs.extend(part.runs);
+            result.timeline.extend(part.timeline);
+            result.slo.extend(part.slo);
         }
         if let Some(b) = &self.spec.baseline {
             // With several seeds each seed is compared with the baseline's same seed.
@@ -498,7 +648,7 @@ impl LoadedSweep {
         seeds.sort_unstable();
         seeds.dedup();
         result.seeds = seeds;
-        result.simulations = cache.lock().expect("cache lock").len();
+        result.simulations = simulations;
         Ok(result)
     }
 
